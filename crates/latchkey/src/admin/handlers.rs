@@ -1,0 +1,231 @@
+//! Admin API handlers: each translates HTTP into one call on a domain service.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::ExposeSecret;
+
+use super::error::{ApiError, Problem};
+use super::extract::{AdminJson, AdminQuery, MaybeJson};
+use super::views::{AppResponse, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, RotateKeysRequest};
+use crate::app::AppState;
+use crate::apps::service::NewApp;
+use crate::apps::{self, App};
+use crate::clients::{self, ClientSettings};
+use crate::keys;
+
+fn page(q: &PageQuery) -> Result<(Option<String>, i64), ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::validation("limit must be between 1 and 200"));
+    }
+    let after = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::malformed("cursor is not one this API issued"))?,
+        ),
+    };
+    Ok((after, i64::from(limit)))
+}
+
+fn next_cursor(last: Option<&str>, got: usize, limit: i64) -> Option<String> {
+    (got as i64 == limit).then(|| last.map(|l| URL_SAFE_NO_PAD.encode(l))).flatten()
+}
+
+fn app_view(state: &AppState, app: App) -> AppResponse {
+    AppResponse::new(app, &state.config.public_base())
+}
+
+/// Create an app. It starts `pending`; provisioning continues in the background.
+#[utoipa::path(post, path = "/admin/v1/apps", tag = "apps", request_body = NewApp,
+    responses((status = 201, body = AppResponse), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_app(State(state): State<AppState>, AdminJson(body): AdminJson<NewApp>) -> Result<Response, ApiError> {
+    let app = apps::service::create(&state, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(app_view(&state, app))).into_response())
+}
+
+/// List apps, ordered by slug.
+#[utoipa::path(get, path = "/admin/v1/apps", tag = "apps", params(PageQuery),
+    responses((status = 200, body = List<AppResponse>)))]
+pub async fn list_apps(State(state): State<AppState>, AdminQuery(q): AdminQuery<PageQuery>) -> Result<axum::Json<List<AppResponse>>, ApiError> {
+    let (after, limit) = page(&q)?;
+    let apps = apps::service::list(&state, after.as_deref(), limit).await?;
+    let next = next_cursor(apps.last().map(|a| a.slug.as_str()), apps.len(), limit);
+    Ok(axum::Json(List { items: apps.into_iter().map(|a| app_view(&state, a)).collect(), next_cursor: next }))
+}
+
+/// Get one app: status, failure reason, issuer and configuration (never secrets).
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}", tag = "apps", params(("slug" = String, Path)),
+    responses((status = 200, body = AppResponse), (status = 404, body = Problem)))]
+pub async fn get_app(State(state): State<AppState>, Path(slug): Path<String>) -> Result<axum::Json<AppResponse>, ApiError> {
+    Ok(axum::Json(app_view(&state, apps::service::get(&state, &slug).await?)))
+}
+
+/// Change display_name, branding, policy, smtp, tokens or signing_alg with a JSON merge patch
+/// (RFC 7396). Takes effect at once; a new signing_alg applies from the next key rotation.
+#[utoipa::path(patch, path = "/admin/v1/apps/{slug}", tag = "apps", params(("slug" = String, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = AppResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_app(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    AdminJson(patch): AdminJson<serde_json::Value>,
+) -> Result<axum::Json<AppResponse>, ApiError> {
+    Ok(axum::Json(app_view(&state, apps::service::update(&state, &slug, patch).await?)))
+}
+
+/// Delete an app's configuration; its identity data stays unless `erase_data=true`.
+#[utoipa::path(delete, path = "/admin/v1/apps/{slug}", tag = "apps", params(("slug" = String, Path), DeleteAppQuery),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_app(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    AdminQuery(q): AdminQuery<DeleteAppQuery>,
+) -> Result<StatusCode, ApiError> {
+    apps::service::delete(&state, &slug, q.erase_data).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Provision (again) a failed or disabled app.
+#[utoipa::path(post, path = "/admin/v1/apps/{slug}/enable", tag = "apps", params(("slug" = String, Path)),
+    responses((status = 202, body = AppResponse), (status = 404, body = Problem)))]
+pub async fn enable_app(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
+    let app = apps::service::enable(&state, &slug).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(app_view(&state, app))).into_response())
+}
+
+/// Stop serving the app's issuer; identity data is untouched.
+#[utoipa::path(post, path = "/admin/v1/apps/{slug}/disable", tag = "apps", params(("slug" = String, Path)),
+    responses((status = 202, body = AppResponse), (status = 404, body = Problem)))]
+pub async fn disable_app(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
+    let app = apps::service::disable(&state, &slug).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(app_view(&state, app))).into_response())
+}
+
+/// Register a client. `client_secret` is in this response only.
+#[utoipa::path(post, path = "/admin/v1/apps/{slug}/clients", tag = "clients", params(("slug" = String, Path)),
+    request_body = ClientSettings,
+    responses((status = 201, body = ClientResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_client(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    AdminJson(body): AdminJson<ClientSettings>,
+) -> Result<Response, ApiError> {
+    let app = apps::service::get(&state, &slug).await?;
+    let (client, secret) = clients::service::create(&state.control, &state.secrets, app.id, body, state.now()).await?;
+    state.changes.touch(&slug);
+    crate::audit::operator::record(&state.control, state.now(), "client.created", Some(&slug), Some(&client.client_id), serde_json::json!({})).await;
+    let view = ClientResponse::new(client, secret.map(|s| s.expose_secret().to_string()));
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// List an app's clients.
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/clients", tag = "clients", params(("slug" = String, Path), PageQuery),
+    responses((status = 200, body = List<ClientResponse>), (status = 404, body = Problem)))]
+pub async fn list_clients(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    AdminQuery(q): AdminQuery<PageQuery>,
+) -> Result<axum::Json<List<ClientResponse>>, ApiError> {
+    let app = apps::service::get(&state, &slug).await?;
+    let (after, limit) = page(&q)?;
+    let list = clients::service::list(&state.control, app.id, after.as_deref(), limit).await?;
+    let next = next_cursor(list.last().map(|c| c.client_id.as_str()), list.len(), limit);
+    Ok(axum::Json(List { items: list.into_iter().map(|c| ClientResponse::new(c, None)).collect(), next_cursor: next }))
+}
+
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/clients/{client_id}", tag = "clients",
+    params(("slug" = String, Path), ("client_id" = String, Path)),
+    responses((status = 200, body = ClientResponse), (status = 404, body = Problem)))]
+pub async fn get_client(
+    State(state): State<AppState>,
+    Path((slug, client_id)): Path<(String, String)>,
+) -> Result<axum::Json<ClientResponse>, ApiError> {
+    let app = apps::service::get(&state, &slug).await?;
+    let client = clients::service::get(&state.control, app.id, &client_id).await?;
+    Ok(axum::Json(ClientResponse::new(client, None)))
+}
+
+/// Change a client with a JSON merge patch (RFC 7396).
+#[utoipa::path(patch, path = "/admin/v1/apps/{slug}/clients/{client_id}", tag = "clients",
+    params(("slug" = String, Path), ("client_id" = String, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = ClientResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_client(
+    State(state): State<AppState>,
+    Path((slug, client_id)): Path<(String, String)>,
+    AdminJson(patch): AdminJson<serde_json::Value>,
+) -> Result<axum::Json<ClientResponse>, ApiError> {
+    if !patch.is_object() {
+        return Err(ApiError::validation("a merge patch must be a JSON object"));
+    }
+    let app = apps::service::get(&state, &slug).await?;
+    let client = clients::service::get(&state.control, app.id, &client_id).await?;
+    let mut doc = serde_json::to_value(clients::service::settings_of(&client)).map_err(|e| ApiError::internal(&e))?;
+    apps::service::merge_patch(&mut doc, &patch);
+    let settings: ClientSettings = serde_json::from_value(doc).map_err(|e| ApiError::validation(e.to_string()))?;
+    let client = clients::service::update(&state.control, client, settings, state.now()).await?;
+    state.changes.touch(&slug);
+    Ok(axum::Json(ClientResponse::new(client, None)))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/apps/{slug}/clients/{client_id}", tag = "clients",
+    params(("slug" = String, Path), ("client_id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_client(
+    State(state): State<AppState>,
+    Path((slug, client_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let app = apps::service::get(&state, &slug).await?;
+    clients::service::delete(&state.control, app.id, &client_id, state.now()).await?;
+    state.changes.touch(&slug);
+    crate::audit::operator::record(&state.control, state.now(), "client.deleted", Some(&slug), Some(&client_id), serde_json::json!({})).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace a confidential client's secret; the old secret stops working at once.
+#[utoipa::path(post, path = "/admin/v1/apps/{slug}/clients/{client_id}/secret", tag = "clients",
+    params(("slug" = String, Path), ("client_id" = String, Path)),
+    responses((status = 200, body = ClientResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn rotate_client_secret(
+    State(state): State<AppState>,
+    Path((slug, client_id)): Path<(String, String)>,
+) -> Result<axum::Json<ClientResponse>, ApiError> {
+    let app = apps::service::get(&state, &slug).await?;
+    let client = clients::service::get(&state.control, app.id, &client_id).await?;
+    let (client, secret) = clients::service::rotate_secret(&state.control, &state.secrets, client, state.now()).await?;
+    state.changes.touch(&slug);
+    crate::audit::operator::record(&state.control, state.now(), "client.secret_rotated", Some(&slug), Some(&client_id), serde_json::json!({})).await;
+    Ok(axum::Json(ClientResponse::new(client, Some(secret.expose_secret().to_string()))))
+}
+
+/// Signing keys and their states.
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/keys", tag = "keys", params(("slug" = String, Path)),
+    responses((status = 200, body = List<KeyResponse>), (status = 404, body = Problem)))]
+pub async fn list_keys(State(state): State<AppState>, Path(slug): Path<String>) -> Result<axum::Json<List<KeyResponse>>, ApiError> {
+    let app = apps::service::get(&state, &slug).await?;
+    let now = state.now();
+    let keys = keys::service::list(&state.control, app.id).await?;
+    Ok(axum::Json(List { items: keys.iter().map(|k| KeyResponse::new(k, now)).collect(), next_cursor: None }))
+}
+
+/// Switch signing to a new key; the previous key stays in the JWKS for the grace window.
+#[utoipa::path(post, path = "/admin/v1/apps/{slug}/keys/rotate", tag = "keys", params(("slug" = String, Path)),
+    request_body(content = Option<RotateKeysRequest>),
+    responses((status = 200, body = List<KeyResponse>), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn rotate_keys(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    MaybeJson(body): MaybeJson<RotateKeysRequest>,
+) -> Result<axum::Json<List<KeyResponse>>, ApiError> {
+    let grace = body.and_then(|b| b.grace_seconds);
+    let keys = apps::service::rotate_keys(&state, &slug, grace).await?;
+    let now = state.now();
+    Ok(axum::Json(List { items: keys.iter().map(|k| KeyResponse::new(k, now)).collect(), next_cursor: None }))
+}

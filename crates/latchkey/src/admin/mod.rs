@@ -1,0 +1,96 @@
+//! The operator API under `/admin/v1` (SPEC §4). Translates HTTP into calls on the `apps`,
+//! `clients` and `keys` services; owns no logic of its own beyond authentication and shapes.
+//! The OpenAPI document is generated from the same handler annotations that route requests.
+
+pub mod auth;
+pub mod error;
+mod extract;
+mod handlers;
+pub mod views;
+
+pub use auth::AdminTokens;
+pub use error::ApiError;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Latchkey admin API", description = "Operate apps, clients and signing keys."),
+    modifiers(&BearerAuth),
+    security(("admin_token" = [])),
+    tags((name = "apps"), (name = "clients"), (name = "keys"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The admin router and the OpenAPI document describing exactly its routes.
+fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(handlers::create_app, handlers::list_apps))
+        .routes(routes!(handlers::get_app, handlers::update_app, handlers::delete_app))
+        .routes(routes!(handlers::enable_app))
+        .routes(routes!(handlers::disable_app))
+        .routes(routes!(handlers::create_client, handlers::list_clients))
+        .routes(routes!(handlers::get_client, handlers::update_client, handlers::delete_client))
+        .routes(routes!(handlers::rotate_client_secret))
+        .routes(routes!(handlers::list_keys))
+        .routes(routes!(handlers::rotate_keys))
+        .split_for_parts()
+}
+
+/// The OpenAPI document as served at `/admin/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    split().1
+}
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let (api, doc) = split();
+    let doc_json = doc.to_pretty_json().unwrap_or_default();
+    let api = api
+        .layer(middleware::map_response(problem_for_405))
+        .layer(middleware::from_fn_with_state(state, auth::require_admin))
+        .layer(DefaultBodyLimit::max(64 * 1024));
+    Router::new()
+        .route(
+            "/admin/v1/openapi.json",
+            get(move || {
+                let doc = doc_json.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }
+            }),
+        )
+        .merge(api)
+}
+
+/// axum answers a wrong method with an empty 405; the admin API answers with a problem.
+async fn problem_for_405(res: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if res.status() == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        let allow = res.headers().get(axum::http::header::ALLOW).cloned();
+        let mut out = ApiError::method_not_allowed().into_response();
+        if let Some(a) = allow {
+            out.headers_mut().insert(axum::http::header::ALLOW, a);
+        }
+        return out;
+    }
+    res
+}

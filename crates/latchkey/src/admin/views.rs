@@ -1,0 +1,143 @@
+//! Response shapes of the admin API (SPEC §4). Secrets never appear here except
+//! `client_secret` in the responses that create or rotate it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::apps::model::{Branding, Policy, SmtpSettings, TokenSettings};
+use crate::apps::{App, AppStatus};
+use crate::clients::{AuthMethod, Client, GrantType, RedirectUri, Scope};
+use crate::keys::{KeyState, SigningAlg, SigningKey};
+use crate::store::Ts;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppResponse {
+    pub slug: String,
+    pub display_name: String,
+    pub status: AppStatus,
+    /// Why provisioning failed; null unless `status` is `failed`.
+    pub failure_reason: Option<String>,
+    /// `{PUBLIC_URL}/apps/{slug}`; never changes.
+    pub issuer: String,
+    pub branding: Branding,
+    pub policy: Policy,
+    /// Outgoing mail; the password inside `url` is never returned.
+    pub smtp: Option<SmtpSettings>,
+    pub tokens: TokenSettings,
+    pub signing_alg: SigningAlg,
+    /// `embedded` (default store) or `external` (the app's own `database_url`).
+    pub database: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AppResponse {
+    pub fn new(app: App, public_base: &str) -> Self {
+        AppResponse {
+            issuer: format!("{public_base}/apps/{}", app.slug),
+            slug: app.slug.to_string(),
+            display_name: app.display_name,
+            status: app.status,
+            failure_reason: app.failure_reason,
+            branding: app.branding,
+            policy: app.policy,
+            smtp: app.smtp,
+            tokens: app.tokens,
+            signing_alg: app.signing_alg,
+            database: if app.database_url_sealed.is_some() { "external" } else { "embedded" }.into(),
+            created_at: app.created_at.0,
+            updated_at: app.updated_at.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientResponse {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub scopes: Vec<Scope>,
+    /// Only in the responses that create or rotate it; shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ClientResponse {
+    pub fn new(c: Client, secret: Option<String>) -> Self {
+        ClientResponse {
+            client_id: c.client_id,
+            name: c.name,
+            redirect_uris: c.redirect_uris,
+            post_logout_redirect_uris: c.post_logout_redirect_uris,
+            grant_types: c.grant_types,
+            token_endpoint_auth_method: c.token_endpoint_auth_method,
+            scopes: c.scopes,
+            client_secret: secret,
+            created_at: c.created_at.0,
+            updated_at: c.updated_at.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyResponse {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    pub created_at: DateTime<Utc>,
+    /// When it started signing.
+    pub activated_at: Option<DateTime<Utc>>,
+    /// When a retiring key leaves the JWKS.
+    pub retire_at: Option<DateTime<Utc>>,
+}
+
+impl KeyResponse {
+    pub fn new(k: &SigningKey, now: Ts) -> Self {
+        KeyResponse {
+            kid: k.kid.clone(),
+            alg: k.alg,
+            state: k.state_at(now),
+            created_at: k.created_at.0,
+            activated_at: k.activated_at.map(|t| t.0),
+            retire_at: k.retire_at.map(|t| t.0),
+        }
+    }
+}
+
+/// A page of results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAppQuery {
+    /// Also drop the app's identity store (users, sessions, audit). Default false.
+    #[serde(default)]
+    pub erase_data: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeysRequest {
+    /// How long the previous key stays published. Default: the longest signed-token lifetime.
+    pub grace_seconds: Option<u32>,
+}

@@ -1,0 +1,262 @@
+//! Application state and start-up: opening the stores, the master key and the admin token on
+//! first run, then serving until a shutdown signal, then draining.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+
+use crate::admin::AdminTokens;
+use crate::apps::ChangeFeed;
+use crate::audit::{AuditSink, AuditWriter};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, MasterKeySource, StoreConfig, read_trimmed};
+use crate::crypto::{MasterKey, SecretBox, tokens};
+use crate::oidc::IssuerCache;
+use crate::store::{self, Db, IdentityStores, Ts};
+use crate::{on_db, ops};
+
+/// Everything a request or background task may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub control: Db,
+    pub identity: IdentityStores,
+    pub secrets: SecretBox,
+    pub clock: Arc<dyn Clock>,
+    pub changes: ChangeFeed,
+    pub issuers: IssuerCache,
+    pub audit: AuditSink,
+    pub admin_tokens: AdminTokens,
+    pub metrics: PrometheusHandle,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn now(&self) -> Ts {
+        Ts::new(self.clock.now())
+    }
+}
+
+/// Builds a [`Server`]; tests swap the clock.
+pub struct ServerBuilder {
+    config: Config,
+    clock: Arc<dyn Clock>,
+}
+
+/// A started (not yet serving) Latchkey.
+pub struct Server {
+    pub state: AppState,
+    audit: AuditWriter,
+}
+
+impl Server {
+    pub fn builder(config: Config) -> ServerBuilder {
+        ServerBuilder { config, clock: Arc::new(SystemClock) }
+    }
+}
+
+impl ServerBuilder {
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens the stores, applies control-plane migrations, resolves the master key and admin
+    /// token, and resumes interrupted provisioning.
+    pub async fn build(self) -> anyhow::Result<Server> {
+        let config = self.config;
+        std::fs::create_dir_all(&config.store.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.store.data_dir.display()))?;
+        let control = store::open_control(&config.store.database_url).await.context("control-plane store")?;
+        let master = resolve_master_key(&config.store, &control).await?;
+        let secrets = SecretBox::new(master);
+        let admin_tokens = AdminTokens::default();
+        bootstrap_admin_token(&config, &control, &admin_tokens, self.clock.now().into()).await?;
+        let (audit, writer) = AuditWriter::start();
+        let state = AppState(Arc::new(Inner {
+            identity: IdentityStores::new(config.app_pool_size),
+            config,
+            control,
+            secrets,
+            clock: self.clock,
+            changes: ChangeFeed::default(),
+            issuers: IssuerCache::default(),
+            audit,
+            admin_tokens,
+            metrics: ops::metrics_handle(),
+        }));
+        crate::apps::service::resume_interrupted(&state).await.context("resuming provisioning")?;
+        crate::janitor::spawn(state.clone());
+        Ok(Server { state, audit: writer })
+    }
+}
+
+impl Server {
+    pub fn router(&self) -> axum::Router {
+        crate::router::build(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests, writes
+    /// every queued audit event and closes the stores.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = self.router();
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("server")?;
+        self.audit.shutdown().await;
+        self.state.identity.close_all().await;
+        self.state.control.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves the master key and checks it is the one this store was created with.
+async fn resolve_master_key(cfg: &StoreConfig, control: &Db) -> anyhow::Result<MasterKey> {
+    let stored_id: Option<String> = on_db!(control, p => sqlx::query_scalar("SELECT value FROM meta WHERE key = 'master_key_id'").fetch_optional(p).await)?;
+    let key = match &cfg.master_key {
+        MasterKeySource::Given(k) => MasterKey::from_base64(k.expose_secret())?,
+        MasterKeySource::File(path) => MasterKey::from_base64(&read_trimmed(path)?)
+            .with_context(|| format!("master key file {}", path.display()))?,
+        MasterKeySource::DataDir(path) if path.exists() => MasterKey::from_base64(&read_trimmed(path)?)
+            .with_context(|| format!("master key file {}", path.display()))?,
+        MasterKeySource::DataDir(path) => {
+            if let Some(id) = &stored_id {
+                anyhow::bail!(
+                    "this store's secrets are sealed with master key {id}, but {} is missing; set LATCHKEY_MASTER_KEY",
+                    path.display()
+                );
+            }
+            let key = MasterKey::generate();
+            write_private(path, &key.to_base64())?;
+            tracing::warn!(
+                path = %path.display(),
+                "generated a new master key; back it up, or set LATCHKEY_MASTER_KEY, since losing it makes stored secrets unreadable"
+            );
+            key
+        }
+    };
+    match stored_id {
+        Some(id) if id != key.id() => anyhow::bail!(
+            "LATCHKEY_MASTER_KEY is key {}, but this store's secrets are sealed with key {id}",
+            key.id()
+        ),
+        Some(_) => {}
+        None => {
+            let id = key.id().to_string();
+            on_db!(control, p => sqlx::query("INSERT INTO meta (key, value) VALUES ('master_key_id', $1)").bind(&id).execute(p).await.map(|r| r.rows_affected()))?;
+        }
+    }
+    Ok(key)
+}
+
+fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(content.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Accepts the configured token; on a store with no token at all, generates one and prints it
+/// once. Only hashes are stored.
+async fn bootstrap_admin_token(config: &Config, control: &Db, tokens_out: &AdminTokens, now: Ts) -> anyhow::Result<()> {
+    let stored: Vec<String> = on_db!(control, p => sqlx::query_scalar("SELECT token_hash FROM admin_tokens").fetch_all(p).await)?;
+    for h in &stored {
+        tokens_out.add_hash(h.clone());
+    }
+    if let Some(t) = &config.admin_token {
+        tokens_out.add_hash(tokens::sha256_hex(t));
+        return Ok(());
+    }
+    if stored.is_empty() {
+        let token: SecretString = tokens::new_secret(tokens::ADMIN_TOKEN_PREFIX);
+        let hash = tokens::sha256_hex(&token);
+        on_db!(control, p => sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(uuid::Uuid::now_v7()).bind(&hash).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        tokens_out.add_hash(hash);
+        // Printed once, to the terminal, never to the log.
+        eprintln!(
+            "\n  Generated an admin token (shown only now; only its hash is stored):\n\n    {}\n\n  Use it as: Authorization: Bearer <token>   (or LATCHKEY_ADMIN_TOKEN for the CLI)\n",
+            token.expose_secret()
+        );
+    }
+    Ok(())
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested; draining");
+}
+
+/// `latchkey migrate`: the control plane, then every app's identity store.
+pub async fn migrate_all(store_cfg: &StoreConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&store_cfg.data_dir)
+        .with_context(|| format!("cannot create data dir {}", store_cfg.data_dir.display()))?;
+    let control = store::open_control(&store_cfg.database_url).await.context("control-plane store")?;
+    println!("control plane: migrated");
+    let secrets = SecretBox::new(resolve_master_key(store_cfg, &control).await?);
+    let stores = IdentityStores::new(1);
+    let mut failed = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = crate::apps::service::list_in(&control, after.as_deref(), 200).await?;
+        for app in &page {
+            let res = async {
+                let loc = crate::apps::service::identity_location_for(&secrets, store_cfg, app)?;
+                let db = stores.prepare(app.id, &loc).await?;
+                store::migrate_identity(&db).await?;
+                anyhow::Ok(())
+            }
+            .await;
+            match res {
+                Ok(()) => println!("app {}: migrated", app.slug),
+                Err(e) => {
+                    failed += 1;
+                    println!("app {}: FAILED: {e:#}", app.slug);
+                }
+            }
+        }
+        if page.len() < 200 {
+            break;
+        }
+        after = page.last().map(|a| a.slug.to_string());
+    }
+    stores.close_all().await;
+    control.close().await;
+    if failed > 0 {
+        anyhow::bail!("{failed} identity store(s) could not be migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,490 @@
+//! App lifecycle (SPEC §3): create → pending → provisioning_schema → deploying → active, with
+//! `failed`, `disabled`, re-enable and delete. Provisioning runs in a background task that holds
+//! a lease on the app row, so a crash leaves the app resumable and never half-active.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use url::Url;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::model::{App, AppSlug, AppStatus, Branding, Policy, SigningAlg, SmtpSettings, TokenSettings};
+use super::repo;
+use crate::app::AppState;
+use crate::audit::operator;
+use crate::config::StoreConfig;
+use crate::crypto::SecretBox;
+use crate::keys;
+use crate::store::{self, Db, IdentityLocation, StoreError, Ts, is_postgres_url};
+
+const LEASE: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("no such app")]
+    NotFound,
+    #[error("an app with this slug already exists")]
+    SlugTaken,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// Outgoing mail settings as given by an operator: the URL may carry a password.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpInput {
+    /// `smtp://user:password@host:port`, `smtps://…` (implicit TLS) or `smtp+starttls://…`.
+    pub url: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+}
+
+/// What an operator gives to create an app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApp {
+    pub slug: String,
+    pub display_name: String,
+    /// `postgres://` URL of the app's own database (write-only). Default: embedded store.
+    #[schema(value_type = Option<String>)]
+    pub database_url: Option<SecretString>,
+    /// Schema for the identity tables in `database_url` (default `latchkey`).
+    pub database_schema: Option<String>,
+    pub signing_alg: Option<SigningAlg>,
+    pub branding: Option<Branding>,
+    pub policy: Option<Policy>,
+    pub smtp: Option<SmtpInput>,
+    pub tokens: Option<TokenSettings>,
+}
+
+/// The settings a merge patch may change.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Editable {
+    display_name: String,
+    branding: Branding,
+    policy: Policy,
+    smtp: Option<serde_json::Value>,
+    tokens: TokenSettings,
+    signing_alg: SigningAlg,
+}
+
+fn validate_display_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::Invalid("display_name must be 1 to 100 printable characters".into()));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_email_address(what: &str, addr: &str) -> Result<(), AppError> {
+    let ok = addr.len() <= 254
+        && addr.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+        && !addr.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok { Ok(()) } else { Err(AppError::Invalid(format!("{what} is not an email address"))) }
+}
+
+/// Splits the password out of an SMTP URL so it can be sealed apart from what is shown.
+fn split_smtp(input: &SmtpInput) -> Result<(SmtpSettings, Option<String>), AppError> {
+    let mut url = Url::parse(&input.url).map_err(|_| AppError::Invalid("smtp.url is not a URL".into()))?;
+    if !matches!(url.scheme(), "smtp" | "smtps" | "smtp+starttls") || url.host_str().is_none() {
+        return Err(AppError::Invalid("smtp.url must be smtp://, smtps:// or smtp+starttls://host[:port]".into()));
+    }
+    validate_email_address("smtp.from", &input.from)?;
+    if let Some(r) = &input.reply_to {
+        validate_email_address("smtp.reply_to", r)?;
+    }
+    let password = url.password().map(str::to_string);
+    let _ = url.set_password(None);
+    Ok((SmtpSettings { url: url.to_string(), from: input.from.clone(), reply_to: input.reply_to.clone() }, password))
+}
+
+fn seal_ctx(app_id: Uuid, what: &str) -> String {
+    format!("app:{app_id}:{what}")
+}
+
+/// Where the app's identity store lives.
+pub fn identity_location(state: &AppState, app: &App) -> Result<IdentityLocation, AppError> {
+    identity_location_for(&state.secrets, &state.config.store, app)
+}
+
+/// Where the app's identity store lives, from the store settings alone (used by `migrate`).
+pub fn identity_location_for(secrets: &SecretBox, store_cfg: &StoreConfig, app: &App) -> Result<IdentityLocation, AppError> {
+    if let Some(sealed) = &app.database_url_sealed {
+        let url = secrets
+            .open_string(&seal_ctx(app.id, "database_url"), sealed)
+            .map_err(|e| AppError::Unexpected(format!("cannot open the stored database_url: {e}")))?;
+        let schema = app.database_schema.clone().unwrap_or_else(|| "latchkey".into());
+        return Ok(IdentityLocation::Postgres { url: SecretString::from(url), schema });
+    }
+    let control = store_cfg.database_url.expose_secret();
+    if is_postgres_url(control) {
+        Ok(IdentityLocation::Postgres { url: SecretString::from(control.to_string()), schema: app.slug.default_schema() })
+    } else {
+        let file = store_cfg.data_dir.join("apps").join(format!("{}.db", app.slug));
+        Ok(IdentityLocation::SqliteFile(file))
+    }
+}
+
+/// The app's identity store handle (pool opened lazily).
+pub fn identity_store(state: &AppState, app: &App) -> Result<Db, AppError> {
+    let location = identity_location(state, app)?;
+    state.identity.get(app.id, &location).map_err(|e| AppError::Unexpected(e.to_string()))
+}
+
+/// Same database as the control plane, and the control plane's schema?
+fn collides_with_control(state: &AppState, url: &str, schema: &str) -> bool {
+    let control = state.config.store.database_url.expose_secret();
+    if schema != store::CONTROL_SCHEMA || !is_postgres_url(control) {
+        return false;
+    }
+    let key = |u: &str| Url::parse(u).ok().map(|u| (u.host_str().map(str::to_string), u.port_or_known_default(), u.path().to_string()));
+    key(url) == key(control)
+}
+
+pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
+    let slug = AppSlug::parse(new.slug.trim()).map_err(AppError::Invalid)?;
+    let display_name = validate_display_name(&new.display_name)?;
+    let id = Uuid::now_v7();
+    let mut policy = new.policy.unwrap_or_default();
+    policy.validate().map_err(AppError::Invalid)?;
+    let tokens = new.tokens.unwrap_or_default();
+    tokens.validate().map_err(AppError::Invalid)?;
+    let database_url_sealed = match &new.database_url {
+        None => None,
+        Some(url) => {
+            let raw = url.expose_secret();
+            if !is_postgres_url(raw) || store::pg_options(raw, "latchkey").is_err() {
+                return Err(AppError::Invalid("database_url must be a postgres:// URL".into()));
+            }
+            let schema = new.database_schema.as_deref().unwrap_or("latchkey");
+            if collides_with_control(state, raw, schema) {
+                return Err(AppError::Invalid(
+                    "schema \"latchkey\" of this database holds the control plane; set database_schema".into(),
+                ));
+            }
+            Some(state.secrets.seal(&seal_ctx(id, "database_url"), raw.as_bytes()))
+        }
+    };
+    if let Some(schema) = &new.database_schema {
+        if new.database_url.is_none() {
+            return Err(AppError::Invalid("database_schema needs database_url".into()));
+        }
+        if !store::valid_schema_name(schema) {
+            return Err(AppError::Invalid("database_schema must match ^[a-z_][a-z0-9_]{0,62}$".into()));
+        }
+    }
+    let (smtp, smtp_password_sealed) = match &new.smtp {
+        None => (None, None),
+        Some(input) => {
+            let (settings, password) = split_smtp(input)?;
+            let sealed = password.map(|p| state.secrets.seal(&seal_ctx(id, "smtp_password"), p.as_bytes()));
+            (Some(settings), sealed)
+        }
+    };
+    let now = state.now();
+    let app = App {
+        id,
+        slug,
+        display_name,
+        status: AppStatus::Pending,
+        failure_reason: None,
+        database_url_sealed,
+        database_schema: new.database_schema,
+        signing_alg: new.signing_alg.unwrap_or_default(),
+        branding: new.branding.unwrap_or_default(),
+        policy,
+        smtp,
+        smtp_password_sealed,
+        tokens,
+        config_version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    repo::insert(&state.control, &app).await.map_err(|e| {
+        if store::is_unique_violation(&e) { AppError::SlugTaken } else { AppError::Store(e) }
+    })?;
+    operator::record(&state.control, now, "app.created", Some(app.slug.as_str()), None, json!({})).await;
+    tracing::info!(app.slug = %app.slug, "app created");
+    spawn_provisioning(state, app.slug.as_str());
+    Ok(app)
+}
+
+pub async fn get(state: &AppState, slug: &str) -> Result<App, AppError> {
+    repo::get(&state.control, slug).await?.ok_or(AppError::NotFound)
+}
+
+pub async fn list(state: &AppState, after: Option<&str>, limit: i64) -> Result<Vec<App>, AppError> {
+    list_in(&state.control, after, limit).await
+}
+
+pub async fn list_in(control: &Db, after: Option<&str>, limit: i64) -> Result<Vec<App>, AppError> {
+    Ok(repo::list(control, after, limit).await?)
+}
+
+/// The JSON document a merge patch applies to.
+fn editable_of(app: &App) -> Result<serde_json::Value, AppError> {
+    let ed = Editable {
+        display_name: app.display_name.clone(),
+        branding: app.branding.clone(),
+        policy: app.policy.clone(),
+        smtp: app.smtp.as_ref().map(|s| json!({"url": s.url, "from": s.from, "reply_to": s.reply_to})),
+        tokens: app.tokens.clone(),
+        signing_alg: app.signing_alg,
+    };
+    serde_json::to_value(ed).map_err(|e| AppError::Unexpected(e.to_string()))
+}
+
+/// RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    if let serde_json::Value::Object(p) = patch {
+        if !target.is_object() {
+            *target = json!({});
+        }
+        if let serde_json::Value::Object(t) = target {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+        }
+    } else {
+        *target = patch.clone();
+    }
+}
+
+/// Applies a JSON merge patch to the app's settings; takes effect at once.
+pub async fn update(state: &AppState, slug: &str, patch: serde_json::Value) -> Result<App, AppError> {
+    if !patch.is_object() {
+        return Err(AppError::Invalid("a merge patch must be a JSON object".into()));
+    }
+    let mut app = get(state, slug).await?;
+    let mut doc = editable_of(&app)?;
+    merge_patch(&mut doc, &patch);
+    let ed: Editable = serde_json::from_value(doc).map_err(|e| AppError::Invalid(e.to_string()))?;
+    app.display_name = validate_display_name(&ed.display_name)?;
+    let mut policy = ed.policy;
+    policy.validate().map_err(AppError::Invalid)?;
+    ed.tokens.validate().map_err(AppError::Invalid)?;
+    let smtp_url_changed = patch.get("smtp").is_some_and(|s| s.is_null() || s.get("url").is_some());
+    match ed.smtp {
+        None => {
+            app.smtp = None;
+            app.smtp_password_sealed = None;
+        }
+        Some(v) => {
+            let input: SmtpInput = serde_json::from_value(v).map_err(|e| AppError::Invalid(format!("smtp: {e}")))?;
+            let (settings, password) = split_smtp(&input)?;
+            if smtp_url_changed {
+                app.smtp_password_sealed =
+                    password.map(|p| state.secrets.seal(&seal_ctx(app.id, "smtp_password"), p.as_bytes()));
+            }
+            app.smtp = Some(settings);
+        }
+    }
+    app.policy = policy;
+    app.tokens = ed.tokens;
+    app.branding = ed.branding;
+    app.signing_alg = ed.signing_alg;
+    let now = state.now();
+    repo::update_settings(&state.control, &app, now).await?;
+    state.changes.touch(slug);
+    let fields: Vec<&String> = patch.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    operator::record(&state.control, now, "app.updated", Some(slug), None, json!({"fields": fields})).await;
+    get(state, slug).await
+}
+
+/// Starts (or resumes) provisioning a failed, disabled or stuck app.
+pub async fn enable(state: &AppState, slug: &str) -> Result<App, AppError> {
+    let app = get(state, slug).await?;
+    let now = state.now();
+    match app.status {
+        AppStatus::Active => return Ok(app),
+        AppStatus::Failed | AppStatus::Disabled => {
+            repo::transition(&state.control, app.id, &[AppStatus::Failed, AppStatus::Disabled], AppStatus::Pending, now).await?;
+        }
+        _ => {}
+    }
+    operator::record(&state.control, now, "app.enabled", Some(slug), None, json!({})).await;
+    state.changes.touch(slug);
+    spawn_provisioning(state, slug);
+    get(state, slug).await
+}
+
+/// Stops serving the app's issuer and pages; its identity data is untouched.
+pub async fn disable(state: &AppState, slug: &str) -> Result<App, AppError> {
+    let app = get(state, slug).await?;
+    let now = state.now();
+    let from = [AppStatus::Pending, AppStatus::ProvisioningSchema, AppStatus::Deploying, AppStatus::Active, AppStatus::Failed];
+    repo::transition(&state.control, app.id, &from, AppStatus::Disabled, now).await?;
+    repo::release_lease(&state.control, app.id).await?;
+    state.changes.touch(slug);
+    state.identity.forget(app.id).await;
+    operator::record(&state.control, now, "app.disabled", Some(slug), None, json!({})).await;
+    get(state, slug).await
+}
+
+/// Removes the app's configuration; with `erase_data`, its identity store too.
+pub async fn delete(state: &AppState, slug: &str, erase_data: bool) -> Result<(), AppError> {
+    let app = get(state, slug).await?;
+    let location = identity_location(state, &app)?;
+    state.identity.forget(app.id).await;
+    if erase_data {
+        match &location {
+            IdentityLocation::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    match std::fs::remove_file(&p) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(AppError::Unexpected(format!("could not remove identity store: {e}"))),
+                    }
+                }
+            }
+            IdentityLocation::Postgres { url, schema } => {
+                store::drop_pg_schema(url.expose_secret(), schema).await.map_err(|e| match e {
+                    StoreError::Db(e) => AppError::Store(e),
+                    other => AppError::Conflict(format!("could not erase identity data: {other}")),
+                })?;
+            }
+        }
+    }
+    repo::delete(&state.control, app.id).await?;
+    state.changes.touch(slug);
+    let now = state.now();
+    operator::record(&state.control, now, "app.deleted", Some(slug), None, json!({"erase_data": erase_data})).await;
+    tracing::info!(app.slug = slug, erase_data, "app deleted");
+    Ok(())
+}
+
+/// Rotates the app's signing keys (SPEC §6). `grace_seconds` defaults to the longest lifetime of
+/// a signed token, so no live token stops validating.
+pub async fn rotate_keys(state: &AppState, slug: &str, grace_seconds: Option<u32>) -> Result<Vec<keys::SigningKey>, AppError> {
+    let app = get(state, slug).await?;
+    if app.status != AppStatus::Active && app.status != AppStatus::Disabled {
+        return Err(AppError::Conflict(format!("the app is {}; keys can be rotated once it is active", app.status.as_str())));
+    }
+    let grace = grace_seconds.unwrap_or_else(|| app.tokens.longest_signed_ttl());
+    if grace > 30 * 86_400 {
+        return Err(AppError::Invalid("grace_seconds must be at most 2592000 (30 days)".into()));
+    }
+    let now = state.now();
+    let keys = keys::service::rotate(&state.control, &state.secrets, app.id, app.signing_alg, grace, now).await?;
+    state.changes.touch(slug);
+    let current = keys.iter().find(|k| k.state == keys::KeyState::Current).map(|k| k.kid.clone());
+    operator::record(&state.control, now, "key.rotated", Some(slug), current.as_deref(), json!({"grace_seconds": grace})).await;
+    if let Ok(store) = identity_store(state, &app) {
+        state
+            .audit
+            .record(crate::audit::AuditEvent {
+                app_id: app.id,
+                store,
+                time: now,
+                kind: "key.rotated",
+                user_id: None,
+                client_id: None,
+                ip: None,
+                user_agent: None,
+                data: json!({"kid": current, "grace_seconds": grace}),
+            })
+            .await;
+    }
+    Ok(keys)
+}
+
+pub fn spawn_provisioning(state: &AppState, slug: &str) {
+    let state = state.clone();
+    let slug = slug.to_string();
+    tokio::spawn(async move {
+        if let Err(err) = provision(&state, &slug).await {
+            tracing::error!(app.slug = %slug, error = %err, "provisioning stopped");
+        }
+    });
+}
+
+/// Resumes every app whose provisioning was interrupted (start-up).
+pub async fn resume_interrupted(state: &AppState) -> Result<(), AppError> {
+    for app in repo::list_in_progress(&state.control).await? {
+        spawn_provisioning(state, app.slug.as_str());
+    }
+    Ok(())
+}
+
+async fn provision(state: &AppState, slug: &str) -> Result<(), AppError> {
+    // Wait for a live lease held by another task (a crashed process's lease expires).
+    let app = loop {
+        let Some(app) = repo::get(&state.control, slug).await? else { return Ok(()) };
+        if !app.status.in_progress() {
+            return Ok(());
+        }
+        let now = state.now();
+        let until = Ts::new(now.0 + chrono::Duration::from_std(LEASE).unwrap_or_default());
+        if repo::claim_lease(&state.control, app.id, now, until).await? {
+            break app;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    match run_steps(state, &app).await {
+        Ok(true) => {
+            repo::release_lease(&state.control, app.id).await?;
+            state.changes.touch(slug);
+            tracing::info!(app.slug = slug, "app active");
+            Ok(())
+        }
+        Ok(false) => {
+            // Disabled or deleted meanwhile: leave it as the operator set it.
+            repo::release_lease(&state.control, app.id).await?;
+            state.changes.touch(slug);
+            Ok(())
+        }
+        Err(reason) => {
+            tracing::warn!(app.slug = slug, reason = %reason, "app provisioning failed");
+            state.identity.forget(app.id).await;
+            repo::set_failed(&state.control, app.id, &reason, state.now()).await?;
+            state.changes.touch(slug);
+            Ok(())
+        }
+    }
+}
+
+/// The provisioning steps. `Ok(false)` if the app left the in-progress states meanwhile;
+/// `Err` carries the human-readable failure reason.
+async fn run_steps(state: &AppState, app: &App) -> Result<bool, String> {
+    use AppStatus::*;
+    let db = &state.control;
+    let step = |from: &'static [AppStatus], to: AppStatus| async move {
+        repo::transition(db, app.id, from, to, state.now()).await.map_err(|e| format!("control-plane store: {}", store::describe(&e)))
+    };
+    if !step(&[Pending, ProvisioningSchema, Deploying], ProvisioningSchema).await? {
+        return Ok(false);
+    }
+    state.changes.touch(app.slug.as_str());
+    let location = identity_location(state, app).map_err(|e| e.to_string())?;
+    let identity = tokio::time::timeout(Duration::from_secs(15), state.identity.prepare(app.id, &location))
+        .await
+        .map_err(|_| "could not connect to database: timed out after 15 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    store::migrate_identity(&identity).await.map_err(|e| e.to_string())?;
+    if !step(&[ProvisioningSchema], Deploying).await? {
+        return Ok(false);
+    }
+    state.changes.touch(app.slug.as_str());
+    keys::service::ensure_initial(db, &state.secrets, app.id, app.signing_alg, state.now())
+        .await
+        .map_err(|e| format!("could not create signing keys: {e}"))?;
+    step(&[Deploying], Active).await
+}

@@ -1,0 +1,56 @@
+//! Background housekeeping, once a minute: records retired keys and purges expired revocation
+//! entries. Idempotent, so several replicas may run it at once.
+
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::apps::AppStatus;
+use crate::on_db;
+
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = run_once(&state).await {
+                tracing::warn!(error = %err, "janitor pass failed");
+            }
+        }
+    });
+}
+
+pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
+    let now = state.now();
+    let retired = crate::keys::retire_expired(&state.control, now).await?;
+    if retired > 0 {
+        tracing::info!(count = retired, "signing keys retired");
+    }
+    for_each_active_app(state, |store| async move {
+        let sql = "DELETE FROM revoked_tokens WHERE expires_at < $1";
+        on_db!(&store, p => sqlx::query(sql).bind(now).execute(p).await.map(|_| ()))
+    })
+    .await
+}
+
+/// The one place that walks every active app's identity store.
+async fn for_each_active_app<F, Fut>(state: &AppState, mut f: F) -> anyhow::Result<()>
+where
+    F: FnMut(crate::store::Db) -> Fut,
+    Fut: Future<Output = Result<(), sqlx::Error>>,
+{
+    let mut after: Option<String> = None;
+    loop {
+        let page = crate::apps::service::list(state, after.as_deref(), 200).await?;
+        for app in page.iter().filter(|a| a.status == AppStatus::Active) {
+            let store = crate::apps::service::identity_store(state, app)?;
+            if let Err(err) = f(store).await {
+                tracing::warn!(app.slug = %app.slug, error = %err, "janitor: identity store pass failed");
+            }
+        }
+        if page.len() < 200 {
+            return Ok(());
+        }
+        after = page.last().map(|a| a.slug.to_string());
+    }
+}

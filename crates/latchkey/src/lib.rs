@@ -1,0 +1,17 @@
+//! Latchkey: a multi-tenant OpenID Connect provider. See `docs/architecture.md`.
+
+pub mod admin;
+pub mod app;
+pub mod apps;
+pub mod audit;
+pub mod cli;
+pub mod clients;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod janitor;
+pub mod keys;
+pub mod oidc;
+pub mod ops;
+pub mod router;
+pub mod store;

@@ -1,0 +1,98 @@
+//! The `latchkey` binary: `serve`, `migrate`, and the operator CLI.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use latchkey::app::{Server, shutdown_signal};
+use latchkey::cli;
+use latchkey::config::{LogFormat, ServeArgs, StoreArgs};
+
+#[derive(Parser)]
+#[command(name = "latchkey", version, about = "Multi-tenant OpenID Connect provider")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the admin API, every active app's issuer and hosted pages.
+    Serve(ServeArgs),
+    /// Apply store migrations (control plane, then every app's identity store) and exit.
+    Migrate(StoreArgs),
+    /// Manage apps.
+    App {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        cmd: cli::AppCmd,
+    },
+    /// Manage OAuth clients of an app.
+    Client {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        cmd: cli::ClientCmd,
+    },
+    /// Manage an app's signing keys.
+    Keys {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        cmd: cli::KeysCmd,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Migrate(args) => {
+                init_logs(LogFormat::Human);
+                latchkey::app::migrate_all(&args.validate()?).await
+            }
+            Command::App { remote, cmd } => cli::app(&remote, cmd).await,
+            Command::Client { remote, cmd } => cli::client(&remote, cmd).await,
+            Command::Keys { remote, cmd } => cli::keys(&remote, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the cause chain on one line, never a backtrace.
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.validate()?;
+    init_logs(config.log_format);
+    let bind = config.bind;
+    let public = config.public_base();
+    let server = Server::builder(config).build().await?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    tracing::info!(bind = %bind, public_url = %public, "latchkey serving");
+    server.serve(listener, shutdown_signal()).await
+}

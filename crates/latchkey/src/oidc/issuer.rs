@@ -1,0 +1,191 @@
+//! The in-memory view of each active app's issuer: configuration, clients, signer, published
+//! keys and pre-serialised metadata. The hot path reads no configuration from the store.
+//!
+//! An entry is reloaded at once when this replica changes the app (the [`ChangeFeed`]
+//! generation moves) and re-validated against the store's `config_version` at most once a
+//! second in the background, which is how changes made on other replicas arrive.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use jsonwebtoken::DecodingKey;
+use parking_lot::RwLock;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::apps::{self, App, AppStatus};
+use crate::clients::{self, Client};
+use crate::keys::{self, KeyState, Signer, SigningAlg};
+use crate::store::{Db, Ts};
+
+const REVALIDATE_MS: u64 = 1000;
+
+/// One active app's issuer.
+pub struct Issuer {
+    pub app: App,
+    /// `{PUBLIC_URL}/apps/{slug}`.
+    pub url: String,
+    pub clients: HashMap<String, Client>,
+    pub signer: Arc<Signer>,
+    pub verifiers: HashMap<String, (SigningAlg, DecodingKey)>,
+    pub discovery: Bytes,
+    pub oauth_metadata: Bytes,
+    pub jwks: Bytes,
+    pub identity: Db,
+}
+
+pub enum Lookup {
+    Active(Arc<Issuer>),
+    /// Exists but is not active (disabled, failed, provisioning).
+    Inactive,
+    NotFound,
+}
+
+struct Entry {
+    issuer: Option<Arc<Issuer>>,
+    version: i64,
+    generation: u64,
+    counter: Arc<AtomicU64>,
+    checked_at_ms: AtomicU64,
+    refreshing: AtomicBool,
+    /// When a retiring key leaves the JWKS: the entry must be rebuilt then.
+    rebuild_at: Option<Ts>,
+}
+
+pub struct IssuerCache {
+    entries: RwLock<HashMap<String, Arc<Entry>>>,
+    epoch: Instant,
+}
+
+impl Default for IssuerCache {
+    fn default() -> Self {
+        IssuerCache { entries: RwLock::new(HashMap::new()), epoch: Instant::now() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    App(#[from] apps::AppError),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+    #[error("{0}")]
+    Broken(String),
+}
+
+impl IssuerCache {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub async fn lookup(&self, state: &AppState, slug: &str) -> Result<Lookup, LoadError> {
+        let cached = self.entries.read().get(slug).cloned();
+        if let Some(entry) = cached {
+            let fresh_locally = entry.counter.load(Ordering::SeqCst) == entry.generation;
+            let keys_due = entry.rebuild_at.is_some_and(|t| t <= state.now());
+            if fresh_locally && !keys_due {
+                let age = self.now_ms().saturating_sub(entry.checked_at_ms.load(Ordering::Relaxed));
+                if age > REVALIDATE_MS && !entry.refreshing.swap(true, Ordering::SeqCst) {
+                    let (state2, slug2, entry2) = (state.clone(), slug.to_string(), entry.clone());
+                    tokio::spawn(async move { state2.issuers.revalidate(&state2, &slug2, &entry2).await });
+                }
+                return Ok(match &entry.issuer {
+                    Some(i) => Lookup::Active(i.clone()),
+                    None => Lookup::Inactive,
+                });
+            }
+        }
+        self.load(state, slug).await
+    }
+
+    async fn revalidate(&self, state: &AppState, slug: &str, entry: &Arc<Entry>) {
+        match apps::config_version(&state.control, slug).await {
+            Ok(Some(v)) if v == entry.version => {
+                entry.checked_at_ms.store(self.now_ms(), Ordering::Relaxed);
+            }
+            Ok(_) => {
+                if let Err(err) = self.load(state, slug).await {
+                    tracing::warn!(app.slug = slug, error = %err, "issuer reload failed");
+                }
+            }
+            Err(err) => tracing::warn!(app.slug = slug, error = %err, "issuer revalidation failed"),
+        }
+        entry.refreshing.store(false, Ordering::SeqCst);
+    }
+
+    async fn load(&self, state: &AppState, slug: &str) -> Result<Lookup, LoadError> {
+        let counter = state.changes.counter(slug);
+        let generation = counter.load(Ordering::SeqCst);
+        let app = match apps::service::get(state, slug).await {
+            Ok(app) => app,
+            Err(apps::AppError::NotFound) => {
+                self.entries.write().remove(slug);
+                return Ok(Lookup::NotFound);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let version = app.config_version;
+        let (issuer, rebuild_at) = if app.status == AppStatus::Active {
+            let (issuer, rebuild_at) = build(state, app).await?;
+            (Some(Arc::new(issuer)), rebuild_at)
+        } else {
+            (None, None)
+        };
+        let entry = Arc::new(Entry {
+            issuer: issuer.clone(),
+            version,
+            generation,
+            counter,
+            checked_at_ms: AtomicU64::new(self.now_ms()),
+            refreshing: AtomicBool::new(false),
+            rebuild_at,
+        });
+        self.entries.write().insert(slug.to_string(), entry);
+        Ok(match issuer {
+            Some(i) => Lookup::Active(i),
+            None => Lookup::Inactive,
+        })
+    }
+}
+
+async fn build(state: &AppState, app: App) -> Result<(Issuer, Option<Ts>), LoadError> {
+    let now = state.now();
+    let url = format!("{}/apps/{}", state.config.public_base(), app.slug);
+    let all_keys = keys::service::list(&state.control, app.id).await?;
+    let current = all_keys
+        .iter()
+        .filter(|k| k.state_at(now) == KeyState::Current)
+        .max_by_key(|k| k.activated_at)
+        .ok_or_else(|| LoadError::Broken(format!("app {} has no current signing key", app.slug)))?;
+    let signer = Arc::new(keys::service::signer(&state.secrets, current)?);
+    let mut verifiers = HashMap::new();
+    let mut published = Vec::new();
+    for k in all_keys.iter().filter(|k| k.published_at(now)) {
+        let jwk = keys::published_jwk(&k.public_jwk, &k.kid, k.alg);
+        verifiers.insert(
+            k.kid.clone(),
+            (k.alg, keys::material::decoding_key(&jwk).map_err(keys::KeyError::from)?),
+        );
+        published.push(jwk);
+    }
+    let rebuild_at = all_keys
+        .iter()
+        .filter(|k| k.state_at(now) == KeyState::Retiring)
+        .filter_map(|k| k.retire_at)
+        .min();
+    let clients = clients::all_of_app(&state.control, app.id)
+        .await?
+        .into_iter()
+        .map(|c| (c.client_id.clone(), c))
+        .collect();
+    let identity = apps::service::identity_store(state, &app)?;
+    let discovery = Bytes::from(serde_json::to_vec(&super::discovery::openid_configuration(&url, &app)).unwrap_or_default());
+    let oauth_metadata = Bytes::from(serde_json::to_vec(&super::discovery::oauth_metadata(&url, &app)).unwrap_or_default());
+    let jwks = Bytes::from(serde_json::to_vec(&json!({ "keys": published })).unwrap_or_default());
+    Ok((Issuer { app, url, clients, signer, verifiers, discovery, oauth_metadata, jwks, identity }, rebuild_at))
+}

@@ -1,0 +1,35 @@
+//! The per-app OAuth 2.0 / OpenID Connect surface under `{PUBLIC_URL}/apps/{slug}` (SPEC §5):
+//! discovery, JWKS, token, introspection, revocation. Uses `apps`, `clients`, `keys`; none of
+//! them uses this module.
+
+mod client_auth;
+mod discovery;
+mod error;
+mod form;
+mod handlers;
+pub mod issuer;
+pub mod service;
+
+pub use error::OAuthError;
+pub use issuer::IssuerCache;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    let r = |m: axum::routing::MethodRouter<AppState>| m.fallback(handlers::method_not_allowed);
+    Router::new()
+        .route("/apps/{slug}/.well-known/openid-configuration", r(get(handlers::get_openid_configuration)))
+        .route("/apps/{slug}/.well-known/oauth-authorization-server", r(get(handlers::get_oauth_metadata)))
+        // RFC 8414 §3.1: for an issuer with a path, the well-known segment comes first.
+        .route("/.well-known/oauth-authorization-server/apps/{slug}", r(get(handlers::get_oauth_metadata)))
+        .route("/apps/{slug}/jwks", r(get(handlers::get_jwks)))
+        .route("/apps/{slug}/token", r(post(handlers::post_token)))
+        .route("/apps/{slug}/introspect", r(post(handlers::post_introspect)))
+        .route("/apps/{slug}/revoke", r(post(handlers::post_revoke)))
+        .route("/apps/{slug}/{*rest}", axum::routing::any(handlers::not_found))
+        .layer(DefaultBodyLimit::max(handlers::FORM_LIMIT))
+}

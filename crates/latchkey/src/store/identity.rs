@@ -1,0 +1,93 @@
+//! The registry of per-app identity stores. Pools are opened lazily on first use, bounded, and
+//! closed when an app is disabled or deleted. This is the one place that maps an app to the
+//! database holding its end users.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqlitePoolOptions;
+use uuid::Uuid;
+
+use super::{Db, StoreError, describe, ensure_pg_schema, pg_options, sqlite_file_options};
+
+/// Where one app's identity store lives.
+#[derive(Clone, Debug)]
+pub enum IdentityLocation {
+    /// An embedded SQLite file of its own.
+    SqliteFile(PathBuf),
+    /// A schema in a PostgreSQL database (the app's own, or the control plane's).
+    Postgres { url: SecretString, schema: String },
+}
+
+pub struct IdentityStores {
+    pools: Mutex<HashMap<Uuid, Db>>,
+    max_connections: u32,
+}
+
+impl IdentityStores {
+    pub fn new(max_connections: u32) -> Self {
+        IdentityStores { pools: Mutex::new(HashMap::new()), max_connections }
+    }
+
+    /// The app's pool, opening it (without connecting yet) if this process has none.
+    pub fn get(&self, app_id: Uuid, location: &IdentityLocation) -> Result<Db, StoreError> {
+        if let Some(db) = self.pools.lock().get(&app_id) {
+            return Ok(db.clone());
+        }
+        let db = match location {
+            IdentityLocation::SqliteFile(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Connect(format!("{}: {e}", dir.display())))?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(self.max_connections)
+                    .min_connections(0)
+                    .idle_timeout(Duration::from_secs(300))
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy_with(sqlite_file_options(path));
+                Db::Sqlite(pool)
+            }
+            IdentityLocation::Postgres { url, schema } => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(self.max_connections)
+                    .min_connections(0)
+                    .idle_timeout(Duration::from_secs(300))
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy_with(pg_options(url.expose_secret(), schema)?);
+                Db::Postgres(pool)
+            }
+        };
+        let mut pools = self.pools.lock();
+        Ok(pools.entry(app_id).or_insert(db).clone())
+    }
+
+    /// Makes sure the store exists and answers: creates the schema on PostgreSQL, then pings.
+    pub async fn prepare(&self, app_id: Uuid, location: &IdentityLocation) -> Result<Db, StoreError> {
+        if let IdentityLocation::Postgres { url, schema } = location {
+            ensure_pg_schema(url.expose_secret(), schema).await?;
+        }
+        let db = self.get(app_id, location)?;
+        db.ping().await.map_err(|e| StoreError::Connect(describe(&e)))?;
+        Ok(db)
+    }
+
+    /// Closes and forgets the app's pool (app disabled or deleted).
+    pub async fn forget(&self, app_id: Uuid) {
+        let db = self.pools.lock().remove(&app_id);
+        if let Some(db) = db {
+            db.close().await;
+        }
+    }
+
+    pub async fn close_all(&self) {
+        let pools: Vec<Db> = self.pools.lock().drain().map(|(_, db)| db).collect();
+        for db in pools {
+            db.close().await;
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Stores: the control-plane database and one identity store per app (SPEC §2).
+//!
+//! Both SQLite and PostgreSQL are first-class. Repos write one SQL text for both backends and run
+//! it through [`on_db!`], which expands the same body once per backend so every query is
+//! monomorphic; where the dialects differ, a repo matches on [`Db`] itself.
+
+mod identity;
+mod time;
+
+pub use identity::{IdentityLocation, IdentityStores};
+pub use time::Ts;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+static CONTROL_SQLITE: Migrator = sqlx::migrate!("../../migrations/control/sqlite");
+static CONTROL_POSTGRES: Migrator = sqlx::migrate!("../../migrations/control/postgres");
+static IDENTITY_SQLITE: Migrator = sqlx::migrate!("../../migrations/identity/sqlite");
+static IDENTITY_POSTGRES: Migrator = sqlx::migrate!("../../migrations/identity/postgres");
+
+/// The PostgreSQL schema that holds the control plane.
+pub const CONTROL_SCHEMA: &str = "latchkey";
+
+/// A connection pool on one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever backend `$db` is, binding the pool to `$pool`.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not connect to database: {0}")]
+    Connect(String),
+    #[error("could not apply migrations: {0}")]
+    Migrate(String),
+    #[error("invalid database location: {0}")]
+    Location(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl Db {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    /// One round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, p => p.close().await)
+    }
+}
+
+/// Whether a database error is a unique-constraint violation (mapped to 409 by callers).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|e| e.is_unique_violation())
+}
+
+/// Which kind of URL the control plane was given.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens the control-plane store and applies its migrations.
+pub async fn open_control(url: &SecretString) -> Result<Db, StoreError> {
+    let raw = url.expose_secret();
+    let db = if is_postgres_url(raw) {
+        let opts = pg_options(raw, CONTROL_SCHEMA)?;
+        ensure_pg_schema(raw, CONTROL_SCHEMA).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Connect(describe(&e)))?;
+        Db::Postgres(pool)
+    } else {
+        let opts = sqlite_options(raw)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Connect(describe(&e)))?;
+        Db::Sqlite(pool)
+    };
+    migrate_control(&db).await?;
+    Ok(db)
+}
+
+pub async fn migrate_control(db: &Db) -> Result<(), StoreError> {
+    let res = match db {
+        Db::Sqlite(p) => CONTROL_SQLITE.run(p).await,
+        Db::Postgres(p) => CONTROL_POSTGRES.run(p).await,
+    };
+    res.map_err(|e| StoreError::Migrate(e.to_string()))
+}
+
+pub async fn migrate_identity(db: &Db) -> Result<(), StoreError> {
+    let res = match db {
+        Db::Sqlite(p) => IDENTITY_SQLITE.run(p).await,
+        Db::Postgres(p) => IDENTITY_POSTGRES.run(p).await,
+    };
+    res.map_err(|e| StoreError::Migrate(e.to_string()))
+}
+
+/// Connection options for a PostgreSQL database whose unqualified names resolve in `schema`.
+pub(crate) fn pg_options(url: &str, schema: &str) -> Result<PgConnectOptions, StoreError> {
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Location("not a valid postgres:// URL".into()))?;
+    Ok(opts.options([("search_path", schema)]).application_name("latchkey"))
+}
+
+/// Creates `schema` if needed, on a short-lived single connection.
+pub(crate) async fn ensure_pg_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions;
+    if !valid_schema_name(schema) {
+        return Err(StoreError::Location(format!("invalid schema name {schema:?}")));
+    }
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Location("not a valid postgres:// URL".into()))?;
+    let connect = opts.connect();
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| StoreError::Connect("timed out after 5 s".into()))?
+        .map_err(|e| StoreError::Connect(describe(&e)))?;
+    // The name is validated above, so quoting it is enough.
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| StoreError::Connect(describe(&e)))?;
+    Ok(())
+}
+
+pub(crate) async fn drop_pg_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions;
+    if !valid_schema_name(schema) {
+        return Err(StoreError::Location(format!("invalid schema name {schema:?}")));
+    }
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Location("not a valid postgres:// URL".into()))?;
+    let mut conn = opts.connect().await.map_err(|e| StoreError::Connect(describe(&e)))?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// PostgreSQL identifiers we create: lower-case, digits, underscores, at most 63 bytes.
+pub fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && name.len() <= 63
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+pub(crate) fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Location("not a valid sqlite: URL".into()))?;
+    Ok(tune_sqlite(opts))
+}
+
+pub(crate) fn sqlite_file_options(path: &Path) -> SqliteConnectOptions {
+    tune_sqlite(SqliteConnectOptions::new().filename(path))
+}
+
+fn tune_sqlite(opts: SqliteConnectOptions) -> SqliteConnectOptions {
+    opts.create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+}
+
+/// A database error as an operator can read it, without the connection URL or its password.
+pub fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Tls(e) => format!("TLS: {e}"),
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        sqlx::Error::Configuration(_) => "invalid connection settings".into(),
+        other => other.to_string(),
+    }
+}
