@@ -1,11 +1,13 @@
-//! Discovery documents: OpenID Connect Discovery 1.0 §3 and RFC 8414 §2.
+//! Discovery documents: OpenID Connect Discovery 1.0 §3 and RFC 8414 §2. The advertised
+//! algorithm is the one the current key signs with (a changed `signing_alg` applies at the next
+//! rotation).
 
 use serde_json::{Value, json};
 
-use crate::apps::App;
+use crate::keys::SigningAlg;
 
 /// Endpoints and capabilities shared by both documents.
-fn common(issuer: &str, app: &App) -> serde_json::Map<String, Value> {
+fn common(issuer: &str, alg: SigningAlg) -> serde_json::Map<String, Value> {
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
     let doc = json!({
         "issuer": issuer,
@@ -24,7 +26,7 @@ fn common(issuer: &str, app: &App) -> serde_json::Map<String, Value> {
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         // RFC 9207: authorization responses carry `iss`.
         "authorization_response_iss_parameter_supported": true,
-        "token_endpoint_auth_signing_alg_values_supported": [app.signing_alg.as_str()],
+        "token_endpoint_auth_signing_alg_values_supported": [alg.as_str()],
     });
     match doc {
         Value::Object(m) => m,
@@ -32,10 +34,10 @@ fn common(issuer: &str, app: &App) -> serde_json::Map<String, Value> {
     }
 }
 
-pub fn openid_configuration(issuer: &str, app: &App) -> Value {
-    let mut doc = common(issuer, app);
+pub fn openid_configuration(issuer: &str, alg: SigningAlg) -> Value {
+    let mut doc = common(issuer, alg);
     doc.insert("subject_types_supported".into(), json!(["public"]));
-    doc.insert("id_token_signing_alg_values_supported".into(), json!([app.signing_alg.as_str()]));
+    doc.insert("id_token_signing_alg_values_supported".into(), json!([alg.as_str()]));
     doc.insert(
         "claims_supported".into(),
         json!(["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash", "email", "email_verified", "name"]),
@@ -46,6 +48,6 @@ pub fn openid_configuration(issuer: &str, app: &App) -> Value {
     Value::Object(doc)
 }
 
-pub fn oauth_metadata(issuer: &str, app: &App) -> Value {
-    Value::Object(common(issuer, app))
+pub fn oauth_metadata(issuer: &str, alg: SigningAlg) -> Value {
+    Value::Object(common(issuer, alg))
 }

@@ -91,7 +91,8 @@ pub struct TestApp {
     pub clock: Arc<OffsetClock>,
     pub state: AppState,
     pub backend: Backend,
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
+    pub master_key: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub pg: Option<Arc<PgDb>>,
@@ -102,15 +103,17 @@ pub struct Options {
     /// Share this control-plane database (replica tests).
     pub pg: Option<Arc<PgDb>>,
     pub master_key: Option<String>,
+    /// Share this data dir (restart tests).
+    pub dir: Option<Arc<tempfile::TempDir>>,
 }
 
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
-        Self::start_with(Options { backend, pg: None, master_key: None }).await
+        Self::start_with(Options { backend, pg: None, master_key: None, dir: None }).await
     }
 
     pub async fn start_with(opts: Options) -> TestApp {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = opts.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
@@ -134,7 +137,7 @@ impl TestApp {
             args.extend(["--database-url".into(), pg.url()]);
         }
         let key = opts.master_key.unwrap_or_else(|| latchkey::crypto::MasterKey::generate().to_base64());
-        args.extend(["--master-key".into(), key]);
+        args.extend(["--master-key".into(), key.clone()]);
         #[derive(Parser)]
         struct A {
             #[command(flatten)]
@@ -153,7 +156,7 @@ impl TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        TestApp { base, http, clock, state, backend: opts.backend, dir, shutdown: Some(tx), task: Some(task), pg }
+        TestApp { base, http, clock, state, backend: opts.backend, dir, master_key: key, shutdown: Some(tx), task: Some(task), pg }
     }
 
     /// Graceful shutdown, waiting for the drain.
@@ -164,6 +167,16 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server result");
         }
+    }
+
+    /// Options to start another server on the same stores and master key.
+    pub fn same_store(&self) -> Options {
+        Options { backend: self.backend, pg: self.pg.clone(), master_key: Some(self.master_key.clone()), dir: Some(self.dir.clone()) }
+    }
+
+    /// A direct connection to this server's control-plane store.
+    pub fn control(&self) -> latchkey::store::Db {
+        self.state.control.clone()
     }
 
     pub fn issuer(&self, slug: &str) -> String {

@@ -1,9 +1,15 @@
-//! One integration-test binary: a file per domain, each scenario run on SQLite and PostgreSQL.
+//! One integration-test binary: a file per domain; store-touching scenarios run on both SQLite
+//! and PostgreSQL (see `kit::both!`).
 
 mod kit;
 
-mod admin_api;
 mod apps;
+mod audit;
+mod bad_input;
+mod cli;
 mod clients;
+mod first_run;
 mod keys;
+mod openapi;
+mod replicas;
 mod tokens;
