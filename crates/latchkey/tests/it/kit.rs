@@ -105,11 +105,13 @@ pub struct Options {
     pub master_key: Option<String>,
     /// Share this data dir (restart tests).
     pub dir: Option<Arc<tempfile::TempDir>>,
+    /// Another replica's public URL (replicas share one).
+    pub public_url: Option<String>,
 }
 
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
-        Self::start_with(Options { backend, pg: None, master_key: None, dir: None }).await
+        Self::start_with(Options { backend, pg: None, master_key: None, dir: None, public_url: None }).await
     }
 
     pub async fn start_with(opts: Options) -> TestApp {
@@ -129,7 +131,7 @@ impl TestApp {
             "--bind".into(),
             addr.to_string(),
             "--public-url".into(),
-            base.clone(),
+            opts.public_url.clone().unwrap_or_else(|| base.clone()),
             "--admin-token".into(),
             ADMIN_TOKEN.into(),
         ];
@@ -171,7 +173,7 @@ impl TestApp {
 
     /// Options to start another server on the same stores and master key.
     pub fn same_store(&self) -> Options {
-        Options { backend: self.backend, pg: self.pg.clone(), master_key: Some(self.master_key.clone()), dir: Some(self.dir.clone()) }
+        Options { backend: self.backend, pg: self.pg.clone(), master_key: Some(self.master_key.clone()), dir: Some(self.dir.clone()), public_url: None }
     }
 
     /// A direct connection to this server's control-plane store.
