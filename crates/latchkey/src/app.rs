@@ -111,7 +111,11 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests, writes
     /// every queued audit event and closes the stores.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = self.router();
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
@@ -179,8 +183,14 @@ fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
 
 /// Accepts the configured token; on a store with no token at all, generates one and prints it
 /// once. Only hashes are stored.
-async fn bootstrap_admin_token(config: &Config, control: &Db, tokens_out: &AdminTokens, now: Ts) -> anyhow::Result<()> {
-    let stored: Vec<String> = on_db!(control, p => sqlx::query_scalar("SELECT token_hash FROM admin_tokens").fetch_all(p).await)?;
+async fn bootstrap_admin_token(
+    config: &Config,
+    control: &Db,
+    tokens_out: &AdminTokens,
+    now: Ts,
+) -> anyhow::Result<()> {
+    let stored: Vec<String> =
+        on_db!(control, p => sqlx::query_scalar("SELECT token_hash FROM admin_tokens").fetch_all(p).await)?;
     for h in &stored {
         tokens_out.add_hash(h.clone());
     }

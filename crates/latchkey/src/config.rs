@@ -164,9 +164,7 @@ impl ServeArgs {
             (None, None) => None,
         };
         if admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
-            return Err(ConfigError::Other(
-                "LATCHKEY_ADMIN_TOKEN must be at least 16 characters".into(),
-            ));
+            return Err(ConfigError::Other("LATCHKEY_ADMIN_TOKEN must be at least 16 characters".into()));
         }
         let redis_url = match &self.redis_url {
             Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
@@ -176,9 +174,7 @@ impl ServeArgs {
             None => None,
         };
         let smtp_url = match &self.smtp_url {
-            Some(u)
-                if ["smtp://", "smtps://", "smtp+starttls://"].iter().any(|p| u.starts_with(p)) =>
-            {
+            Some(u) if ["smtp://", "smtps://", "smtp+starttls://"].iter().any(|p| u.starts_with(p)) => {
                 Some(SecretString::from(u.clone()))
             }
             Some(_) => return Err(ConfigError::SmtpUrl),

@@ -9,7 +9,9 @@ use secrecy::ExposeSecret;
 
 use super::error::{ApiError, Problem};
 use super::extract::{AdminJson, AdminQuery, MaybeJson};
-use super::views::{AppResponse, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, RotateKeysRequest};
+use super::views::{
+    AppResponse, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, RotateKeysRequest,
+};
 use crate::app::AppState;
 use crate::apps::service::NewApp;
 use crate::apps::{self, App};
@@ -45,7 +47,10 @@ fn app_view(state: &AppState, app: App) -> AppResponse {
 /// Create an app. It starts `pending`; provisioning continues in the background.
 #[utoipa::path(post, path = "/admin/v1/apps", tag = "apps", request_body = NewApp,
     responses((status = 201, body = AppResponse), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_app(State(state): State<AppState>, AdminJson(body): AdminJson<NewApp>) -> Result<Response, ApiError> {
+pub async fn create_app(
+    State(state): State<AppState>,
+    AdminJson(body): AdminJson<NewApp>,
+) -> Result<Response, ApiError> {
     let app = apps::service::create(&state, body).await?;
     Ok((StatusCode::CREATED, axum::Json(app_view(&state, app))).into_response())
 }
@@ -53,7 +58,10 @@ pub async fn create_app(State(state): State<AppState>, AdminJson(body): AdminJso
 /// List apps, ordered by slug.
 #[utoipa::path(get, path = "/admin/v1/apps", tag = "apps", params(PageQuery),
     responses((status = 200, body = List<AppResponse>)))]
-pub async fn list_apps(State(state): State<AppState>, AdminQuery(q): AdminQuery<PageQuery>) -> Result<axum::Json<List<AppResponse>>, ApiError> {
+pub async fn list_apps(
+    State(state): State<AppState>,
+    AdminQuery(q): AdminQuery<PageQuery>,
+) -> Result<axum::Json<List<AppResponse>>, ApiError> {
     let (after, limit) = page(&q)?;
     let apps = apps::service::list(&state, after.as_deref(), limit).await?;
     let next = next_cursor(apps.last().map(|a| a.slug.as_str()), apps.len(), limit);
@@ -63,7 +71,10 @@ pub async fn list_apps(State(state): State<AppState>, AdminQuery(q): AdminQuery<
 /// Get one app: status, failure reason, issuer and configuration (never secrets).
 #[utoipa::path(get, path = "/admin/v1/apps/{slug}", tag = "apps", params(("slug" = String, Path)),
     responses((status = 200, body = AppResponse), (status = 404, body = Problem)))]
-pub async fn get_app(State(state): State<AppState>, Path(slug): Path<String>) -> Result<axum::Json<AppResponse>, ApiError> {
+pub async fn get_app(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<AppResponse>, ApiError> {
     Ok(axum::Json(app_view(&state, apps::service::get(&state, &slug).await?)))
 }
 
@@ -95,7 +106,10 @@ pub async fn delete_app(
 /// Provision (again) a failed or disabled app.
 #[utoipa::path(post, path = "/admin/v1/apps/{slug}/enable", tag = "apps", params(("slug" = String, Path)),
     responses((status = 202, body = AppResponse), (status = 404, body = Problem)))]
-pub async fn enable_app(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
+pub async fn enable_app(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
     let app = apps::service::enable(&state, &slug).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(app_view(&state, app))).into_response())
 }
@@ -103,7 +117,10 @@ pub async fn enable_app(State(state): State<AppState>, Path(slug): Path<String>)
 /// Stop serving the app's issuer; identity data is untouched.
 #[utoipa::path(post, path = "/admin/v1/apps/{slug}/disable", tag = "apps", params(("slug" = String, Path)),
     responses((status = 202, body = AppResponse), (status = 404, body = Problem)))]
-pub async fn disable_app(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
+pub async fn disable_app(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
     let app = apps::service::disable(&state, &slug).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(app_view(&state, app))).into_response())
 }
@@ -118,9 +135,18 @@ pub async fn create_client(
     AdminJson(body): AdminJson<ClientSettings>,
 ) -> Result<Response, ApiError> {
     let app = apps::service::get(&state, &slug).await?;
-    let (client, secret) = clients::service::create(&state.control, &state.secrets, app.id, body, state.now()).await?;
+    let (client, secret) =
+        clients::service::create(&state.control, &state.secrets, app.id, body, state.now()).await?;
     state.changes.touch(&slug);
-    crate::audit::operator::record(&state.control, state.now(), "client.created", Some(&slug), Some(&client.client_id), serde_json::json!({})).await;
+    crate::audit::operator::record(
+        &state.control,
+        state.now(),
+        "client.created",
+        Some(&slug),
+        Some(&client.client_id),
+        serde_json::json!({}),
+    )
+    .await;
     let view = ClientResponse::new(client, secret.map(|s| s.expose_secret().to_string()));
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
@@ -137,7 +163,10 @@ pub async fn list_clients(
     let (after, limit) = page(&q)?;
     let list = clients::service::list(&state.control, app.id, after.as_deref(), limit).await?;
     let next = next_cursor(list.last().map(|c| c.client_id.as_str()), list.len(), limit);
-    Ok(axum::Json(List { items: list.into_iter().map(|c| ClientResponse::new(c, None)).collect(), next_cursor: next }))
+    Ok(axum::Json(List {
+        items: list.into_iter().map(|c| ClientResponse::new(c, None)).collect(),
+        next_cursor: next,
+    }))
 }
 
 #[utoipa::path(get, path = "/admin/v1/apps/{slug}/clients/{client_id}", tag = "clients",
@@ -167,9 +196,11 @@ pub async fn update_client(
     }
     let app = apps::service::get(&state, &slug).await?;
     let client = clients::service::get(&state.control, app.id, &client_id).await?;
-    let mut doc = serde_json::to_value(clients::service::settings_of(&client)).map_err(|e| ApiError::internal(&e))?;
+    let mut doc =
+        serde_json::to_value(clients::service::settings_of(&client)).map_err(|e| ApiError::internal(&e))?;
     apps::service::merge_patch(&mut doc, &patch);
-    let settings: ClientSettings = serde_json::from_value(doc).map_err(|e| ApiError::validation(e.to_string()))?;
+    let settings: ClientSettings =
+        serde_json::from_value(doc).map_err(|e| ApiError::validation(e.to_string()))?;
     let client = clients::service::update(&state.control, client, settings, state.now()).await?;
     state.changes.touch(&slug);
     Ok(axum::Json(ClientResponse::new(client, None)))
@@ -185,7 +216,15 @@ pub async fn delete_client(
     let app = apps::service::get(&state, &slug).await?;
     clients::service::delete(&state.control, app.id, &client_id, state.now()).await?;
     state.changes.touch(&slug);
-    crate::audit::operator::record(&state.control, state.now(), "client.deleted", Some(&slug), Some(&client_id), serde_json::json!({})).await;
+    crate::audit::operator::record(
+        &state.control,
+        state.now(),
+        "client.deleted",
+        Some(&slug),
+        Some(&client_id),
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -199,16 +238,28 @@ pub async fn rotate_client_secret(
 ) -> Result<axum::Json<ClientResponse>, ApiError> {
     let app = apps::service::get(&state, &slug).await?;
     let client = clients::service::get(&state.control, app.id, &client_id).await?;
-    let (client, secret) = clients::service::rotate_secret(&state.control, &state.secrets, client, state.now()).await?;
+    let (client, secret) =
+        clients::service::rotate_secret(&state.control, &state.secrets, client, state.now()).await?;
     state.changes.touch(&slug);
-    crate::audit::operator::record(&state.control, state.now(), "client.secret_rotated", Some(&slug), Some(&client_id), serde_json::json!({})).await;
+    crate::audit::operator::record(
+        &state.control,
+        state.now(),
+        "client.secret_rotated",
+        Some(&slug),
+        Some(&client_id),
+        serde_json::json!({}),
+    )
+    .await;
     Ok(axum::Json(ClientResponse::new(client, Some(secret.expose_secret().to_string()))))
 }
 
 /// Signing keys and their states.
 #[utoipa::path(get, path = "/admin/v1/apps/{slug}/keys", tag = "keys", params(("slug" = String, Path)),
     responses((status = 200, body = List<KeyResponse>), (status = 404, body = Problem)))]
-pub async fn list_keys(State(state): State<AppState>, Path(slug): Path<String>) -> Result<axum::Json<List<KeyResponse>>, ApiError> {
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<List<KeyResponse>>, ApiError> {
     let app = apps::service::get(&state, &slug).await?;
     let now = state.now();
     let keys = keys::service::list(&state.control, app.id).await?;

@@ -240,18 +240,13 @@ impl Policy {
             list.sort();
             list.dedup();
         }
-        if let Some(d) =
-            self.allowed_email_domains.iter().find(|d| self.blocked_email_domains.contains(d))
-        {
+        if let Some(d) = self.allowed_email_domains.iter().find(|d| self.blocked_email_domains.contains(d)) {
             return Err(format!("{d:?} is both allowed and blocked"));
         }
         const PROFILE_FIELDS: &[&str] =
             &["name", "given_name", "family_name", "nickname", "phone_number", "locale", "birthdate"];
         if let Some(f) = self.required_profile_fields.iter().find(|f| !PROFILE_FIELDS.contains(&f.as_str())) {
-            return Err(format!(
-                "unknown profile field {f:?}; known fields: {}",
-                PROFILE_FIELDS.join(", ")
-            ));
+            return Err(format!("unknown profile field {f:?}; known fields: {}", PROFILE_FIELDS.join(", ")));
         }
         self.allowed_providers.dedup();
         Ok(())

@@ -82,8 +82,7 @@ pub async fn insert(db: &Db, app: &App) -> Result<(), sqlx::Error> {
 
 pub async fn get(db: &Db, slug: &str) -> Result<Option<App>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM apps WHERE slug = $1");
-    let row: Option<AppRow> =
-        on_db!(db, p => sqlx::query_as(&sql).bind(slug).fetch_optional(p).await)?;
+    let row: Option<AppRow> = on_db!(db, p => sqlx::query_as(&sql).bind(slug).fetch_optional(p).await)?;
     row.map(AppRow::into_app).transpose()
 }
 
@@ -100,9 +99,8 @@ pub async fn list(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<App>, 
 
 /// Every app whose provisioning has not finished: resumed at start-up.
 pub async fn list_in_progress(db: &Db) -> Result<Vec<App>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM apps WHERE status IN ('pending', 'provisioning_schema', 'deploying')"
-    );
+    let sql =
+        format!("SELECT {COLUMNS} FROM apps WHERE status IN ('pending', 'provisioning_schema', 'deploying')");
     let rows: Vec<AppRow> = on_db!(db, p => sqlx::query_as(&sql).fetch_all(p).await)?;
     rows.into_iter().map(AppRow::into_app).collect()
 }

@@ -99,7 +99,9 @@ fn validate_email_address(what: &str, addr: &str) -> Result<(), AppError> {
 fn split_smtp(input: &SmtpInput) -> Result<(SmtpSettings, Option<String>), AppError> {
     let mut url = Url::parse(&input.url).map_err(|_| AppError::Invalid("smtp.url is not a URL".into()))?;
     if !matches!(url.scheme(), "smtp" | "smtps" | "smtp+starttls") || url.host_str().is_none() {
-        return Err(AppError::Invalid("smtp.url must be smtp://, smtps:// or smtp+starttls://host[:port]".into()));
+        return Err(AppError::Invalid(
+            "smtp.url must be smtp://, smtps:// or smtp+starttls://host[:port]".into(),
+        ));
     }
     validate_email_address("smtp.from", &input.from)?;
     if let Some(r) = &input.reply_to {
@@ -107,7 +109,10 @@ fn split_smtp(input: &SmtpInput) -> Result<(SmtpSettings, Option<String>), AppEr
     }
     let password = url.password().map(str::to_string);
     let _ = url.set_password(None);
-    Ok((SmtpSettings { url: url.to_string(), from: input.from.clone(), reply_to: input.reply_to.clone() }, password))
+    Ok((
+        SmtpSettings { url: url.to_string(), from: input.from.clone(), reply_to: input.reply_to.clone() },
+        password,
+    ))
 }
 
 fn seal_ctx(app_id: Uuid, what: &str) -> String {
@@ -120,7 +125,11 @@ pub fn identity_location(state: &AppState, app: &App) -> Result<IdentityLocation
 }
 
 /// Where the app's identity store lives, from the store settings alone (used by `migrate`).
-pub fn identity_location_for(secrets: &SecretBox, store_cfg: &StoreConfig, app: &App) -> Result<IdentityLocation, AppError> {
+pub fn identity_location_for(
+    secrets: &SecretBox,
+    store_cfg: &StoreConfig,
+    app: &App,
+) -> Result<IdentityLocation, AppError> {
     if let Some(sealed) = &app.database_url_sealed {
         let url = secrets
             .open_string(&seal_ctx(app.id, "database_url"), sealed)
@@ -130,7 +139,10 @@ pub fn identity_location_for(secrets: &SecretBox, store_cfg: &StoreConfig, app: 
     }
     let control = store_cfg.database_url.expose_secret();
     if is_postgres_url(control) {
-        Ok(IdentityLocation::Postgres { url: SecretString::from(control.to_string()), schema: app.slug.default_schema() })
+        Ok(IdentityLocation::Postgres {
+            url: SecretString::from(control.to_string()),
+            schema: app.slug.default_schema(),
+        })
     } else {
         let file = store_cfg.data_dir.join("apps").join(format!("{}.db", app.slug));
         Ok(IdentityLocation::SqliteFile(file))
@@ -149,7 +161,11 @@ fn collides_with_control(state: &AppState, url: &str, schema: &str) -> bool {
     if schema != store::CONTROL_SCHEMA || !is_postgres_url(control) {
         return false;
     }
-    let key = |u: &str| Url::parse(u).ok().map(|u| (u.host_str().map(str::to_string), u.port_or_known_default(), u.path().to_string()));
+    let key = |u: &str| {
+        Url::parse(u)
+            .ok()
+            .map(|u| (u.host_str().map(str::to_string), u.port_or_known_default(), u.path().to_string()))
+    };
     key(url) == key(control)
 }
 
@@ -171,7 +187,8 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
             let schema = new.database_schema.as_deref().unwrap_or("latchkey");
             if collides_with_control(state, raw, schema) {
                 return Err(AppError::Invalid(
-                    "schema \"latchkey\" of this database holds the control plane; set database_schema".into(),
+                    "schema \"latchkey\" of this database holds the control plane; set database_schema"
+                        .into(),
                 ));
             }
             Some(state.secrets.seal(&seal_ctx(id, "database_url"), raw.as_bytes()))
@@ -212,9 +229,9 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
         created_at: now,
         updated_at: now,
     };
-    repo::insert(&state.control, &app).await.map_err(|e| {
-        if store::is_unique_violation(&e) { AppError::SlugTaken } else { AppError::Store(e) }
-    })?;
+    repo::insert(&state.control, &app)
+        .await
+        .map_err(|e| if store::is_unique_violation(&e) { AppError::SlugTaken } else { AppError::Store(e) })?;
     operator::record(&state.control, now, "app.created", Some(app.slug.as_str()), None, json!({})).await;
     tracing::info!(app.slug = %app.slug, "app created");
     spawn_provisioning(state, app.slug.as_str());
@@ -286,7 +303,8 @@ pub async fn update(state: &AppState, slug: &str, patch: serde_json::Value) -> R
             app.smtp_password_sealed = None;
         }
         Some(v) => {
-            let input: SmtpInput = serde_json::from_value(v).map_err(|e| AppError::Invalid(format!("smtp: {e}")))?;
+            let input: SmtpInput =
+                serde_json::from_value(v).map_err(|e| AppError::Invalid(format!("smtp: {e}")))?;
             let (settings, password) = split_smtp(&input)?;
             if smtp_url_changed {
                 app.smtp_password_sealed =
@@ -314,7 +332,14 @@ pub async fn enable(state: &AppState, slug: &str) -> Result<App, AppError> {
     match app.status {
         AppStatus::Active => return Ok(app),
         AppStatus::Failed | AppStatus::Disabled => {
-            repo::transition(&state.control, app.id, &[AppStatus::Failed, AppStatus::Disabled], AppStatus::Pending, now).await?;
+            repo::transition(
+                &state.control,
+                app.id,
+                &[AppStatus::Failed, AppStatus::Disabled],
+                AppStatus::Pending,
+                now,
+            )
+            .await?;
         }
         _ => {}
     }
@@ -328,7 +353,13 @@ pub async fn enable(state: &AppState, slug: &str) -> Result<App, AppError> {
 pub async fn disable(state: &AppState, slug: &str) -> Result<App, AppError> {
     let app = get(state, slug).await?;
     let now = state.now();
-    let from = [AppStatus::Pending, AppStatus::ProvisioningSchema, AppStatus::Deploying, AppStatus::Active, AppStatus::Failed];
+    let from = [
+        AppStatus::Pending,
+        AppStatus::ProvisioningSchema,
+        AppStatus::Deploying,
+        AppStatus::Active,
+        AppStatus::Failed,
+    ];
     repo::transition(&state.control, app.id, &from, AppStatus::Disabled, now).await?;
     repo::release_lease(&state.control, app.id).await?;
     state.changes.touch(slug);
@@ -351,7 +382,9 @@ pub async fn delete(state: &AppState, slug: &str, erase_data: bool) -> Result<()
                     match std::fs::remove_file(&p) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(AppError::Unexpected(format!("could not remove identity store: {e}"))),
+                        Err(e) => {
+                            return Err(AppError::Unexpected(format!("could not remove identity store: {e}")));
+                        }
                     }
                 }
             }
@@ -366,27 +399,44 @@ pub async fn delete(state: &AppState, slug: &str, erase_data: bool) -> Result<()
     repo::delete(&state.control, app.id).await?;
     state.changes.touch(slug);
     let now = state.now();
-    operator::record(&state.control, now, "app.deleted", Some(slug), None, json!({"erase_data": erase_data})).await;
+    operator::record(&state.control, now, "app.deleted", Some(slug), None, json!({"erase_data": erase_data}))
+        .await;
     tracing::info!(app.slug = slug, erase_data, "app deleted");
     Ok(())
 }
 
 /// Rotates the app's signing keys (SPEC §6). `grace_seconds` defaults to the longest lifetime of
 /// a signed token, so no live token stops validating.
-pub async fn rotate_keys(state: &AppState, slug: &str, grace_seconds: Option<u32>) -> Result<Vec<keys::SigningKey>, AppError> {
+pub async fn rotate_keys(
+    state: &AppState,
+    slug: &str,
+    grace_seconds: Option<u32>,
+) -> Result<Vec<keys::SigningKey>, AppError> {
     let app = get(state, slug).await?;
     if app.status != AppStatus::Active && app.status != AppStatus::Disabled {
-        return Err(AppError::Conflict(format!("the app is {}; keys can be rotated once it is active", app.status.as_str())));
+        return Err(AppError::Conflict(format!(
+            "the app is {}; keys can be rotated once it is active",
+            app.status.as_str()
+        )));
     }
     let grace = grace_seconds.unwrap_or_else(|| app.tokens.longest_signed_ttl());
     if grace > 30 * 86_400 {
         return Err(AppError::Invalid("grace_seconds must be at most 2592000 (30 days)".into()));
     }
     let now = state.now();
-    let keys = keys::service::rotate(&state.control, &state.secrets, app.id, app.signing_alg, grace, now).await?;
+    let keys =
+        keys::service::rotate(&state.control, &state.secrets, app.id, app.signing_alg, grace, now).await?;
     state.changes.touch(slug);
     let current = keys.iter().find(|k| k.state == keys::KeyState::Current).map(|k| k.kid.clone());
-    operator::record(&state.control, now, "key.rotated", Some(slug), current.as_deref(), json!({"grace_seconds": grace})).await;
+    operator::record(
+        &state.control,
+        now,
+        "key.rotated",
+        Some(slug),
+        current.as_deref(),
+        json!({"grace_seconds": grace}),
+    )
+    .await;
     if let Ok(store) = identity_store(state, &app) {
         state
             .audit
@@ -467,7 +517,9 @@ async fn run_steps(state: &AppState, app: &App) -> Result<bool, String> {
     use AppStatus::*;
     let db = &state.control;
     let step = |from: &'static [AppStatus], to: AppStatus| async move {
-        repo::transition(db, app.id, from, to, state.now()).await.map_err(|e| format!("control-plane store: {}", store::describe(&e)))
+        repo::transition(db, app.id, from, to, state.now())
+            .await
+            .map_err(|e| format!("control-plane store: {}", store::describe(&e)))
     };
     if !step(&[Pending, ProvisioningSchema, Deploying], ProvisioningSchema).await? {
         return Ok(false);

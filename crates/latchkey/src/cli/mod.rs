@@ -108,16 +108,15 @@ struct Api {
 
 impl Api {
     fn new(remote: &Remote) -> anyhow::Result<Api> {
-        let token = remote
-            .token
-            .clone()
-            .context("no admin token: pass --token or set LATCHKEY_ADMIN_TOKEN")?;
+        let token =
+            remote.token.clone().context("no admin token: pass --token or set LATCHKEY_ADMIN_TOKEN")?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
         Ok(Api { http, base: remote.url.trim_end_matches('/').to_string(), token, json: remote.json })
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut req = self.http.request(method, format!("{}/admin/v1{path}", self.base)).bearer_auth(&self.token);
+        let mut req =
+            self.http.request(method, format!("{}/admin/v1{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -168,7 +167,9 @@ impl Api {
             let app = self.get(&format!("/apps/{slug}")).await?;
             match app["status"].as_str() {
                 Some("active") => return Ok(app),
-                Some("failed") => bail!("app {slug} failed: {}", app["failure_reason"].as_str().unwrap_or("")),
+                Some("failed") => {
+                    bail!("app {slug} failed: {}", app["failure_reason"].as_str().unwrap_or(""))
+                }
                 _ => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
@@ -191,14 +192,22 @@ impl Api {
             println!("{}", serde_json::to_string_pretty(&json!({ "items": items })).unwrap_or_default());
             return;
         }
-        let rows: Vec<Vec<String>> = items.iter().map(|v| fields.iter().map(|f| cell(&v[*f])).collect()).collect();
+        let rows: Vec<Vec<String>> =
+            items.iter().map(|v| fields.iter().map(|f| cell(&v[*f])).collect()).collect();
         let widths: Vec<usize> = fields
             .iter()
             .enumerate()
             .map(|(i, f)| rows.iter().map(|r| r[i].len()).chain([f.len()]).max().unwrap_or(0))
             .collect();
         let line = |cells: Vec<String>| {
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
         };
         println!("{}", line(fields.iter().map(|f| f.to_uppercase()).collect()));
         for r in rows {
@@ -216,9 +225,18 @@ fn cell(v: &Value) -> String {
     }
 }
 
-const APP_FIELDS: &[&str] = &["slug", "display_name", "status", "issuer", "failure_reason", "signing_alg", "database", "created_at"];
+const APP_FIELDS: &[&str] =
+    &["slug", "display_name", "status", "issuer", "failure_reason", "signing_alg", "database", "created_at"];
 const APP_COLUMNS: &[&str] = &["slug", "display_name", "status", "issuer"];
-const CLIENT_FIELDS: &[&str] = &["client_id", "name", "grant_types", "token_endpoint_auth_method", "redirect_uris", "scopes", "client_secret"];
+const CLIENT_FIELDS: &[&str] = &[
+    "client_id",
+    "name",
+    "grant_types",
+    "token_endpoint_auth_method",
+    "redirect_uris",
+    "scopes",
+    "client_secret",
+];
 const CLIENT_COLUMNS: &[&str] = &["client_id", "name", "grant_types", "token_endpoint_auth_method"];
 const KEY_COLUMNS: &[&str] = &["kid", "alg", "state", "created_at", "retire_at"];
 
@@ -248,7 +266,9 @@ pub async fn app(remote: &Remote, cmd: AppCmd) -> anyhow::Result<()> {
             }
             api.show_one(&app, APP_FIELDS);
         }
-        AppCmd::Disable { slug } => api.show_one(&api.post(&format!("/apps/{slug}/disable"), json!({})).await?, APP_FIELDS),
+        AppCmd::Disable { slug } => {
+            api.show_one(&api.post(&format!("/apps/{slug}/disable"), json!({})).await?, APP_FIELDS)
+        }
         AppCmd::Delete { slug, erase_data } => {
             api.call(reqwest::Method::DELETE, &format!("/apps/{slug}?erase_data={erase_data}"), None).await?;
             if !api.json {
@@ -283,7 +303,9 @@ pub async fn client(remote: &Remote, cmd: ClientCmd) -> anyhow::Result<()> {
                 eprintln!("\nThe client secret is shown only now; store it safely.");
             }
         }
-        ClientCmd::List { app } => api.show_table(&api.all(&format!("/apps/{app}/clients")).await?, CLIENT_COLUMNS),
+        ClientCmd::List { app } => {
+            api.show_table(&api.all(&format!("/apps/{app}/clients")).await?, CLIENT_COLUMNS)
+        }
         ClientCmd::RotateSecret { app, client_id } => {
             let c = api.post(&format!("/apps/{app}/clients/{client_id}/secret"), json!({})).await?;
             api.show_one(&c, CLIENT_FIELDS);

@@ -93,7 +93,11 @@ impl TryFrom<String> for RedirectUri {
                 return Err(format!("{raw:?}: scheme not allowed"));
             }
             s if s.contains('.') => {}
-            _ => return Err(format!("{raw:?}: use https, a loopback http URI or a reverse-DNS private-use scheme")),
+            _ => {
+                return Err(format!(
+                    "{raw:?}: use https, a loopback http URI or a reverse-DNS private-use scheme"
+                ));
+            }
         }
         // Stored exactly as registered: matching is string equality (SPEC §5).
         Ok(RedirectUri(raw))
@@ -164,13 +168,21 @@ impl Client {
         if self.grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
             return Err("authorization_code clients need at least one redirect_uri".into());
         }
-        if self.grant_types.contains(&GrantType::ClientCredentials) && !self.token_endpoint_auth_method.is_confidential() {
-            return Err("client_credentials needs a confidential client (client_secret_basic or client_secret_post)".into());
+        if self.grant_types.contains(&GrantType::ClientCredentials)
+            && !self.token_endpoint_auth_method.is_confidential()
+        {
+            return Err(
+                "client_credentials needs a confidential client (client_secret_basic or client_secret_post)"
+                    .into(),
+            );
         }
         if self.grant_types == [GrantType::RefreshToken] {
             return Err("refresh_token alone grants nothing; add authorization_code".into());
         }
-        if self.redirect_uris.len() > 50 || self.post_logout_redirect_uris.len() > 50 || self.scopes.len() > 100 {
+        if self.redirect_uris.len() > 50
+            || self.post_logout_redirect_uris.len() > 50
+            || self.scopes.len() > 100
+        {
             return Err("too many redirect URIs or scopes".into());
         }
         Ok(())

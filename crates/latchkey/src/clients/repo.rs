@@ -60,7 +60,8 @@ impl ClientRow {
 
 /// Inserts the client and bumps its app's configuration version, in one transaction.
 pub async fn insert(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
-    let sql = format!("INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+    let sql =
+        format!("INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query(&sql)
@@ -129,8 +130,15 @@ pub async fn get(db: &Db, app_id: Uuid, client_id: &str) -> Result<Option<Client
 }
 
 /// Clients of an app ordered by `client_id`, after `after`.
-pub async fn list(db: &Db, app_id: Uuid, after: Option<&str>, limit: i64) -> Result<Vec<Client>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM clients WHERE app_id = $1 AND client_id > $2 ORDER BY client_id LIMIT $3");
+pub async fn list(
+    db: &Db,
+    app_id: Uuid,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Client>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM clients WHERE app_id = $1 AND client_id > $2 ORDER BY client_id LIMIT $3"
+    );
     let rows: Vec<ClientRow> = on_db!(db, p => sqlx::query_as(&sql)
         .bind(app_id)
         .bind(after.unwrap_or(""))
@@ -139,4 +147,3 @@ pub async fn list(db: &Db, app_id: Uuid, after: Option<&str>, limit: i64) -> Res
         .await)?;
     rows.into_iter().map(ClientRow::into_client).collect()
 }
-

@@ -91,8 +91,12 @@ pub async fn create(
     };
     apply(&mut client, &settings);
     client.validate().map_err(ClientError::Invalid)?;
-    let secret = client.token_endpoint_auth_method.is_confidential().then(|| tokens::new_secret(tokens::CLIENT_SECRET_PREFIX));
-    client.secret_hash = secret.as_ref().map(|s| secrets.hash_secret(secrecy::ExposeSecret::expose_secret(s)));
+    let secret = client
+        .token_endpoint_auth_method
+        .is_confidential()
+        .then(|| tokens::new_secret(tokens::CLIENT_SECRET_PREFIX));
+    client.secret_hash =
+        secret.as_ref().map(|s| secrets.hash_secret(secrecy::ExposeSecret::expose_secret(s)));
     repo::insert(db, &client).await?;
     Ok((client, secret))
 }
@@ -101,7 +105,12 @@ pub async fn get(db: &Db, app_id: Uuid, client_id: &str) -> Result<Client, Clien
     repo::get(db, app_id, client_id).await?.ok_or(ClientError::NotFound)
 }
 
-pub async fn list(db: &Db, app_id: Uuid, after: Option<&str>, limit: i64) -> Result<Vec<Client>, ClientError> {
+pub async fn list(
+    db: &Db,
+    app_id: Uuid,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Client>, ClientError> {
     Ok(repo::list(db, app_id, after, limit).await?)
 }
 
@@ -119,8 +128,15 @@ pub fn settings_of(c: &Client) -> ClientSettings {
 
 /// Applies already-merged settings. Switching between public and confidential is refused:
 /// register a new client instead.
-pub async fn update(db: &Db, mut client: Client, settings: ClientSettings, now: Ts) -> Result<Client, ClientError> {
-    if settings.token_endpoint_auth_method.is_confidential() != client.token_endpoint_auth_method.is_confidential() {
+pub async fn update(
+    db: &Db,
+    mut client: Client,
+    settings: ClientSettings,
+    now: Ts,
+) -> Result<Client, ClientError> {
+    if settings.token_endpoint_auth_method.is_confidential()
+        != client.token_endpoint_auth_method.is_confidential()
+    {
         return Err(ClientError::Invalid(
             "a client cannot switch between public and confidential; register a new client".into(),
         ));

@@ -174,9 +174,7 @@ fn aead_open(key: &LessSafeKey, aad: &[u8], mut data: Vec<u8>) -> Result<Vec<u8>
     }
     let mut body = data.split_off(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(&data).map_err(|_| CryptoError::Malformed)?;
-    let plain = key
-        .open_in_place(nonce, Aad::from(aad), &mut body)
-        .map_err(|_| CryptoError::Unauthentic)?;
+    let plain = key.open_in_place(nonce, Aad::from(aad), &mut body).map_err(|_| CryptoError::Unauthentic)?;
     Ok(plain.to_vec())
 }
 

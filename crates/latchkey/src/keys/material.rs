@@ -131,8 +131,8 @@ impl Signer {
 
 /// The public half, for verifying our own tokens (introspection, revocation).
 pub fn decoding_key(published: &serde_json::Value) -> Result<DecodingKey, MaterialError> {
-    let jwk: Jwk = serde_json::from_value(published.clone())
-        .map_err(|e| MaterialError::Unusable(e.to_string()))?;
+    let jwk: Jwk =
+        serde_json::from_value(published.clone()).map_err(|e| MaterialError::Unusable(e.to_string()))?;
     DecodingKey::from_jwk(&jwk).map_err(|e| MaterialError::Unusable(e.to_string()))
 }
 

@@ -22,7 +22,8 @@ pub(super) struct KeyRow {
 
 impl KeyRow {
     pub(super) fn into_key(self) -> Result<SigningKey, sqlx::Error> {
-        let bad = |what: &str| sqlx::Error::Decode(format!("signing_keys.{what} holds an unknown value").into());
+        let bad =
+            |what: &str| sqlx::Error::Decode(format!("signing_keys.{what} holds an unknown value").into());
         Ok(SigningKey {
             alg: SigningAlg::parse(&self.alg).ok_or_else(|| bad("alg"))?,
             state: KeyState::parse(&self.state).ok_or_else(|| bad("state"))?,

@@ -22,7 +22,13 @@ pub enum KeyError {
 }
 
 /// Generates a key on the blocking pool (RSA key generation takes tens of milliseconds).
-async fn generate(secrets: &SecretBox, app_id: Uuid, alg: SigningAlg, state: KeyState, now: Ts) -> Result<SigningKey, KeyError> {
+async fn generate(
+    secrets: &SecretBox,
+    app_id: Uuid,
+    alg: SigningAlg,
+    state: KeyState,
+    now: Ts,
+) -> Result<SigningKey, KeyError> {
     let generated = tokio::task::spawn_blocking(move || material::generate(alg))
         .await
         .map_err(|_| MaterialError::Generate)??;
@@ -62,7 +68,13 @@ macro_rules! insert_key {
 }
 
 /// Gives a new app its first `current` key and a published `next` key, unless it has them.
-pub async fn ensure_initial(db: &Db, secrets: &SecretBox, app_id: Uuid, alg: SigningAlg, now: Ts) -> Result<(), KeyError> {
+pub async fn ensure_initial(
+    db: &Db,
+    secrets: &SecretBox,
+    app_id: Uuid,
+    alg: SigningAlg,
+    now: Ts,
+) -> Result<(), KeyError> {
     let existing = repo::list(db, app_id).await?;
     let has = |s: KeyState| existing.iter().any(|k| k.state == s && k.alg == alg);
     if !has(KeyState::Current) {

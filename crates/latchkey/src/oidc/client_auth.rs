@@ -41,19 +41,31 @@ fn presented(realm: &str, authorization: Option<&str>, form: &Form) -> Result<Pr
             let (id, secret) = decoded
                 .split_once(':')
                 .ok_or_else(|| OAuthError::invalid_client(realm, "malformed Basic credentials"))?;
-            let id = form_decode(id).ok_or_else(|| OAuthError::invalid_client(realm, "malformed Basic credentials"))?;
-            let secret = form_decode(secret).ok_or_else(|| OAuthError::invalid_client(realm, "malformed Basic credentials"))?;
+            let id = form_decode(id)
+                .ok_or_else(|| OAuthError::invalid_client(realm, "malformed Basic credentials"))?;
+            let secret = form_decode(secret)
+                .ok_or_else(|| OAuthError::invalid_client(realm, "malformed Basic credentials"))?;
             Some((id, secret))
         }
     };
     match (basic, form.get("client_id"), form.get("client_secret")) {
-        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request("use exactly one client authentication method")),
+        (Some(_), _, Some(_)) => {
+            Err(OAuthError::invalid_request("use exactly one client authentication method"))
+        }
         (Some((id, _)), Some(form_id), None) if form_id != id => {
             Err(OAuthError::invalid_request("client_id does not match the Authorization header"))
         }
-        (Some((id, secret)), _, None) => Ok(Presented { client_id: id, secret: Some(secret), method: AuthMethod::ClientSecretBasic }),
-        (None, Some(id), Some(secret)) => Ok(Presented { client_id: id.into(), secret: Some(secret.into()), method: AuthMethod::ClientSecretPost }),
-        (None, Some(id), None) => Ok(Presented { client_id: id.into(), secret: None, method: AuthMethod::None }),
+        (Some((id, secret)), _, None) => {
+            Ok(Presented { client_id: id, secret: Some(secret), method: AuthMethod::ClientSecretBasic })
+        }
+        (None, Some(id), Some(secret)) => Ok(Presented {
+            client_id: id.into(),
+            secret: Some(secret.into()),
+            method: AuthMethod::ClientSecretPost,
+        }),
+        (None, Some(id), None) => {
+            Ok(Presented { client_id: id.into(), secret: None, method: AuthMethod::None })
+        }
         (None, None, _) => Err(OAuthError::invalid_client(realm, "client authentication is required")),
     }
 }

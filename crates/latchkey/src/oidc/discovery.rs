@@ -40,7 +40,21 @@ pub fn openid_configuration(issuer: &str, alg: SigningAlg) -> Value {
     doc.insert("id_token_signing_alg_values_supported".into(), json!([alg.as_str()]));
     doc.insert(
         "claims_supported".into(),
-        json!(["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "at_hash", "email", "email_verified", "name"]),
+        json!([
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "sid",
+            "amr",
+            "at_hash",
+            "email",
+            "email_verified",
+            "name"
+        ]),
     );
     doc.insert("claims_parameter_supported".into(), json!(false));
     doc.insert("request_parameter_supported".into(), json!(false));

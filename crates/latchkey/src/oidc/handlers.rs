@@ -40,10 +40,16 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
         let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let mime = ct.split(';').next().unwrap_or("").trim();
         if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded"));
+            return Err(OAuthError::invalid_request(
+                "Content-Type must be application/x-www-form-urlencoded",
+            ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE { OAuthError::too_large() } else { OAuthError::invalid_request("unreadable body") }
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                OAuthError::too_large()
+            } else {
+                OAuthError::invalid_request("unreadable body")
+            }
         })?;
         Form::parse(&bytes).map(OAuthForm).map_err(OAuthError::invalid_request)
     }
@@ -76,19 +82,28 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
         .transpose()
 }
 
-pub async fn get_openid_configuration(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, OAuthError> {
+pub async fn get_openid_configuration(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, OAuthError> {
     let issuer = issuer(&state, &slug).await?;
     Ok(json_bytes(issuer.discovery.clone(), "public, max-age=300"))
 }
 
-pub async fn get_oauth_metadata(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, OAuthError> {
+pub async fn get_oauth_metadata(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, OAuthError> {
     let issuer = issuer(&state, &slug).await?;
     Ok(json_bytes(issuer.oauth_metadata.clone(), "public, max-age=300"))
 }
 
 /// JWKS. A new signing key is published as `next` one rotation before it signs, and a retired
 /// one stays for its grace window; five minutes of caching fits inside both (docs/keys.md).
-pub async fn get_jwks(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, OAuthError> {
+pub async fn get_jwks(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, OAuthError> {
     let issuer = issuer(&state, &slug).await?;
     Ok(json_bytes(issuer.jwks.clone(), "public, max-age=300"))
 }
@@ -102,7 +117,8 @@ pub async fn post_token(
     let issuer = issuer(&state, &slug).await?;
     let client = client_auth::authenticate(&issuer, &state.secrets, authorization(&headers)?, &form)?;
     let now = state.now();
-    let grant = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let grant =
+        form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let response = match grant {
         "client_credentials" => service::client_credentials(&issuer, client, form.get("scope"), now).await?,
         other => {

@@ -173,19 +173,23 @@ async fn build(state: &AppState, app: App) -> Result<(Issuer, Option<Ts>), LoadE
         );
         published.push(jwk);
     }
-    let rebuild_at = all_keys
-        .iter()
-        .filter(|k| k.state_at(now) == KeyState::Retiring)
-        .filter_map(|k| k.retire_at)
-        .min();
+    let rebuild_at =
+        all_keys.iter().filter(|k| k.state_at(now) == KeyState::Retiring).filter_map(|k| k.retire_at).min();
     let clients = clients::all_of_app(&state.control, app.id)
         .await?
         .into_iter()
         .map(|c| (c.client_id.clone(), c))
         .collect();
     let identity = apps::service::identity_store(state, &app)?;
-    let discovery = Bytes::from(serde_json::to_vec(&super::discovery::openid_configuration(&url, signer.alg())).unwrap_or_default());
-    let oauth_metadata = Bytes::from(serde_json::to_vec(&super::discovery::oauth_metadata(&url, signer.alg())).unwrap_or_default());
+    let discovery = Bytes::from(
+        serde_json::to_vec(&super::discovery::openid_configuration(&url, signer.alg())).unwrap_or_default(),
+    );
+    let oauth_metadata = Bytes::from(
+        serde_json::to_vec(&super::discovery::oauth_metadata(&url, signer.alg())).unwrap_or_default(),
+    );
     let jwks = Bytes::from(serde_json::to_vec(&json!({ "keys": published })).unwrap_or_default());
-    Ok((Issuer { app, url, clients, signer, verifiers, discovery, oauth_metadata, jwks, identity }, rebuild_at))
+    Ok((
+        Issuer { app, url, clients, signer, verifiers, discovery, oauth_metadata, jwks, identity },
+        rebuild_at,
+    ))
 }

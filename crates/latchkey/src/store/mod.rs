@@ -17,7 +17,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 static CONTROL_SQLITE: Migrator = sqlx::migrate!("../../migrations/control/sqlite");
 static CONTROL_POSTGRES: Migrator = sqlx::migrate!("../../migrations/control/postgres");
@@ -161,9 +163,7 @@ pub(crate) async fn drop_pg_schema(url: &str, schema: &str) -> Result<(), StoreE
     let opts = PgConnectOptions::from_str(url)
         .map_err(|_| StoreError::Location("not a valid postgres:// URL".into()))?;
     let mut conn = opts.connect().await.map_err(|e| StoreError::Connect(describe(&e)))?;
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(&mut conn)
-        .await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&mut conn).await?;
     Ok(())
 }
 

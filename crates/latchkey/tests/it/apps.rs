@@ -22,12 +22,23 @@ async fn lifecycle(backend: Backend) {
     let active = app.wait_status("life", "active").await;
     assert_eq!(active["issuer"], app.issuer("life"));
     let (id, secret) = app.machine_client("life").await;
-    let jwks_before = app.http.get(format!("{}/jwks", app.issuer("life"))).send().await.expect("jwks").text().await.expect("text");
+    let jwks_before = app
+        .http
+        .get(format!("{}/jwks", app.issuer("life")))
+        .send()
+        .await
+        .expect("jwks")
+        .text()
+        .await
+        .expect("text");
 
     let (s, v) = app.admin(Method::POST, "/apps/life/disable", None).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["status"], "disabled");
-    assert_eq!(status_of(&app, "life", ".well-known/openid-configuration").await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        status_of(&app, "life", ".well-known/openid-configuration").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(status_of(&app, "life", "jwks").await, StatusCode::SERVICE_UNAVAILABLE);
     let (s, _, v) = app.form("life", "token", Some((&id, &secret)), "grant_type=client_credentials").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
@@ -36,7 +47,15 @@ async fn lifecycle(backend: Backend) {
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     app.wait_status("life", "active").await;
     // Same keys, same clients after re-enabling.
-    let jwks_after = app.http.get(format!("{}/jwks", app.issuer("life"))).send().await.expect("jwks").text().await.expect("text");
+    let jwks_after = app
+        .http
+        .get(format!("{}/jwks", app.issuer("life")))
+        .send()
+        .await
+        .expect("jwks")
+        .text()
+        .await
+        .expect("text");
     assert_eq!(jwks_before, jwks_after);
     app.service_token("life", &id, &secret).await;
     // Enabling an active app is a no-op.
@@ -171,7 +190,14 @@ async fn list_and_paginate(backend: Backend) {
     }
     let (s, p1) = app.admin(Method::GET, "/apps?limit=2", None).await;
     assert_eq!(s, StatusCode::OK);
-    let slugs = |v: &Value| v["items"].as_array().expect("items").iter().map(|a| a["slug"].as_str().expect("slug").to_string()).collect::<Vec<_>>();
+    let slugs = |v: &Value| {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|a| a["slug"].as_str().expect("slug").to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(slugs(&p1), ["aa", "bb"]);
     let cursor = p1["next_cursor"].as_str().expect("cursor");
     let (_, p2) = app.admin(Method::GET, &format!("/apps?limit=2&cursor={cursor}"), None).await;
@@ -207,18 +233,22 @@ async fn merge_patch_settings(backend: Backend) {
     let sealed: Option<String> = on_db!(&app.control(), p => sqlx::query_scalar("SELECT smtp_password FROM apps WHERE slug = 'patchy'").fetch_one(p).await).expect("row");
     assert!(sealed.expect("sealed password").starts_with("lk1$"));
     // Changing `from` alone keeps the stored password.
-    let (_, v) = app.admin(Method::PATCH, "/apps/patchy", Some(json!({"smtp": {"from": "hello@example.com"}}))).await;
+    let (_, v) =
+        app.admin(Method::PATCH, "/apps/patchy", Some(json!({"smtp": {"from": "hello@example.com"}}))).await;
     assert_eq!(v["smtp"]["from"], "hello@example.com");
     let sealed: Option<String> = on_db!(&app.control(), p => sqlx::query_scalar("SELECT smtp_password FROM apps WHERE slug = 'patchy'").fetch_one(p).await).expect("row");
     assert!(sealed.is_some());
     // null removes.
-    let (_, v) = app.admin(Method::PATCH, "/apps/patchy", Some(json!({"smtp": null, "branding": {"logo_url": null}}))).await;
+    let (_, v) = app
+        .admin(Method::PATCH, "/apps/patchy", Some(json!({"smtp": null, "branding": {"logo_url": null}})))
+        .await;
     assert_eq!(v["smtp"], Value::Null);
     assert_eq!(v["branding"]["logo_url"], Value::Null);
     assert_eq!(v["branding"]["brand_color"], "#4f46e5");
     // Token lifetime change takes effect at once.
     let (id, secret) = app.machine_client("patchy").await;
-    app.admin(Method::PATCH, "/apps/patchy", Some(json!({"tokens": {"access_token_ttl_seconds": 120}}))).await;
+    app.admin(Method::PATCH, "/apps/patchy", Some(json!({"tokens": {"access_token_ttl_seconds": 120}})))
+        .await;
     let (_, _, t) = app.form("patchy", "token", Some((&id, &secret)), "grant_type=client_credentials").await;
     assert_eq!(t["expires_in"], 120);
     app.stop().await;

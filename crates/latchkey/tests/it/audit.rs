@@ -26,7 +26,9 @@ async fn events_reach_the_identity_store(backend: Backend) {
     app.form("aud", "revoke", Some((&id, &secret)), &format!("token={token}")).await;
     let mut ok = false;
     for _ in 0..50 {
-        if identity_events(&app, "aud", "key.rotated").await == 1 && identity_events(&app, "aud", "token.revoked").await == 1 {
+        if identity_events(&app, "aud", "key.rotated").await == 1
+            && identity_events(&app, "aud", "token.revoked").await == 1
+        {
             ok = true;
             break;
         }

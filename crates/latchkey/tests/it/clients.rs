@@ -12,12 +12,16 @@ async fn register_and_manage(backend: Backend) {
     let app = TestApp::start(backend).await;
     app.active_app("cl").await;
     let (s, web) = app
-        .admin(Method::POST, "/apps/cl/clients", Some(json!({
-            "name": "Web", "redirect_uris": ["https://app.example.com/cb"],
-            "post_logout_redirect_uris": ["https://app.example.com/bye"],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "token_endpoint_auth_method": "client_secret_basic"
-        })))
+        .admin(
+            Method::POST,
+            "/apps/cl/clients",
+            Some(json!({
+                "name": "Web", "redirect_uris": ["https://app.example.com/cb"],
+                "post_logout_redirect_uris": ["https://app.example.com/bye"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "client_secret_basic"
+            })),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{web}");
     let secret = web["client_secret"].as_str().expect("secret shown at creation");
@@ -46,7 +50,11 @@ async fn register_and_manage(backend: Backend) {
 
     // Merge patch: lists replace, untouched fields stay.
     let (s, patched) = app
-        .admin(Method::PATCH, &format!("/apps/cl/clients/{id}"), Some(json!({"name": "Web 2", "redirect_uris": ["https://app.example.com/cb2"]})))
+        .admin(
+            Method::PATCH,
+            &format!("/apps/cl/clients/{id}"),
+            Some(json!({"name": "Web 2", "redirect_uris": ["https://app.example.com/cb2"]})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{patched}");
     assert_eq!(patched["name"], "Web 2");
@@ -86,12 +94,17 @@ async fn grant_types_are_enforced(backend: Backend) {
     let app = TestApp::start(backend).await;
     app.active_app("gt").await;
     let (_, web) = app
-        .admin(Method::POST, "/apps/gt/clients", Some(json!({
-            "name": "Web", "redirect_uris": ["https://app.example.com/cb"],
-            "grant_types": ["authorization_code"], "token_endpoint_auth_method": "client_secret_basic"
-        })))
+        .admin(
+            Method::POST,
+            "/apps/gt/clients",
+            Some(json!({
+                "name": "Web", "redirect_uris": ["https://app.example.com/cb"],
+                "grant_types": ["authorization_code"], "token_endpoint_auth_method": "client_secret_basic"
+            })),
+        )
         .await;
-    let (id, secret) = (web["client_id"].as_str().expect("id"), web["client_secret"].as_str().expect("secret"));
+    let (id, secret) =
+        (web["client_id"].as_str().expect("id"), web["client_secret"].as_str().expect("secret"));
     let (s, _, v) = app.form("gt", "token", Some((id, secret)), "grant_type=client_credentials").await;
     assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")));
     app.stop().await;

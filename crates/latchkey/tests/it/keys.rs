@@ -26,7 +26,15 @@ fn kid_in(keys: &Value, state: &str) -> Vec<String> {
 }
 
 async fn jwks_kids(app: &TestApp, slug: &str) -> Vec<String> {
-    let v: Value = app.http.get(format!("{}/jwks", app.issuer(slug))).send().await.expect("jwks").json().await.expect("json");
+    let v: Value = app
+        .http
+        .get(format!("{}/jwks", app.issuer(slug)))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
     v["keys"].as_array().expect("keys").iter().map(|k| k["kid"].as_str().expect("kid").to_string()).collect()
 }
 
@@ -43,7 +51,8 @@ async fn rotation_with_grace_window(backend: Backend) {
     let before = app.service_token("rot", &id, &secret).await;
     assert_eq!(kid_of(&before), current[0]);
 
-    let (s, rotated) = app.admin(Method::POST, "/apps/rot/keys/rotate", Some(json!({"grace_seconds": 30}))).await;
+    let (s, rotated) =
+        app.admin(Method::POST, "/apps/rot/keys/rotate", Some(json!({"grace_seconds": 30}))).await;
     assert_eq!(s, StatusCode::OK, "{rotated}");
     // The published `next` key signs now; the old one is retiring; a new `next` is published.
     assert_eq!(kid_in(&rotated, "current"), next);
@@ -87,16 +96,25 @@ async fn default_grace_is_longest_token_lifetime(backend: Backend) {
     app.active_app("grace").await;
     let (s, rotated) = app.admin(Method::POST, "/apps/grace/keys/rotate", None).await;
     assert_eq!(s, StatusCode::OK, "{rotated}");
-    let retiring = rotated["items"].as_array().expect("items").iter().find(|k| k["state"] == "retiring").expect("retiring").clone();
-    let created = chrono::DateTime::parse_from_rfc3339(retiring["retire_at"].as_str().expect("retire_at")).expect("time");
+    let retiring = rotated["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|k| k["state"] == "retiring")
+        .expect("retiring")
+        .clone();
+    let created = chrono::DateTime::parse_from_rfc3339(retiring["retire_at"].as_str().expect("retire_at"))
+        .expect("time");
     let delta = created.signed_duration_since(chrono::Utc::now()).num_seconds();
     // id_token_ttl_seconds (3600) is the longest signed lifetime by default.
     assert!((3590..=3600).contains(&delta), "{delta}");
     // Two rotations in a row keep exactly one current and one next.
-    let (_, again) = app.admin(Method::POST, "/apps/grace/keys/rotate", Some(json!({"grace_seconds": 0}))).await;
+    let (_, again) =
+        app.admin(Method::POST, "/apps/grace/keys/rotate", Some(json!({"grace_seconds": 0}))).await;
     assert_eq!(kid_in(&again, "current").len(), 1);
     assert_eq!(kid_in(&again, "next").len(), 1);
-    let (s, bad) = app.admin(Method::POST, "/apps/grace/keys/rotate", Some(json!({"grace_seconds": -1}))).await;
+    let (s, bad) =
+        app.admin(Method::POST, "/apps/grace/keys/rotate", Some(json!({"grace_seconds": -1}))).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     app.stop().await;
 }

@@ -66,9 +66,9 @@ impl PgDb {
 
 pub async fn admin_sql(sql: &str) {
     use sqlx::{ConnectOptions, Executor};
-    let opts: sqlx::postgres::PgConnectOptions =
-        format!("{}/postgres", pg_base()).parse().expect("pg url");
-    let mut conn = opts.connect().await.expect("PostgreSQL at LATCHKEY_TEST_PG (see README: tests need PostgreSQL)");
+    let opts: sqlx::postgres::PgConnectOptions = format!("{}/postgres", pg_base()).parse().expect("pg url");
+    let mut conn =
+        opts.connect().await.expect("PostgreSQL at LATCHKEY_TEST_PG (see README: tests need PostgreSQL)");
     conn.execute(sql).await.expect("admin sql");
 }
 
@@ -158,7 +158,18 @@ impl TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        TestApp { base, http, clock, state, backend: opts.backend, dir, master_key: key, shutdown: Some(tx), task: Some(task), pg }
+        TestApp {
+            base,
+            http,
+            clock,
+            state,
+            backend: opts.backend,
+            dir,
+            master_key: key,
+            shutdown: Some(tx),
+            task: Some(task),
+            pg,
+        }
     }
 
     /// Graceful shutdown, waiting for the drain.
@@ -173,7 +184,13 @@ impl TestApp {
 
     /// Options to start another server on the same stores and master key.
     pub fn same_store(&self) -> Options {
-        Options { backend: self.backend, pg: self.pg.clone(), master_key: Some(self.master_key.clone()), dir: Some(self.dir.clone()), public_url: None }
+        Options {
+            backend: self.backend,
+            pg: self.pg.clone(),
+            master_key: Some(self.master_key.clone()),
+            dir: Some(self.dir.clone()),
+            public_url: None,
+        }
     }
 
     /// A direct connection to this server's control-plane store.
@@ -187,14 +204,22 @@ impl TestApp {
 
     /// An admin API call; returns status and JSON body (Null if empty).
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}/admin/v1{path}", self.base)).bearer_auth(ADMIN_TOKEN);
+        let mut req =
+            self.http.request(method, format!("{}/admin/v1{path}", self.base)).bearer_auth(ADMIN_TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let res = req.send().await.expect("admin request");
         let status = res.status();
         let text = res.text().await.expect("body");
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            },
+        )
     }
 
     pub async fn get_app(&self, slug: &str) -> Value {
@@ -282,7 +307,11 @@ impl TestApp {
 
 /// Verifies a JWS with the issuer's published JWKS using the `openidconnect` crate's own key
 /// types (independent of the server's JWT library); returns header and claims.
-pub async fn verify_with_jwks(http: &reqwest::Client, jwks_url: &str, token: &str) -> Result<(Value, Value), String> {
+pub async fn verify_with_jwks(
+    http: &reqwest::Client,
+    jwks_url: &str,
+    token: &str,
+) -> Result<(Value, Value), String> {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
@@ -299,9 +328,12 @@ pub async fn verify_with_jwks(http: &reqwest::Client, jwks_url: &str, token: &st
     let header = decode(parts[0])?;
     let claims = decode(parts[1])?;
     let sig = URL_SAFE_NO_PAD.decode(parts[2]).map_err(|e| e.to_string())?;
-    let jwks = CoreJsonWebKeySet::fetch_async(&JsonWebKeySetUrl::new(jwks_url.into()).map_err(|e| e.to_string())?, http)
-        .await
-        .map_err(|e| e.to_string())?;
+    let jwks = CoreJsonWebKeySet::fetch_async(
+        &JsonWebKeySetUrl::new(jwks_url.into()).map_err(|e| e.to_string())?,
+        http,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let kid = header["kid"].as_str().ok_or("no kid")?;
     let key = jwks
         .keys()

@@ -37,8 +37,15 @@ async fn two_replicas_share_changes() {
     assert_eq!(a.introspect("shared", &id, &secret, &token).await["active"], true);
 
     // Key rotation on A: B signs with the new key within a second.
-    let (_, keys) = a.admin(Method::POST, "/apps/shared/keys/rotate", Some(json!({"grace_seconds": 60}))).await;
-    let current = keys["items"].as_array().expect("items").iter().find(|k| k["state"] == "current").expect("current")["kid"].clone();
+    let (_, keys) =
+        a.admin(Method::POST, "/apps/shared/keys/rotate", Some(json!({"grace_seconds": 60}))).await;
+    let current = keys["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|k| k["state"] == "current")
+        .expect("current")["kid"]
+        .clone();
     let took = eventually("key rotation", || async {
         let t = b.service_token("shared", &id, &secret).await;
         let header = t.split('.').next().map(|h| {
@@ -55,7 +62,8 @@ async fn two_replicas_share_changes() {
     let (_, rotated) = a.admin(Method::POST, &format!("/apps/shared/clients/{id}/secret"), None).await;
     let new = rotated["client_secret"].as_str().expect("secret").to_string();
     let took = eventually("secret rotation", || async {
-        let (s, _, _) = b.form("shared", "token", Some((&id, &secret)), "grant_type=client_credentials").await;
+        let (s, _, _) =
+            b.form("shared", "token", Some((&id, &secret)), "grant_type=client_credentials").await;
         s == StatusCode::UNAUTHORIZED
     })
     .await;

@@ -23,8 +23,12 @@ async fn client_credentials_with_openidconnect(backend: Backend) {
     assert_eq!(meta.jwks_uri().as_str(), format!("{issuer}/jwks"));
 
     for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
-        let client = CoreClient::from_provider_metadata(meta.clone(), ClientId::new(id.clone()), Some(ClientSecret::new(secret.clone())))
-            .set_auth_type(auth.clone());
+        let client = CoreClient::from_provider_metadata(
+            meta.clone(),
+            ClientId::new(id.clone()),
+            Some(ClientSecret::new(secret.clone())),
+        )
+        .set_auth_type(auth.clone());
         // client_secret_post is refused for a client registered for client_secret_basic.
         let res = client
             .exchange_client_credentials()
@@ -39,7 +43,9 @@ async fn client_credentials_with_openidconnect(backend: Backend) {
         let res = res.expect("token");
         assert_eq!(res.expires_in().map(|d| d.as_secs()), Some(900));
         let token = res.access_token().secret();
-        let (header, claims) = verify_with_jwks(&app.http, &format!("{issuer}/jwks"), token).await.expect("verifies against JWKS");
+        let (header, claims) = verify_with_jwks(&app.http, &format!("{issuer}/jwks"), token)
+            .await
+            .expect("verifies against JWKS");
         assert_eq!(header["typ"], "at+jwt");
         assert_eq!(header["alg"], "RS256");
         assert_eq!(claims["iss"], issuer);
@@ -82,11 +88,15 @@ async fn scope_selection(backend: Backend) {
     let app = TestApp::start(backend).await;
     app.active_app("scopes").await;
     let (id, secret) = app.machine_client("scopes").await;
-    let (_, _, all) = app.form("scopes", "token", Some((&id, &secret)), "grant_type=client_credentials").await;
+    let (_, _, all) =
+        app.form("scopes", "token", Some((&id, &secret)), "grant_type=client_credentials").await;
     assert_eq!(all["scope"], "api:read api:write");
-    let (_, _, one) = app.form("scopes", "token", Some((&id, &secret)), "grant_type=client_credentials&scope=api%3Awrite").await;
+    let (_, _, one) = app
+        .form("scopes", "token", Some((&id, &secret)), "grant_type=client_credentials&scope=api%3Awrite")
+        .await;
     assert_eq!(one["scope"], "api:write");
-    let (s, _, bad) = app.form("scopes", "token", Some((&id, &secret)), "grant_type=client_credentials&scope=admin").await;
+    let (s, _, bad) =
+        app.form("scopes", "token", Some((&id, &secret)), "grant_type=client_credentials&scope=admin").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(bad["error"], "invalid_scope");
     app.stop().await;
@@ -116,11 +126,14 @@ async fn introspection_and_revocation(backend: Backend) {
     assert_eq!(app.introspect("intro", &id, &secret, &tampered).await["active"], false);
 
     // Another client cannot revoke it (RFC 7009 §2.1): still 200, still active.
-    let (s, _, _) = app.form("intro", "revoke", Some((&other_id, &other_secret)), &format!("token={token}")).await;
+    let (s, _, _) =
+        app.form("intro", "revoke", Some((&other_id, &other_secret)), &format!("token={token}")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(app.introspect("intro", &id, &secret, &token).await["active"], true);
 
-    let (s, h, _) = app.form("intro", "revoke", Some((&id, &secret)), &format!("token={token}&token_type_hint=access_token")).await;
+    let (s, h, _) = app
+        .form("intro", "revoke", Some((&id, &secret)), &format!("token={token}&token_type_hint=access_token"))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["cache-control"], "no-store");
     assert_eq!(app.introspect("intro", &id, &secret, &token).await, json!({"active": false}));
@@ -144,10 +157,20 @@ async fn every_signing_algorithm(backend: Backend) {
         app.wait_status(slug, "active").await;
         let (id, secret) = app.machine_client(slug).await;
         let token = app.service_token(slug, &id, &secret).await;
-        let (header, claims) = verify_with_jwks(&app.http, &format!("{}/jwks", app.issuer(slug)), &token).await.expect("verifies");
+        let (header, claims) = verify_with_jwks(&app.http, &format!("{}/jwks", app.issuer(slug)), &token)
+            .await
+            .expect("verifies");
         assert_eq!(header["alg"], alg);
         assert_eq!(claims["iss"], app.issuer(slug));
-        let disco: serde_json::Value = app.http.get(format!("{}/.well-known/openid-configuration", app.issuer(slug))).send().await.expect("disco").json().await.expect("json");
+        let disco: serde_json::Value = app
+            .http
+            .get(format!("{}/.well-known/openid-configuration", app.issuer(slug)))
+            .send()
+            .await
+            .expect("disco")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(disco["id_token_signing_alg_values_supported"], json!([alg]));
         assert_eq!(app.introspect(slug, &id, &secret, &token).await["active"], true);
     }
@@ -167,14 +190,22 @@ async fn discovery_documents(backend: Backend) {
     assert_eq!(oidc.status(), StatusCode::OK);
     assert!(oidc.headers()["cache-control"].to_str().expect("ascii").contains("max-age"));
     let oidc: serde_json::Value = oidc.json().await.expect("json");
-    for (k, v) in [("token_endpoint", "/token"), ("introspection_endpoint", "/introspect"), ("revocation_endpoint", "/revoke"), ("jwks_uri", "/jwks")] {
+    for (k, v) in [
+        ("token_endpoint", "/token"),
+        ("introspection_endpoint", "/introspect"),
+        ("revocation_endpoint", "/revoke"),
+        ("jwks_uri", "/jwks"),
+    ] {
         assert_eq!(oidc[k], format!("{issuer}{v}"));
     }
     assert_eq!(oidc["response_types_supported"], json!(["code"]));
     assert_eq!(oidc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(oidc["authorization_response_iss_parameter_supported"], true);
     // RFC 8414, both locations.
-    for url in [format!("{issuer}/.well-known/oauth-authorization-server"), format!("{}/.well-known/oauth-authorization-server/apps/disco", app.base)] {
+    for url in [
+        format!("{issuer}/.well-known/oauth-authorization-server"),
+        format!("{}/.well-known/oauth-authorization-server/apps/disco", app.base),
+    ] {
         let res = get(url).await;
         assert_eq!(res.status(), StatusCode::OK);
         let doc: serde_json::Value = res.json().await.expect("json");
