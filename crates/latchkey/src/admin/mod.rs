@@ -45,7 +45,7 @@ impl Modify for BearerAuth {
 
 /// The admin router and the OpenAPI document describing exactly its routes.
 fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(handlers::create_app, handlers::list_apps))
         .routes(routes!(handlers::get_app, handlers::update_app, handlers::delete_app))
         .routes(routes!(handlers::enable_app))
@@ -55,7 +55,53 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::rotate_client_secret))
         .routes(routes!(handlers::list_keys))
         .routes(routes!(handlers::rotate_keys))
-        .split_for_parts()
+        .split_for_parts();
+    describe_problems(&mut doc);
+    (router, doc)
+}
+
+/// Every error response is an RFC 9457 problem: give each documented 4xx/5xx its media type,
+/// and document the errors every operation can return (401 always; 400, 413 and 415 for
+/// operations that take a body).
+fn describe_problems(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+        for op in ops.into_iter().flatten() {
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let (true, RefOr::T(r)) = (status.starts_with('4') || status.starts_with('5'), response) {
+                    if let Some(content) = r.content.shift_remove("application/json") {
+                        r.content.insert("application/problem+json".into(), content);
+                    }
+                }
+            }
+            let has_body = op.request_body.is_some();
+            let extra: &[(&str, &str)] = if has_body {
+                &[
+                    ("401", "Missing or wrong admin token"),
+                    ("400", "Malformed request"),
+                    ("413", "Body larger than 64 KiB"),
+                    ("415", "Body is not JSON"),
+                ]
+            } else {
+                &[("401", "Missing or wrong admin token")]
+            };
+            for (status, description) in extra {
+                op.responses.responses.entry((*status).to_string()).or_insert_with(|| problem(description));
+            }
+        }
+    }
 }
 
 /// The OpenAPI document as served at `/admin/v1/openapi.json`.

@@ -170,7 +170,7 @@ fn collides_with_control(state: &AppState, url: &str, schema: &str) -> bool {
 }
 
 pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
-    let slug = AppSlug::parse(new.slug.trim()).map_err(AppError::Invalid)?;
+    let slug = AppSlug::parse(&new.slug).map_err(AppError::Invalid)?;
     let display_name = validate_display_name(&new.display_name)?;
     let id = Uuid::now_v7();
     let mut policy = new.policy.unwrap_or_default();
