@@ -383,7 +383,9 @@ pub async fn delete(state: &AppState, slug: &str, erase_data: bool) -> Result<()
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => {
-                            return Err(AppError::Unexpected(format!("could not remove identity store: {e}")));
+                            return Err(AppError::Unexpected(format!(
+                                "could not remove identity store: {e}"
+                            )));
                         }
                     }
                 }

@@ -32,14 +32,6 @@ impl SigningAlg {
             _ => None,
         }
     }
-
-    pub fn jwt(self) -> jsonwebtoken::Algorithm {
-        match self {
-            SigningAlg::RS256 => jsonwebtoken::Algorithm::RS256,
-            SigningAlg::ES256 => jsonwebtoken::Algorithm::ES256,
-            SigningAlg::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-        }
-    }
 }
 
 /// `next` (published, not signing) → `current` (signing) → `retiring` (published until its

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use jsonwebtoken::DecodingKey;
 use parking_lot::RwLock;
 use serde_json::json;
 
@@ -30,7 +29,7 @@ pub struct Issuer {
     pub url: String,
     pub clients: HashMap<String, Client>,
     pub signer: Arc<Signer>,
-    pub verifiers: HashMap<String, (SigningAlg, DecodingKey)>,
+    pub verifiers: HashMap<String, (SigningAlg, keys::material::PublicKey)>,
     pub discovery: Bytes,
     pub oauth_metadata: Bytes,
     pub jwks: Bytes,
@@ -167,10 +166,8 @@ async fn build(state: &AppState, app: App) -> Result<(Issuer, Option<Ts>), LoadE
     let mut published = Vec::new();
     for k in all_keys.iter().filter(|k| k.published_at(now)) {
         let jwk = keys::published_jwk(&k.public_jwk, &k.kid, k.alg);
-        verifiers.insert(
-            k.kid.clone(),
-            (k.alg, keys::material::decoding_key(&jwk).map_err(keys::KeyError::from)?),
-        );
+        verifiers
+            .insert(k.kid.clone(), (k.alg, keys::material::public_key(&jwk).map_err(keys::KeyError::from)?));
         published.push(jwk);
     }
     let rebuild_at =

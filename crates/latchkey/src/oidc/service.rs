@@ -9,17 +9,16 @@ use super::error::OAuthError;
 use super::issuer::Issuer;
 use crate::clients::{Client, GrantType, Scope};
 use crate::crypto::tokens;
+use crate::keys;
 use crate::on_db;
 use crate::store::Ts;
 
-/// RFC 9068 access-token claims.
+/// RFC 9068 access-token claims (besides `iat` and `exp`, which the JWT layer carries).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
     pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
     pub jti: String,
     pub client_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -72,23 +71,22 @@ pub async fn client_credentials(
         iss: issuer.url.clone(),
         sub: client.client_id.clone(),
         aud: issuer.url.clone(),
-        exp: (now.0 + Duration::seconds(i64::from(ttl))).timestamp(),
-        iat: now.unix(),
         jti: tokens::new_id(),
         client_id: client.client_id.clone(),
         scope: scope.clone(),
         token_type: "service".into(),
     };
-    let access_token = sign(issuer, claims).await?;
+    let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
+    let access_token = sign(issuer, claims, now.unix(), exp).await?;
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "client_credentials").increment(1);
     Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope })
 }
 
 /// Signs on the blocking pool: an RSA signature is a few hundred microseconds of CPU, too long
 /// to hold an async worker.
-async fn sign(issuer: &Arc<Issuer>, claims: AccessClaims) -> Result<String, OAuthError> {
+async fn sign(issuer: &Arc<Issuer>, claims: AccessClaims, iat: i64, exp: i64) -> Result<String, OAuthError> {
     let issuer = issuer.clone();
-    let res = tokio::task::spawn_blocking(move || issuer.signer.sign("at+jwt", &claims)).await;
+    let res = tokio::task::spawn_blocking(move || issuer.signer.sign("at+jwt", &claims, iat, exp)).await;
     match res {
         Ok(Ok(token)) => Ok(token),
         Ok(Err(err)) => {
@@ -102,25 +100,25 @@ async fn sign(issuer: &Arc<Issuer>, claims: AccessClaims) -> Result<String, OAut
     }
 }
 
-/// Verifies an access token issued by this issuer: signature by a published key, `typ`,
-/// `iss`, and expiry at `now`. Revocation is checked separately.
-pub fn verify_access_token(issuer: &Issuer, token: &str, now: Ts) -> Option<AccessClaims> {
+/// An access token that verified: its claims and lifetime.
+pub struct VerifiedAccess {
+    pub claims: AccessClaims,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Verifies an access token issued by this issuer: signature by a published key of the
+/// expected algorithm, `typ` `at+jwt` (RFC 9068 §4), `iss`, and expiry at `now`. Revocation is
+/// checked separately.
+pub fn verify_access_token(issuer: &Issuer, token: &str, now: Ts) -> Option<VerifiedAccess> {
     if token.len() > 8192 {
         return None;
     }
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
-        return None;
-    }
-    let (alg, key) = issuer.verifiers.get(header.kid.as_deref()?)?;
-    let mut validation = jsonwebtoken::Validation::new(alg.jwt());
-    validation.set_issuer(&[&issuer.url]);
-    validation.validate_aud = false;
-    // Expiry is checked against the injected clock below.
-    validation.validate_exp = false;
-    validation.required_spec_claims.clear();
-    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).ok()?;
-    (data.claims.exp > now.unix()).then_some(data.claims)
+    let kid = keys::material::unverified_kid(token)?;
+    let (alg, key) = issuer.verifiers.get(&kid)?;
+    let v = keys::material::verify::<AccessClaims>(token, *alg, key, "at+jwt")?;
+    let (iat, exp) = (v.iat?, v.exp?);
+    (v.claims.iss == issuer.url && exp > now.unix()).then_some(VerifiedAccess { claims: v.claims, iat, exp })
 }
 
 pub async fn is_revoked(issuer: &Issuer, jti: &str) -> Result<bool, sqlx::Error> {
@@ -158,7 +156,7 @@ pub struct Introspection {
 }
 
 pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introspection, sqlx::Error> {
-    let Some(claims) = verify_access_token(issuer, token, now) else {
+    let Some(VerifiedAccess { claims, iat, exp }) = verify_access_token(issuer, token, now) else {
         return Ok(Introspection::default());
     };
     if is_revoked(issuer, &claims.jti).await? {
@@ -169,8 +167,8 @@ pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introsp
         scope: Some(claims.scope),
         client_id: Some(claims.client_id),
         token_type: Some("Bearer"),
-        exp: Some(claims.exp),
-        iat: Some(claims.iat),
+        exp: Some(exp),
+        iat: Some(iat),
         sub: Some(claims.sub),
         aud: Some(claims.aud),
         iss: Some(claims.iss),
@@ -182,11 +180,13 @@ pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introsp
 /// RFC 7009: revokes an access token of `client` until it expires. Tokens that are invalid,
 /// expired or belong to another client are ignored, as §2.2 asks.
 pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> Result<bool, sqlx::Error> {
-    let Some(claims) = verify_access_token(issuer, token, now) else { return Ok(false) };
+    let Some(VerifiedAccess { claims, exp, .. }) = verify_access_token(issuer, token, now) else {
+        return Ok(false);
+    };
     if claims.client_id != client.client_id {
         return Ok(false);
     }
-    let expires = Ts::new(chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now.0));
+    let expires = Ts::new(chrono::DateTime::from_timestamp(exp, 0).unwrap_or(now.0));
     let sql = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
     on_db!(&issuer.identity, p => sqlx::query(sql).bind(&claims.jti).bind(expires).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(true)
