@@ -16,6 +16,8 @@ use crate::audit::{AuditSink, AuditWriter};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MasterKeySource, StoreConfig, read_trimmed};
 use crate::crypto::{MasterKey, SecretBox, tokens};
+use crate::login::pages::Pages;
+use crate::login::password::Passwords;
 use crate::oidc::IssuerCache;
 use crate::store::{self, Db, IdentityStores, Ts};
 use crate::{on_db, ops};
@@ -35,6 +37,8 @@ pub struct Inner {
     pub audit: AuditSink,
     pub admin_tokens: AdminTokens,
     pub metrics: PrometheusHandle,
+    pub passwords: Passwords,
+    pub pages: Pages,
 }
 
 impl Deref for AppState {
@@ -97,6 +101,8 @@ impl ServerBuilder {
             audit,
             admin_tokens,
             metrics: ops::metrics_handle(),
+            passwords: Passwords::new(),
+            pages: Pages::new(),
         }));
         crate::apps::service::resume_interrupted(&state).await.context("resuming provisioning")?;
         crate::janitor::spawn(state.clone());

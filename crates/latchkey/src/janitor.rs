@@ -1,5 +1,5 @@
 //! Background housekeeping, once a minute: records retired keys and purges expired revocation
-//! entries. Idempotent, so several replicas may run it at once.
+//! entries, authorization requests, codes, refresh tokens and sessions, so tables stay bounded. Idempotent, so several replicas may run it at once.
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
-use crate::{admin, oidc, ops};
+use crate::{admin, login, oidc, ops};
 
 pub fn build(state: AppState) -> Router {
     Router::new()
@@ -17,6 +17,7 @@ pub fn build(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(admin::router(state.clone()))
         .merge(oidc::router())
+        .merge(login::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(ops::track))
         .layer(SetResponseHeaderLayer::if_not_present(

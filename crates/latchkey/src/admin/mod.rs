@@ -80,10 +80,10 @@ fn describe_problems(doc: &mut utoipa::openapi::OpenApi) {
         let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
         for op in ops.into_iter().flatten() {
             for (status, response) in op.responses.responses.iter_mut() {
-                if let (true, RefOr::T(r)) = (status.starts_with('4') || status.starts_with('5'), response) {
-                    if let Some(content) = r.content.shift_remove("application/json") {
-                        r.content.insert("application/problem+json".into(), content);
-                    }
+                if let (true, RefOr::T(r)) = (status.starts_with('4') || status.starts_with('5'), response)
+                    && let Some(content) = r.content.shift_remove("application/json")
+                {
+                    r.content.insert("application/problem+json".into(), content);
                 }
             }
             let has_body = op.request_body.is_some();

@@ -270,6 +270,9 @@ pub struct TokenSettings {
     pub access_token_ttl_seconds: u32,
     pub id_token_ttl_seconds: u32,
     pub refresh_token_ttl_seconds: u32,
+    /// Two uses of one refresh token within this many seconds (two tabs, a retried request)
+    /// both get the same successor instead of revoking the family.
+    pub refresh_race_grace_seconds: u32,
 }
 
 impl Default for TokenSettings {
@@ -278,6 +281,7 @@ impl Default for TokenSettings {
             access_token_ttl_seconds: 900,
             id_token_ttl_seconds: 3600,
             refresh_token_ttl_seconds: 30 * 24 * 3600,
+            refresh_race_grace_seconds: 10,
         }
     }
 }
@@ -293,6 +297,9 @@ impl TokenSettings {
         }
         if !ok(self.refresh_token_ttl_seconds, 366 * 86_400) {
             return Err("tokens.refresh_token_ttl_seconds must be between 60 and 31622400".into());
+        }
+        if self.refresh_race_grace_seconds > 60 {
+            return Err("tokens.refresh_race_grace_seconds must be between 0 and 60".into());
         }
         Ok(())
     }

@@ -121,6 +121,24 @@ pub async fn post_token(
         form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let response = match grant {
         "client_credentials" => service::client_credentials(&issuer, client, form.get("scope"), now).await?,
+        "authorization_code" => super::code::exchange(&issuer, client, &form, now).await?,
+        "refresh_token" => match super::code::refresh(&issuer, &state.secrets, client, &form, now).await {
+            Ok((response, _)) => response,
+            Err((err, reused_by)) => {
+                if let Some(user_id) = reused_by {
+                    audit(
+                        &state,
+                        &issuer,
+                        "refresh.reuse_detected",
+                        Some(user_id),
+                        Some(&client.client_id),
+                        &headers,
+                    )
+                    .await;
+                }
+                return Err(err);
+            }
+        },
         other => {
             return Err(OAuthError::unsupported_grant_type(format!("grant_type {other:?} is not supported")));
         }
@@ -157,10 +175,15 @@ pub async fn post_revoke(
     let client = client_auth::authenticate(&issuer, &state.secrets, authorization(&headers)?, &form)?;
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = state.now();
-    let revoked = service::revoke(&issuer, client, token, now).await.map_err(|err| {
+    let fail = |err: sqlx::Error| {
         tracing::error!(app.slug = %slug, error = %err, "revocation failed");
         OAuthError::server_error()
-    })?;
+    };
+    let revoked = if token.starts_with(super::refresh::PREFIX) {
+        super::refresh::revoke(&issuer.identity, token, &client.client_id, now).await.map_err(fail)?
+    } else {
+        service::revoke(&issuer, client, token, now).await.map_err(fail)?
+    };
     if revoked {
         state
             .audit
@@ -187,4 +210,143 @@ pub async fn method_not_allowed() -> OAuthError {
 
 pub async fn not_found() -> OAuthError {
     OAuthError::not_found()
+}
+
+pub async fn get_authorize(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let issuer = match state.issuers.lookup(&state, &slug).await {
+        Ok(Lookup::Active(i)) => i,
+        Ok(Lookup::Inactive) => {
+            return state.pages.message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "Unavailable",
+                "Sign-in for this application is not available right now.",
+            );
+        }
+        Ok(Lookup::NotFound) => {
+            return state.pages.message(
+                StatusCode::NOT_FOUND,
+                None,
+                "Not found",
+                "There is no application at this address.",
+            );
+        }
+        Err(err) => {
+            tracing::error!(app.slug = %slug, error = %err, "issuer could not be loaded");
+            return state.pages.message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "Something went wrong",
+                "Please try again in a moment.",
+            );
+        }
+    };
+    let now = state.now();
+    let fail = |e: &dyn std::fmt::Display| {
+        tracing::error!(app.slug = %slug, error = %e, "authorization failed");
+        state.pages.message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(&issuer.app),
+            "Something went wrong",
+            "Please try again in a moment.",
+        )
+    };
+    let session = match crate::login::csrf::cookie(&headers, crate::sessions::COOKIE) {
+        Some(c) => match crate::sessions::from_cookie(&issuer.identity, c, now).await {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        },
+        None => None,
+    };
+    match super::authorize::authorize(&issuer, query.unwrap_or_default().as_bytes(), session.as_ref(), now)
+        .await
+    {
+        Ok(outcome) => super::authorize::respond(&state, &issuer, &slug, outcome),
+        Err(e) => fail(&e),
+    }
+}
+
+/// RFC 6750 error for the userinfo endpoint.
+fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let challenge = format!("Bearer error=\"{error}\", error_description=\"{description}\"");
+    let mut res = (status, axum::Json(serde_json::json!({"error": error, "error_description": description})))
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// OIDC Core §5.3: claims about the user of a live session, by scope.
+pub async fn userinfo(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let issuer = match issuer(&state, &slug).await {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let token = match authorization(&headers) {
+        Ok(Some(h)) => match h.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim().to_string(),
+            _ => {
+                return bearer_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_request",
+                    "use a Bearer access token",
+                );
+            }
+        },
+        Ok(None) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request",
+                "a Bearer access token is required",
+            );
+        }
+        Err(e) => return e.into_response(),
+    };
+    let now = state.now();
+    match service::userinfo(&issuer, &token, now).await {
+        Ok(Some(claims)) => no_store_json(&claims),
+        Ok(None) => bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is not valid"),
+        Err(err) => {
+            tracing::error!(app.slug = %slug, error = %err, "userinfo failed");
+            OAuthError::server_error().into_response()
+        }
+    }
+}
+
+async fn audit(
+    state: &AppState,
+    issuer: &Issuer,
+    kind: &'static str,
+    user_id: Option<uuid::Uuid>,
+    client_id: Option<&str>,
+    headers: &HeaderMap,
+) {
+    state
+        .audit
+        .record(crate::audit::AuditEvent {
+            app_id: issuer.app.id,
+            store: issuer.identity.clone(),
+            time: state.now(),
+            kind,
+            user_id,
+            client_id: client_id.map(str::to_string),
+            ip: None,
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect()),
+            data: serde_json::json!({}),
+        })
+        .await;
 }

@@ -178,6 +178,7 @@ async fn build(state: &AppState, app: App) -> Result<(Issuer, Option<Ts>), LoadE
         .map(|c| (c.client_id.clone(), c))
         .collect();
     let identity = apps::service::identity_store(state, &app)?;
+    state.identity.ensure_migrated(app.id, &identity).await.map_err(|e| LoadError::Broken(e.to_string()))?;
     let discovery = Bytes::from(
         serde_json::to_vec(&super::discovery::openid_configuration(&url, signer.alg())).unwrap_or_default(),
     );

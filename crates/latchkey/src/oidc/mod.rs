@@ -1,13 +1,16 @@
 //! The per-app OAuth 2.0 / OpenID Connect surface under `{PUBLIC_URL}/apps/{slug}` (SPEC §5):
-//! discovery, JWKS, token, introspection, revocation. Uses `apps`, `clients`, `keys`; none of
+//! discovery, JWKS, authorize, token, userinfo, introspection, revocation. Uses `apps`, `clients`, `keys`; none of
 //! them uses this module.
 
+pub mod authorize;
 mod client_auth;
+mod code;
 mod discovery;
 mod error;
-mod form;
+pub mod form;
 mod handlers;
 pub mod issuer;
+pub mod refresh;
 pub mod service;
 
 pub use error::OAuthError;
@@ -27,6 +30,8 @@ pub fn router() -> Router<AppState> {
         // RFC 8414 §3.1: for an issuer with a path, the well-known segment comes first.
         .route("/.well-known/oauth-authorization-server/apps/{slug}", r(get(handlers::get_oauth_metadata)))
         .route("/apps/{slug}/jwks", r(get(handlers::get_jwks)))
+        .route("/apps/{slug}/authorize", r(get(handlers::get_authorize)))
+        .route("/apps/{slug}/userinfo", r(get(handlers::userinfo).post(handlers::userinfo)))
         .route("/apps/{slug}/token", r(post(handlers::post_token)))
         .route("/apps/{slug}/introspect", r(post(handlers::post_introspect)))
         .route("/apps/{slug}/revoke", r(post(handlers::post_revoke)))

@@ -23,8 +23,11 @@ pub struct AccessClaims {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
-    /// `service` for client_credentials tokens (no end user).
+    /// `service` for client_credentials tokens (no end user), `user` otherwise.
     pub token_type: String,
+    /// The browser session the token came from (user tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,6 +37,10 @@ pub struct TokenResponse {
     pub expires_in: u32,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// Resolves requested scopes against what the client may have (RFC 6749 §3.3): absent means
@@ -75,18 +82,32 @@ pub async fn client_credentials(
         client_id: client.client_id.clone(),
         scope: scope.clone(),
         token_type: "service".into(),
+        sid: None,
     };
     let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
-    let access_token = sign(issuer, claims, now.unix(), exp).await?;
+    let access_token = sign(issuer, "at+jwt", claims, now.unix(), exp).await?;
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "client_credentials").increment(1);
-    Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl, scope })
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope,
+        id_token: None,
+        refresh_token: None,
+    })
 }
 
 /// Signs on the blocking pool: an RSA signature is a few hundred microseconds of CPU, too long
 /// to hold an async worker.
-async fn sign(issuer: &Arc<Issuer>, claims: AccessClaims, iat: i64, exp: i64) -> Result<String, OAuthError> {
+pub(super) async fn sign<T: Serialize + Send + 'static>(
+    issuer: &Arc<Issuer>,
+    typ: &'static str,
+    claims: T,
+    iat: i64,
+    exp: i64,
+) -> Result<String, OAuthError> {
     let issuer = issuer.clone();
-    let res = tokio::task::spawn_blocking(move || issuer.signer.sign("at+jwt", &claims, iat, exp)).await;
+    let res = tokio::task::spawn_blocking(move || issuer.signer.sign(typ, &claims, iat, exp)).await;
     match res {
         Ok(Ok(token)) => Ok(token),
         Ok(Err(err)) => {
@@ -159,7 +180,7 @@ pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introsp
     let Some(VerifiedAccess { claims, iat, exp }) = verify_access_token(issuer, token, now) else {
         return Ok(Introspection::default());
     };
-    if is_revoked(issuer, &claims.jti).await? {
+    if !still_valid(issuer, &claims, now).await? {
         return Ok(Introspection::default());
     }
     Ok(Introspection {
@@ -190,4 +211,43 @@ pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> R
     let sql = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
     on_db!(&issuer.identity, p => sqlx::query(sql).bind(&claims.jti).bind(expires).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(true)
+}
+
+/// Revocation and, for user tokens, the session they came from.
+async fn still_valid(issuer: &Issuer, claims: &AccessClaims, now: Ts) -> Result<bool, sqlx::Error> {
+    if is_revoked(issuer, &claims.jti).await? {
+        return Ok(false);
+    }
+    match &claims.sid {
+        Some(sid) => crate::sessions::is_live(&issuer.identity, sid, now).await,
+        None => Ok(claims.token_type == "service"),
+    }
+}
+
+/// The userinfo claims for a live user token, or `None` if the token is not (or no longer) good.
+pub async fn userinfo(
+    issuer: &Issuer,
+    token: &str,
+    now: Ts,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    let Some(VerifiedAccess { claims, .. }) = verify_access_token(issuer, token, now) else {
+        return Ok(None);
+    };
+    if claims.token_type != "user" || !still_valid(issuer, &claims, now).await? {
+        return Ok(None);
+    }
+    let Ok(id) = uuid::Uuid::parse_str(&claims.sub) else { return Ok(None) };
+    let Some(user) = crate::users::get(&issuer.identity, id).await? else { return Ok(None) };
+    let scopes: Vec<&str> = claims.scope.split(' ').collect();
+    let mut out = serde_json::json!({ "sub": user.id.to_string() });
+    if scopes.contains(&"email") {
+        out["email"] = serde_json::json!(user.email);
+        out["email_verified"] = serde_json::json!(user.email_verified);
+    }
+    if scopes.contains(&"profile")
+        && let Some(name) = user.name
+    {
+        out["name"] = serde_json::json!(name);
+    }
+    Ok(Some(out))
 }

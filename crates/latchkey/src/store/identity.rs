@@ -25,12 +25,13 @@ pub enum IdentityLocation {
 
 pub struct IdentityStores {
     pools: Mutex<HashMap<Uuid, Db>>,
+    migrated: Mutex<std::collections::HashSet<Uuid>>,
     max_connections: u32,
 }
 
 impl IdentityStores {
     pub fn new(max_connections: u32) -> Self {
-        IdentityStores { pools: Mutex::new(HashMap::new()), max_connections }
+        IdentityStores { pools: Mutex::new(HashMap::new()), migrated: Mutex::default(), max_connections }
     }
 
     /// The app's pool, opening it (without connecting yet) if this process has none.
@@ -76,8 +77,20 @@ impl IdentityStores {
         Ok(db)
     }
 
+    /// Applies pending identity-store migrations once per process per app, so a new binary
+    /// upgrades the stores of apps that were active before it started.
+    pub async fn ensure_migrated(&self, app_id: Uuid, db: &Db) -> Result<(), StoreError> {
+        if self.migrated.lock().contains(&app_id) {
+            return Ok(());
+        }
+        super::migrate_identity(db).await?;
+        self.migrated.lock().insert(app_id);
+        Ok(())
+    }
+
     /// Closes and forgets the app's pool (app disabled or deleted).
     pub async fn forget(&self, app_id: Uuid) {
+        self.migrated.lock().remove(&app_id);
         let db = self.pools.lock().remove(&app_id);
         if let Some(db) = db {
             db.close().await;

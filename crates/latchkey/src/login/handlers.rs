@@ -1,0 +1,417 @@
+//! `/login` and `/signup` under each issuer: email + password, CSRF-protected, themed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Duration;
+use minijinja::context;
+use secrecy::SecretString;
+
+use super::csrf;
+use crate::app::AppState;
+use crate::oidc::authorize::{self, AuthRequest};
+use crate::oidc::form::Form;
+use crate::oidc::issuer::{Issuer, Lookup};
+use crate::sessions::{self, Origin};
+use crate::users::{self, Email};
+
+fn secure(state: &AppState) -> bool {
+    state.config.public_url.scheme() == "https"
+}
+
+fn issuer_path(slug: &str) -> String {
+    format!("/apps/{slug}")
+}
+
+async fn issuer_or_page(state: &AppState, slug: &str) -> Result<Arc<Issuer>, Response> {
+    match state.issuers.lookup(state, slug).await {
+        Ok(Lookup::Active(i)) => Ok(i),
+        Ok(Lookup::Inactive) => Err(state.pages.message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "Unavailable",
+            "Sign-in for this application is not available right now.",
+        )),
+        Ok(Lookup::NotFound) => Err(state.pages.message(
+            StatusCode::NOT_FOUND,
+            None,
+            "Not found",
+            "There is no application at this address.",
+        )),
+        Err(err) => {
+            tracing::error!(app.slug = slug, error = %err, "issuer could not be loaded");
+            Err(state.pages.message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "Something went wrong",
+                "Please try again in a moment.",
+            ))
+        }
+    }
+}
+
+fn internal(state: &AppState, app: &Issuer, err: &dyn std::fmt::Display) -> Response {
+    tracing::error!(app.slug = %app.app.slug, error = %err, "sign-in page failed");
+    state.pages.message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Some(&app.app),
+        "Something went wrong",
+        "Please try again in a moment.",
+    )
+}
+
+fn request_id(query: Option<&str>) -> String {
+    query
+        .and_then(|q| Form::parse(q.as_bytes()).ok())
+        .and_then(|f| f.get("request").map(str::to_string))
+        .filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .unwrap_or_default()
+}
+
+/// The CSRF cookie value of this browser, creating one if needed (returned to be set).
+fn csrf_value(headers: &HeaderMap) -> (String, bool) {
+    match csrf::cookie(headers, csrf::COOKIE) {
+        Some(v) if !v.is_empty() && v.len() <= 64 => (v.to_string(), false),
+        _ => (csrf::new_cookie_value(), true),
+    }
+}
+
+struct View<'a> {
+    page: &'a str,
+    request_id: String,
+    email: String,
+    form_error: Option<String>,
+    email_error: Option<String>,
+    password_error: Option<String>,
+}
+
+fn render(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    status: StatusCode,
+    v: View<'_>,
+) -> Response {
+    let slug = issuer.app.slug.as_str();
+    let (cookie, new) = csrf_value(headers);
+    let q = if v.request_id.is_empty() { String::new() } else { format!("?request={}", v.request_id) };
+    let base = format!("{}{}", state.config.public_base(), issuer_path(slug));
+    let ctx = context! {
+        csrf => csrf::form_token(&state.secrets, &cookie),
+        request_id => v.request_id,
+        email => v.email,
+        form_error => v.form_error,
+        email_error => v.email_error,
+        password_error => v.password_error,
+        min_length => issuer.app.policy.password.min_length,
+        action => format!("{base}/{}{q}", v.page.trim_end_matches(".html")),
+        signup_url => format!("{base}/signup{q}"),
+        login_url => format!("{base}/login{q}"),
+    };
+    let mut res = state.pages.render(status, Some(&issuer.app), v.page, ctx);
+    if new && let Ok(h) = HeaderValue::from_str(&csrf::set_cookie(&cookie, &issuer_path(slug), secure(state)))
+    {
+        res.headers_mut().append(header::SET_COOKIE, h);
+    }
+    res
+}
+
+pub async fn get_login(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let request_id = request_id(q.as_deref());
+    let hint = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
+        Ok(r) => r.and_then(|r| r.login_hint).unwrap_or_default(),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    render(
+        &state,
+        &issuer,
+        &headers,
+        StatusCode::OK,
+        View {
+            page: "login.html",
+            request_id,
+            email: hint,
+            form_error: None,
+            email_error: None,
+            password_error: None,
+        },
+    )
+}
+
+pub async fn get_signup(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let request_id = request_id(q.as_deref());
+    render(
+        &state,
+        &issuer,
+        &headers,
+        StatusCode::OK,
+        View {
+            page: "signup.html",
+            request_id,
+            email: String::new(),
+            form_error: None,
+            email_error: None,
+            password_error: None,
+        },
+    )
+}
+
+/// The parsed, CSRF-checked form, or the page to show instead.
+fn read_form(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    body: &[u8],
+    page: &'static str,
+) -> Result<Form, Box<Response>> {
+    let bad = |msg: &str| {
+        render(
+            state,
+            issuer,
+            headers,
+            StatusCode::BAD_REQUEST,
+            View {
+                page,
+                request_id: String::new(),
+                email: String::new(),
+                form_error: Some(msg.into()),
+                email_error: None,
+                password_error: None,
+            },
+        )
+    };
+    let form =
+        Form::parse(body).map_err(|_| Box::new(bad("The form could not be read. Please try again.")))?;
+    if !csrf::check(&state.secrets, csrf::cookie(headers, csrf::COOKIE), form.get("csrf")) {
+        return Err(Box::new(bad("Your session on this page expired. Please try again.")));
+    }
+    Ok(form)
+}
+
+/// Signs the user in: a new session (never the one a cookie may have planted), then either the
+/// pending authorization request completes or a confirmation page shows.
+async fn finish(
+    state: &AppState,
+    issuer: &Issuer,
+    user_id: uuid::Uuid,
+    request: Option<AuthRequest>,
+    origin: Origin,
+) -> Response {
+    let now = state.now();
+    let ttl = Duration::hours(i64::from(issuer.app.policy.session.ttl_hours));
+    let (session, cookie) =
+        match sessions::create(&issuer.identity, user_id, &["pwd"], ttl, &origin, now).await {
+            Ok(s) => s,
+            Err(e) => return internal(state, issuer, &e),
+        };
+    let mut res = match request {
+        Some(r) => match authorize::issue_code(issuer, &r, &session, now).await {
+            Ok(url) => Redirect::to(&url).into_response(),
+            Err(e) => return internal(state, issuer, &e),
+        },
+        None => state.pages.message(
+            StatusCode::OK,
+            Some(&issuer.app),
+            "You are signed in",
+            &format!("You are signed in to {}.", issuer.app.display_name),
+        ),
+    };
+    let set = sessions::set_cookie(Some(&cookie), &issuer_path(issuer.app.slug.as_str()), secure(state), ttl);
+    if let Ok(h) = HeaderValue::from_str(&set) {
+        res.headers_mut().append(header::SET_COOKIE, h);
+    }
+    res
+}
+
+fn origin(headers: &HeaderMap, addr: SocketAddr) -> Origin {
+    Origin {
+        ip: Some(addr.ip().to_string()),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+    }
+}
+
+pub async fn post_login(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let form = match read_form(&state, &issuer, &headers, &body, "login.html") {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let request_id = form.get("request").unwrap_or("").to_string();
+    let email_raw = form.get("email").unwrap_or("").to_string();
+    let password = SecretString::from(form.get("password").unwrap_or("").to_string());
+    let wrong = |state: &AppState, issuer: &Issuer| {
+        render(
+            state,
+            issuer,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            View {
+                page: "login.html",
+                request_id: request_id.clone(),
+                email: email_raw.clone(),
+                form_error: Some("The email or password is not correct.".into()),
+                email_error: None,
+                password_error: None,
+            },
+        )
+    };
+    let user = match Email::parse(&email_raw) {
+        Ok(email) => match users::find_by_email(&issuer.identity, &email).await {
+            Ok(u) => u,
+            Err(e) => return internal(&state, &issuer, &e),
+        },
+        Err(_) => None,
+    };
+    // Same work whether or not the account exists.
+    let ok =
+        match state.passwords.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await
+        {
+            Ok(ok) => ok,
+            Err(e) => return internal(&state, &issuer, &e),
+        };
+    let Some(user) = user.filter(|u| ok && u.status == "active") else {
+        metrics::counter!("latchkey_login_failures_total").increment(1);
+        record(&state, &issuer, "login.failed", None, &headers, addr).await;
+        return wrong(&state, &issuer);
+    };
+    let request = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
+        Ok(r) => r,
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    record(&state, &issuer, "login.success", Some(user.id), &headers, addr).await;
+    finish(&state, &issuer, user.id, request, origin(&headers, addr)).await
+}
+
+pub async fn post_signup(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let form = match read_form(&state, &issuer, &headers, &body, "signup.html") {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let request_id = form.get("request").unwrap_or("").to_string();
+    let email_raw = form.get("email").unwrap_or("").to_string();
+    let password = form.get("password").unwrap_or("").to_string();
+    let min = issuer.app.policy.password.min_length as usize;
+    let again = |email_error: Option<String>, password_error: Option<String>, form_error: Option<String>| {
+        render(
+            &state,
+            &issuer,
+            &headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            View {
+                page: "signup.html",
+                request_id: request_id.clone(),
+                email: email_raw.clone(),
+                form_error,
+                email_error,
+                password_error,
+            },
+        )
+    };
+    let email = match Email::parse(&email_raw) {
+        Ok(e) => e,
+        Err(msg) => return again(Some(msg.into()), None, None),
+    };
+    if password.chars().count() < min {
+        return again(None, Some(format!("Use at least {min} characters.")), None);
+    }
+    if password.len() > 1024 {
+        return again(None, Some("Use at most 1024 characters.".into()), None);
+    }
+    let password = SecretString::from(password);
+    let hash = match state.passwords.hash(&password).await {
+        Ok(h) => h,
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let user = match users::insert(&issuer.identity, &email, &hash, state.now()).await {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            // Already registered: with the right password this is a sign-in; otherwise the
+            // same answer as a failed sign-in.
+            let existing = users::find_by_email(&issuer.identity, &email).await.ok().flatten();
+            let ok = state
+                .passwords
+                .verify(&password, existing.as_ref().and_then(|u| u.password_hash.as_deref()))
+                .await
+                .unwrap_or(false);
+            match existing.filter(|u| ok && u.status == "active") {
+                Some(u) => u,
+                None => return again(None, None, Some("We could not create an account with these details. If you already have one, sign in instead.".into())),
+            }
+        }
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    record(&state, &issuer, "signup", Some(user.id), &headers, addr).await;
+    let request = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
+        Ok(r) => r,
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    finish(&state, &issuer, user.id, request, origin(&headers, addr)).await
+}
+
+async fn record(
+    state: &AppState,
+    issuer: &Issuer,
+    kind: &'static str,
+    user_id: Option<uuid::Uuid>,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+) {
+    state
+        .audit
+        .record(crate::audit::AuditEvent {
+            app_id: issuer.app.id,
+            store: issuer.identity.clone(),
+            time: state.now(),
+            kind,
+            user_id,
+            client_id: None,
+            ip: Some(addr.ip().to_string()),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect()),
+            data: serde_json::json!({}),
+        })
+        .await;
+}

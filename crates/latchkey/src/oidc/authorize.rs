@@ -1,0 +1,272 @@
+//! `GET /authorize` (OIDC Core §3.1.2, RFC 6749 §4.1, RFC 7636, RFC 9207) and the issuing of
+//! authorization codes once the end user is signed in.
+//!
+//! `client_id` and `redirect_uri` are checked first: if either is wrong the user sees an error
+//! page and is never redirected. Every later error goes back to the registered `redirect_uri`
+//! with `error`, `error_description`, `state` and `iss`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Duration;
+use url::Url;
+
+use super::form::Form;
+use super::issuer::Issuer;
+use crate::app::AppState;
+use crate::clients::{Client, Scope};
+use crate::crypto::tokens;
+use crate::on_db;
+use crate::sessions::Session;
+use crate::store::{Db, Ts};
+
+/// A validated authorization request, kept while the user signs in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuthRequest {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+}
+
+/// What `/authorize` decided.
+pub enum Outcome {
+    /// Client or redirect URI unusable: show this message, never redirect.
+    ErrorPage(String),
+    /// Redirect to the client (a code, or an error).
+    ToClient(String),
+    /// The user must sign in first.
+    SignIn(Box<AuthRequest>),
+}
+
+/// RFC 8252 §7.3: a loopback redirect URI of a native client matches on any port.
+fn redirect_matches(client: &Client, requested: &str) -> bool {
+    if client.redirect_uris.iter().any(|r| r.as_str() == requested) {
+        return true;
+    }
+    if client.token_endpoint_auth_method.is_confidential() {
+        return false;
+    }
+    let Ok(req) = Url::parse(requested) else { return false };
+    if req.scheme() != "http" || !matches!(req.host_str(), Some("127.0.0.1" | "[::1]")) {
+        return false;
+    }
+    client.redirect_uris.iter().any(|r| {
+        Url::parse(r.as_str()).is_ok_and(|mut reg| {
+            let _ = reg.set_port(req.port());
+            reg.host_str() == req.host_str() && reg.scheme() == "http" && reg.as_str() == req.as_str()
+        })
+    })
+}
+
+/// Appends the response parameters to the redirect URI (keeping its own query).
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    match Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            url.to_string()
+        }
+        Err(_) => redirect_uri.to_string(),
+    }
+}
+
+fn error_redirect(
+    issuer: &Issuer,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Outcome {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer.url.as_str()));
+    Outcome::ToClient(redirect_with(redirect_uri, &params))
+}
+
+/// Validates the request and decides: error page, redirect, or sign-in.
+pub async fn authorize(
+    issuer: &Issuer,
+    query: &[u8],
+    session: Option<&Session>,
+    now: Ts,
+) -> Result<Outcome, sqlx::Error> {
+    let form = match Form::parse(query) {
+        Ok(f) => f,
+        Err(e) => {
+            // Without trustworthy parameters we cannot know where to redirect.
+            return Ok(Outcome::ErrorPage(format!("The sign-in request is malformed: {e}.")));
+        }
+    };
+    let Some(client) = form.get("client_id").and_then(|id| issuer.clients.get(id)) else {
+        return Ok(Outcome::ErrorPage("The application that sent you here is not registered.".into()));
+    };
+    let Some(redirect_uri) = form.get("redirect_uri") else {
+        return Ok(Outcome::ErrorPage("The sign-in request has no redirect_uri.".into()));
+    };
+    if !redirect_matches(client, redirect_uri) {
+        return Ok(Outcome::ErrorPage(
+            "The sign-in request names a redirect address this application did not register.".into(),
+        ));
+    }
+    let state = form.get("state");
+    let err = |e: &str, d: &str| Ok(error_redirect(issuer, redirect_uri, state, e, d));
+
+    match form.get("response_type") {
+        Some("code") => {}
+        Some(_) => return err("unsupported_response_type", "only response_type=code is supported"),
+        None => return err("invalid_request", "response_type is required"),
+    }
+    if !client.allows(crate::clients::GrantType::AuthorizationCode) {
+        return err("unauthorized_client", "this client may not use the authorization code flow");
+    }
+    if form.get("request").is_some() || form.get("request_uri").is_some() {
+        return err("request_not_supported", "request objects are not supported");
+    }
+    let scope = form.get("scope").unwrap_or("");
+    let mut granted: Vec<&str> = Vec::new();
+    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+        let Ok(parsed) = Scope::try_from(s.to_string()) else {
+            return err("invalid_scope", "malformed scope");
+        };
+        if !client.scopes.contains(&parsed) {
+            return err("invalid_scope", &format!("scope {s} is not allowed for this client"));
+        }
+        if !granted.contains(&s) {
+            granted.push(s);
+        }
+    }
+    // PKCE (RFC 7636): S256 only; required for public clients.
+    let challenge = form.get("code_challenge");
+    match (challenge, form.get("code_challenge_method")) {
+        (Some(c), Some("S256"))
+            if c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {}
+        (Some(_), Some("S256")) => {
+            return err("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)");
+        }
+        (Some(_), Some("plain")) | (Some(_), None) => {
+            return err("invalid_request", "code_challenge_method must be S256");
+        }
+        (Some(_), Some(_)) => return err("invalid_request", "unsupported code_challenge_method"),
+        (None, Some(_)) => return err("invalid_request", "code_challenge_method without code_challenge"),
+        (None, None) if !client.token_endpoint_auth_method.is_confidential() => {
+            return err("invalid_request", "public clients must use PKCE (code_challenge with S256)");
+        }
+        (None, None) => {}
+    }
+    let prompt = form.get("prompt");
+    let prompts: Vec<&str> = prompt.map(|p| p.split(' ').collect()).unwrap_or_default();
+    if prompts.iter().any(|p| !matches!(*p, "none" | "login" | "consent" | "select_account")) {
+        return err("invalid_request", "unknown prompt value");
+    }
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        return err("invalid_request", "prompt=none cannot be combined with other values");
+    }
+    let max_age = match form.get("max_age") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => return err("invalid_request", "max_age must be a non-negative integer"),
+        },
+    };
+    let nonce = form.get("nonce");
+    if nonce.is_some_and(|n| n.len() > 512) || state.is_some_and(|s| s.len() > 2048) {
+        return err("invalid_request", "state or nonce too long");
+    }
+    let request = AuthRequest {
+        id: tokens::new_id(),
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect_uri.to_string(),
+        scope: granted.join(" "),
+        state: state.map(str::to_string),
+        nonce: nonce.map(str::to_string),
+        code_challenge: challenge.map(str::to_string),
+        prompt: prompt.map(str::to_string),
+        max_age,
+        login_hint: form.get("login_hint").map(|h| h.chars().take(254).collect()),
+    };
+
+    // An existing session answers at once unless the client asks for a fresh sign-in.
+    let fresh_enough = |s: &Session| max_age.is_none_or(|m| now.unix() - s.auth_time.unix() <= m);
+    match session {
+        Some(s) if !prompts.contains(&"login") && fresh_enough(s) => {
+            return Ok(Outcome::ToClient(issue_code(issuer, &request, s, now).await?));
+        }
+        _ if prompts.contains(&"none") => return err("login_required", "the user is not signed in"),
+        _ => {}
+    }
+    save(&issuer.identity, &request, now).await?;
+    Ok(Outcome::SignIn(Box::new(request)))
+}
+
+async fn save(db: &Db, r: &AuthRequest, now: Ts) -> Result<(), sqlx::Error> {
+    let sql = "INSERT INTO auth_requests (id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    let expires = Ts::new(now.0 + Duration::minutes(30));
+    on_db!(db, p => sqlx::query(sql)
+        .bind(&r.id).bind(&r.client_id).bind(&r.redirect_uri).bind(&r.scope).bind(&r.state).bind(&r.nonce)
+        .bind(&r.code_challenge).bind(&r.prompt).bind(r.max_age).bind(&r.login_hint).bind(now).bind(expires)
+        .execute(p).await.map(|_| ()))
+}
+
+/// A pending request by id, if it has not expired.
+pub async fn pending(db: &Db, id: &str, now: Ts) -> Result<Option<AuthRequest>, sqlx::Error> {
+    if id.len() > 64 {
+        return Ok(None);
+    }
+    let sql = "SELECT id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint \
+        FROM auth_requests WHERE id = $1 AND expires_at > $2";
+    on_db!(db, p => sqlx::query_as(sql).bind(id).bind(now).fetch_optional(p).await)
+}
+
+/// Issues a single-use code (≤ 60 s, stored hashed) for a signed-in session and returns the
+/// redirect to the client, with `iss` (RFC 9207).
+pub async fn issue_code(
+    issuer: &Issuer,
+    r: &AuthRequest,
+    session: &Session,
+    now: Ts,
+) -> Result<String, sqlx::Error> {
+    let code = tokens::new_secret("lkc_");
+    let hash = tokens::sha256_hex(&code);
+    let sql = "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    let expires = Ts::new(now.0 + Duration::seconds(60));
+    on_db!(&issuer.identity, p => sqlx::query(sql)
+        .bind(&hash).bind(&r.client_id).bind(&r.redirect_uri).bind(session.user_id).bind(&session.id)
+        .bind(&r.scope).bind(&r.nonce).bind(&r.code_challenge).bind(now).bind(expires)
+        .execute(p).await.map(|_| ()))?;
+    on_db!(&issuer.identity, p => sqlx::query("DELETE FROM auth_requests WHERE id = $1").bind(&r.id).execute(p).await.map(|_| ()))?;
+    let code = secrecy::ExposeSecret::expose_secret(&code).to_string();
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = &r.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer.url.as_str()));
+    Ok(redirect_with(&r.redirect_uri, &params))
+}
+
+/// Turns an outcome into the HTTP answer. Redirects after a POST are 303 (never 307).
+pub fn respond(state: &AppState, issuer: &Issuer, slug: &str, outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::ErrorPage(msg) => {
+            state.pages.message(StatusCode::BAD_REQUEST, Some(&issuer.app), "Sign-in request not valid", &msg)
+        }
+        Outcome::ToClient(url) => Redirect::to(&url).into_response(),
+        Outcome::SignIn(r) => {
+            Redirect::to(&format!("{}/apps/{slug}/login?request={}", state.config.public_base(), r.id))
+                .into_response()
+        }
+    }
+}

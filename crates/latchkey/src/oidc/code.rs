@@ -1,0 +1,322 @@
+//! The `authorization_code` grant (RFC 6749 §4.1.3, RFC 7636 §4.6, OIDC Core §3.1.3) and the
+//! ID token it returns.
+
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Duration;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::error::OAuthError;
+use super::form::Form;
+use super::issuer::Issuer;
+use super::service::{AccessClaims, TokenResponse};
+use crate::clients::{Client, GrantType};
+use crate::crypto::tokens;
+use crate::store::{Db, Ts};
+use crate::{on_db, sessions, users};
+
+#[derive(sqlx::FromRow)]
+struct CodeRow {
+    client_id: String,
+    redirect_uri: String,
+    user_id: Uuid,
+    session_id: String,
+    scope: String,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    used_at: Option<Ts>,
+    access_jti: Option<String>,
+    refresh_family: Option<String>,
+    expires_at: Ts,
+}
+
+/// OIDC Core §2 ID token claims (besides `iat` and `exp`).
+#[derive(Serialize)]
+struct IdClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
+    sid: String,
+    amr: Vec<String>,
+    at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+/// RFC 7636 §4.1: 43–128 characters of [A-Z a-z 0-9 - . _ ~].
+fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()).as_ref())
+}
+
+/// OIDC Core §3.1.3.6: left half of SHA-256 of the access token, base64url.
+fn at_hash(access_token: &str) -> String {
+    let d = digest::digest(&digest::SHA256, access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
+}
+
+async fn revoke_jti(db: &Db, jti: &str, until: Ts) -> Result<(), sqlx::Error> {
+    let sql = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
+    on_db!(db, p => sqlx::query(sql).bind(jti).bind(until).execute(p).await.map(|_| ()))
+}
+
+pub async fn exchange(
+    issuer: &Arc<Issuer>,
+    client: &Client,
+    form: &Form,
+    now: Ts,
+) -> Result<TokenResponse, OAuthError> {
+    let db = &issuer.identity;
+    let internal = |e: sqlx::Error| {
+        tracing::error!(app.slug = %issuer.app.slug, error = %e, "code exchange failed");
+        OAuthError::server_error()
+    };
+    if !client.allows(GrantType::AuthorizationCode) {
+        return Err(OAuthError::unauthorized_client("authorization_code is not allowed for this client"));
+    }
+    let code = form.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let redirect_uri =
+        form.get("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+    let verifier = form.get("code_verifier");
+    if verifier.is_some_and(|v| !valid_verifier(v)) {
+        return Err(OAuthError::invalid_request("code_verifier must be 43 to 128 unreserved characters"));
+    }
+    if code.len() > 128 {
+        return Err(OAuthError::invalid_grant("unknown code"));
+    }
+    let hash = tokens::sha256_hex(&SecretString::from(code.to_string()));
+    // Claim the code: of any number of parallel redemptions exactly one updates the row.
+    let claimed = on_db!(db, p => sqlx::query("UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
+        .bind(&hash).bind(now).execute(p).await.map(|r| r.rows_affected())).map_err(internal)?;
+    let row: Option<CodeRow> = on_db!(db, p => sqlx::query_as("SELECT client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, used_at, access_jti, refresh_family, expires_at FROM authorization_codes WHERE code_hash = $1")
+        .bind(&hash).fetch_optional(p).await).map_err(internal)?;
+    let Some(row) = row else { return Err(OAuthError::invalid_grant("unknown code")) };
+    if claimed == 0 {
+        // A second use: revoke what the first one issued (RFC 6749 §4.1.2).
+        if let Some(jti) = &row.access_jti {
+            revoke_jti(db, jti, Ts::new(now.0 + Duration::days(1))).await.map_err(internal)?;
+        }
+        if let Some(family) = &row.refresh_family {
+            super::refresh::revoke_family(db, family, now).await.map_err(internal)?;
+        }
+        tracing::warn!(app.slug = %issuer.app.slug, client.id = %client.client_id, "authorization code reused; tokens revoked");
+        return Err(OAuthError::invalid_grant("code already used"));
+    }
+    if row.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("code was issued to another client"));
+    }
+    if row.expires_at <= now || row.used_at.is_none() {
+        return Err(OAuthError::invalid_grant("code expired"));
+    }
+    if row.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    match (&row.code_challenge, verifier) {
+        (Some(c), Some(v)) if s256(v) == *c => {}
+        (Some(_), Some(_)) => return Err(OAuthError::invalid_grant("code_verifier does not match")),
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
+        // A verifier for a code issued without a challenge: a downgrade attempt.
+        (None, Some(_)) => return Err(OAuthError::invalid_grant("no code_challenge was sent for this code")),
+        (None, None) => {}
+    }
+    let session = sessions::get(db, &row.session_id, now)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| OAuthError::invalid_grant("the session has ended"))?;
+    let user = users::get(db, row.user_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+
+    let (access_token, jti, ttl) =
+        mint_user_access(issuer, &client.client_id, user.id, &session.id, &row.scope, now).await?;
+    let wants_refresh =
+        row.scope.split(' ').any(|s| s == "offline_access") || client.allows(GrantType::RefreshToken);
+    let refresh = if wants_refresh {
+        let grant = super::refresh::Grant {
+            family_id: tokens::new_id(),
+            client_id: client.client_id.clone(),
+            user_id: user.id,
+            session_id: session.id.clone(),
+            scope: row.scope.clone(),
+        };
+        let token = super::refresh::issue(db, &grant, issuer.app.tokens.refresh_token_ttl_seconds, now)
+            .await
+            .map_err(internal)?;
+        Some((grant.family_id, token))
+    } else {
+        None
+    };
+    on_db!(db, p => sqlx::query("UPDATE authorization_codes SET access_jti = $2, refresh_family = $3 WHERE code_hash = $1")
+        .bind(&hash).bind(&jti).bind(refresh.as_ref().map(|(f, _)| f.clone())).execute(p).await.map(|_| ())).map_err(internal)?;
+
+    let scopes: Vec<&str> = row.scope.split(' ').collect();
+    let id_token = if scopes.contains(&"openid") {
+        let claims = IdClaims {
+            iss: issuer.url.clone(),
+            sub: user.id.to_string(),
+            aud: client.client_id.clone(),
+            auth_time: session.auth_time.unix(),
+            nonce: row.nonce.clone(),
+            sid: session.id.clone(),
+            amr: session.amr.0.clone(),
+            at_hash: at_hash(&access_token),
+            email: scopes.contains(&"email").then(|| user.email.clone()),
+            email_verified: scopes.contains(&"email").then_some(user.email_verified),
+            name: if scopes.contains(&"profile") { user.name.clone() } else { None },
+        };
+        let exp = (now.0 + Duration::seconds(i64::from(issuer.app.tokens.id_token_ttl_seconds))).timestamp();
+        Some(super::service::sign(issuer, "JWT", claims, now.unix(), exp).await?)
+    } else {
+        None
+    };
+    metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "authorization_code").increment(1);
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: row.scope,
+        id_token,
+        refresh_token: refresh.map(|(_, t)| t.expose_secret().to_string()),
+    })
+}
+
+/// An RFC 9068 access token for a user's session: `(token, jti, lifetime)`.
+async fn mint_user_access(
+    issuer: &Arc<Issuer>,
+    client_id: &str,
+    user_id: Uuid,
+    sid: &str,
+    scope: &str,
+    now: Ts,
+) -> Result<(String, String, u32), OAuthError> {
+    let ttl = issuer.app.tokens.access_token_ttl_seconds;
+    let jti = tokens::new_id();
+    let access = AccessClaims {
+        iss: issuer.url.clone(),
+        sub: user_id.to_string(),
+        aud: issuer.url.clone(),
+        jti: jti.clone(),
+        client_id: client_id.to_string(),
+        scope: scope.to_string(),
+        token_type: "user".into(),
+        sid: Some(sid.to_string()),
+    };
+    let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
+    let token = super::service::sign(issuer, "at+jwt", access, now.unix(), exp).await?;
+    Ok((token, jti, ttl))
+}
+
+/// The `refresh_token` grant (RFC 6749 §6). `Err` carries the OAuth error; a detected reuse is
+/// reported through `on_reuse` before the error is returned.
+pub async fn refresh(
+    issuer: &Arc<Issuer>,
+    secrets: &crate::crypto::SecretBox,
+    client: &Client,
+    form: &Form,
+    now: Ts,
+) -> Result<(TokenResponse, Option<Uuid>), (OAuthError, Option<Uuid>)> {
+    let internal = |e: sqlx::Error| {
+        tracing::error!(app.slug = %issuer.app.slug, error = %e, "refresh failed");
+        (OAuthError::server_error(), None)
+    };
+    if !client.allows(GrantType::RefreshToken) && !client.allows(GrantType::AuthorizationCode) {
+        return Err((OAuthError::unauthorized_client("refresh_token is not allowed for this client"), None));
+    }
+    let presented =
+        form.get("refresh_token").ok_or((OAuthError::invalid_request("refresh_token is required"), None))?;
+    // A refresh may narrow the scope, never widen it (RFC 6749 §6); checked before rotating so
+    // a refused request does not use the token up.
+    let requested = match super::refresh::peek(&issuer.identity, presented, &client.client_id)
+        .await
+        .map_err(internal)?
+    {
+        None => return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None)),
+        Some(g) => {
+            let granted: Vec<&str> = g.scope.split(' ').filter(|s| !s.is_empty()).collect();
+            match form.get("scope") {
+                None => None,
+                Some(req) => {
+                    let asked: Vec<&str> = req.split(' ').filter(|s| !s.is_empty()).collect();
+                    if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+                        return Err((
+                            OAuthError::invalid_scope(format!("scope {extra} was not granted")),
+                            None,
+                        ));
+                    }
+                    Some(asked.join(" "))
+                }
+            }
+        }
+    };
+    let (grant, token) = match super::refresh::rotate(issuer, secrets, presented, &client.client_id, now)
+        .await
+        .map_err(internal)?
+    {
+        super::refresh::Rotation::Rotated { grant, token } => (grant, token),
+        super::refresh::Rotation::ReuseDetected { grant } => {
+            return Err((
+                OAuthError::invalid_grant("refresh token already used; its family is revoked"),
+                Some(grant.user_id),
+            ));
+        }
+        super::refresh::Rotation::Invalid => {
+            return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None));
+        }
+    };
+    // Refresh tokens die with their session.
+    if !sessions::is_live(&issuer.identity, &grant.session_id, now).await.map_err(internal)? {
+        super::refresh::revoke_family(&issuer.identity, &grant.family_id, now).await.map_err(internal)?;
+        return Err((OAuthError::invalid_grant("the session has ended"), None));
+    }
+    let scope = requested.unwrap_or_else(|| grant.scope.clone());
+    let (access_token, _, ttl) =
+        mint_user_access(issuer, &client.client_id, grant.user_id, &grant.session_id, &scope, now)
+            .await
+            .map_err(|e| (e, None))?;
+    metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "refresh_token").increment(1);
+    Ok((
+        TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            scope,
+            id_token: None,
+            refresh_token: Some(token.expose_secret().to_string()),
+        },
+        Some(grant.user_id),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert!(valid_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+        assert!(!valid_verifier("short"));
+        assert!(!valid_verifier(&"a".repeat(129)));
+        assert!(!valid_verifier(&format!("{}+", "a".repeat(43))));
+    }
+}

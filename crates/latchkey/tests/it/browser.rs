@@ -1,0 +1,212 @@
+//! End-to-end through a real browser: headless Chromium on the hosted pages (SPEC §7) and the
+//! authorization code flow (SPEC §5) driven by the `openidconnect` crate as the relying party.
+//! Screenshots land in `<target dir>/screenshots/` (CI keeps them).
+
+use std::time::Duration;
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use url::Url;
+
+use crate::both;
+use crate::browser_kit::{Browser, PHONE, RedirectTarget};
+use crate::kit::{Backend, TestApp};
+
+/// The harness itself: chromedriver + Chromium start, navigation, the redirect target records
+/// what the browser brought it, screenshots are written at both sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_smoke() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let target = RedirectTarget::start().await;
+    let browser = Browser::start("harness_smoke").await;
+    eprintln!("browser ready in {:?} (chromedriver port {})", browser.started_in, browser.driver_port());
+
+    browser.goto(&format!("{}?code=abc&state=xyz", target.url("/cb"))).await;
+    let cb = target.last().expect("the redirect target saw the browser");
+    assert_eq!(cb.path, "/cb");
+    assert_eq!(cb.query, "code=abc&state=xyz");
+    assert_eq!((cb.get("code"), cb.get("state"), cb.get("iss")), (Some("abc"), Some("xyz"), None));
+    assert!(browser.current_url().await.as_str().starts_with(&target.base));
+    assert_eq!(browser.text("#param-code").await, "abc");
+    assert_eq!(browser.text("#param-state").await, "xyz");
+    assert_eq!(browser.client().title().await.expect("title"), "Redirect target");
+    assert_eq!(target.all().len(), 1, "one request per navigation: {:?}", target.all());
+
+    let healthz = format!("{}/healthz", app.base);
+    browser.goto(&healthz).await;
+    let at = browser.wait_for_url_prefix(&healthz, Duration::from_secs(5)).await;
+    assert_eq!(at.as_str(), healthz);
+    let shots = browser.screenshot_sizes("healthz").await;
+    for shot in &shots {
+        let png = std::fs::read(shot).unwrap_or_else(|e| panic!("read {}: {e}", shot.display()));
+        assert!(png.len() > 100, "{} is {} bytes", shot.display(), png.len());
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", shot.display());
+    }
+    // The phone size really is the layout viewport (what the pages' media queries see).
+    browser.set_window_size(PHONE.0, PHONE.1).await;
+    let vp = browser.eval("return [window.innerWidth, window.innerHeight];").await;
+    assert_eq!(vp, json!([PHONE.0, PHONE.1]));
+
+    drop(browser);
+    app.stop().await;
+}
+
+/// The relying party as `openidconnect` builds it from discovery.
+type Rp = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// One authorization request in flight: what the RP must keep to finish it.
+struct Pending {
+    url: Url,
+    state: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
+}
+
+fn authorize_request(rp: &Rp) -> Pending {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = rp
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    Pending { url, state, nonce, verifier }
+}
+
+/// Reads the authorization response the browser delivered to the redirect target, checks
+/// `state` and `iss` (RFC 9207), redeems the code with the PKCE verifier and verifies the ID
+/// token (signature via JWKS, iss, aud, exp, nonce). Returns the ID token's `sub`.
+async fn finish(
+    app: &TestApp,
+    rp: &Rp,
+    target: &RedirectTarget,
+    issuer: &str,
+    p: Pending,
+    email: &str,
+) -> String {
+    let cb = target.last().expect("the browser reached the redirect target");
+    assert_eq!(cb.path, "/cb", "{cb:?}");
+    assert!(cb.get("error").is_none(), "authorization error: {cb:?}");
+    assert_eq!(cb.get("state"), Some(p.state.secret().as_str()), "{cb:?}");
+    assert_eq!(cb.get("iss"), Some(issuer), "{cb:?}");
+    let code = cb.get("code").expect("code in the authorization response");
+
+    let res = rp
+        .exchange_code(AuthorizationCode::new(code.to_string()))
+        .expect("discovery lists a token endpoint")
+        .set_pkce_verifier(p.verifier)
+        .request_async(&app.http)
+        .await
+        .expect("code redeemed");
+    assert!(!res.access_token().secret().is_empty());
+    let id_token = res.id_token().expect("an ID token for scope openid");
+    let claims = id_token.claims(&rp.id_token_verifier(), &p.nonce).expect("ID token verifies");
+    assert_eq!(claims.issuer().as_str(), issuer);
+    assert_eq!(claims.email().map(|e| e.as_str()), Some(email));
+    claims.subject().as_str().to_string()
+}
+
+// GET /authorize → /login → /signup → redirect_uri, then a second authorize → /login with the
+// new password, for two apps with different branding.
+async fn password_signup_and_sign_in_through_authorize(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let target = RedirectTarget::start().await;
+    let browser = Browser::start(&format!("signup-{backend:?}")).await;
+    for (slug, color) in [("teal", "#0f766e"), ("violet", "#7c3aed")] {
+        signup_then_sign_in(&app, &target, &browser, slug, color).await;
+    }
+    drop(browser);
+    app.stop().await;
+}
+
+async fn signup_then_sign_in(
+    app: &TestApp,
+    target: &RedirectTarget,
+    browser: &Browser,
+    slug: &str,
+    color: &str,
+) {
+    let display_name = format!("App {slug}");
+    app.create_app(json!({
+        "slug": slug, "display_name": display_name,
+        "branding": {"brand_color": color, "logo_url": "http://localhost/logo.png"}
+    }))
+    .await;
+    app.wait_status(slug, "active").await;
+    let redirect_uri = target.url("/cb");
+    let (s, c) = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{slug}/clients"),
+            Some(json!({
+                "name": "spa", "redirect_uris": [redirect_uri],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none"
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert!(c.get("client_secret").is_none_or(|v| v.is_null()), "a public client has no secret: {c}");
+    let client_id = c["client_id"].as_str().expect("client_id").to_string();
+
+    let issuer = app.issuer(slug);
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).expect("url"), &app.http)
+        .await
+        .expect("OIDC discovery");
+    let rp = CoreClient::from_provider_metadata(meta, ClientId::new(client_id), None)
+        .set_redirect_uri(RedirectUrl::new(redirect_uri.clone()).expect("redirect url"));
+    let email = format!("ada+{slug}@example.com");
+    let password = "Correct-Horse-Battery-9";
+    let themed = |html: &str| {
+        let html = html.to_ascii_lowercase();
+        assert!(html.contains(color), "page not themed with {color}");
+        assert!(html.contains(&display_name.to_ascii_lowercase()), "page does not name {display_name}");
+    };
+
+    // Sign up: /authorize sends the browser to /login, which links to /signup.
+    let signup = authorize_request(&rp);
+    browser.goto(signup.url.as_str()).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/login"), Duration::from_secs(10)).await;
+    themed(&browser.source().await);
+    browser.screenshot_sizes(&format!("{slug}-login")).await;
+    browser.click(r#"a[href*="signup"]"#).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/signup"), Duration::from_secs(10)).await;
+    themed(&browser.source().await);
+    browser.screenshot_sizes(&format!("{slug}-signup")).await;
+    browser.fill("input[name=email]", &email).await;
+    browser.fill("input[name=password]", password).await;
+    if browser.exists("input[name=password_confirm]").await {
+        browser.fill("input[name=password_confirm]", password).await;
+    }
+    browser.screenshot(&format!("{slug}-signup-filled")).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url_prefix(&redirect_uri, Duration::from_secs(15)).await;
+    browser.screenshot(&format!("{slug}-callback")).await;
+    let signed_up = finish(app, &rp, target, &issuer, signup, &email).await;
+
+    // Sign in again from a cookie-less browser: /authorize → /login → the password just set.
+    browser.clear_cookies(&format!("{issuer}/jwks")).await;
+    let signin = authorize_request(&rp);
+    browser.goto(signin.url.as_str()).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/login"), Duration::from_secs(10)).await;
+    browser.fill("input[name=email]", &email).await;
+    browser.fill("input[name=password]", password).await;
+    browser.screenshot_sizes(&format!("{slug}-login-filled")).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url_prefix(&redirect_uri, Duration::from_secs(15)).await;
+    let signed_in = finish(app, &rp, target, &issuer, signin, &email).await;
+    assert_eq!(signed_in, signed_up, "sign-in finds the user sign-up created");
+}
+both!(password_signup_and_sign_in_through_authorize);
