@@ -210,6 +210,10 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
             (Some(settings), sealed)
         }
     };
+    // An unreachable database is the operator's input error: say so now, create nothing.
+    if let Some(url) = &new.database_url {
+        store::check_reachable(url.expose_secret()).await.map_err(|e| AppError::Invalid(e.to_string()))?;
+    }
     let now = state.now();
     let app = App {
         id,

@@ -155,6 +155,21 @@ pub(crate) async fn ensure_pg_schema(url: &str, schema: &str) -> Result<(), Stor
     Ok(())
 }
 
+/// Connects once to a PostgreSQL database (5 s limit) to tell an operator at once whether an
+/// app's `database_url` works.
+pub async fn check_reachable(url: &str) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Location("not a valid postgres:// URL".into()))?;
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), opts.connect())
+        .await
+        .map_err(|_| StoreError::Connect("timed out after 5 s".into()))?
+        .map_err(|e| StoreError::Connect(describe(&e)))?;
+    conn.ping().await.map_err(|e| StoreError::Connect(describe(&e)))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
 pub(crate) async fn drop_pg_schema(url: &str, schema: &str) -> Result<(), StoreError> {
     use sqlx::ConnectOptions;
     if !valid_schema_name(schema) {

@@ -126,10 +126,28 @@ both!(each_app_has_its_own_store);
 
 async fn failed_provisioning_and_recovery(backend: Backend) {
     let app = TestApp::start(backend).await;
-    // A database that does not exist yet.
-    let db = PgDb::reserve();
+    // A database that does not exist is refused at creation, and nothing is created.
+    let missing = PgDb::reserve();
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/apps",
+            Some(json!({"slug": "nope", "display_name": "N", "database_url": missing.url()})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().expect("detail").starts_with("could not connect to database"), "{v}");
+    assert_eq!(app.admin(Method::GET, "/apps/nope", None).await.0, StatusCode::NOT_FOUND);
+
+    // An app on its own database, whose database then goes away.
+    let db = PgDb::create().await;
     let url = db.url().replace("postgres://postgres@", "postgres://postgres:hunter2secret@");
     app.create_app(json!({"slug": "ext", "display_name": "External", "database_url": url})).await;
+    app.wait_status("ext", "active").await;
+    app.admin(Method::POST, "/apps/ext/disable", None).await;
+    admin_sql(&format!("DROP DATABASE {} WITH (FORCE)", db.name)).await;
+    let (s, v) = app.admin(Method::POST, "/apps/ext/enable", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let failed = app.wait_status("ext", "failed").await;
     let reason = failed["failure_reason"].as_str().expect("reason");
     assert!(reason.starts_with("could not connect to database"), "{reason}");
@@ -141,7 +159,7 @@ async fn failed_provisioning_and_recovery(backend: Backend) {
     let stored: Option<String> = on_db!(&app.control(), p => sqlx::query_scalar("SELECT database_url FROM apps WHERE slug = 'ext'").fetch_one(p).await).expect("row");
     assert!(stored.expect("sealed").starts_with("lk1$"));
 
-    // The operator fixes the database; enable retries.
+    // The operator brings the database back; enable retries and provisions it again.
     admin_sql(&format!("CREATE DATABASE {}", db.name)).await;
     let (s, v) = app.admin(Method::POST, "/apps/ext/enable", None).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
