@@ -9,6 +9,14 @@
 #      GET  /apps/bench/.well-known/openid-configuration
 #      GET  /apps/bench/jwks
 #    and prints req/s, p50/p99 latency, non-2xx count, plus the server's RSS (idle, after, peak);
+#    then, unless SIGNIN=0, with scripts/bench_signin.py (Python, standard library) on CPU 1:
+#      sign-in throughput: complete password sign-ins (GET /authorize -> GET /login -> POST /login
+#        -> code -> POST /token authorization_code with PKCE) by SIGNIN_CONNS browsers, each with
+#        its own pre-created user and a fresh cookie jar per sign-in (Argon2id dominates);
+#      refresh_token grant: each browser follows its own rotating refresh-token chain;
+#    and prints sign-ins/s and req/s with p50/p99 (of the whole flow / of one request), the
+#    server's peak VmRSS during each, VmRSS/VmHWM after, and the refresh / client_credentials
+#    ratio (target: above 0.50; below it prints a warning);
 # 5. unless PEER=0, runs ../shared/peers/bench-peer.sh (same DURATION/CONNS/TOOL/pinning);
 # 6. unless SIGNING=0, runs `taskset -c 0 cargo bench -p latchkey --bench signing` so the bare
 #    RS256 signing rate on the same core appears in the same output.
@@ -19,13 +27,16 @@
 # Usage: scripts/bench.sh
 # Env:   DURATION=10 CONNS=32 PORT=8089 TOOL=auto|oha|wrk WRK_THREADS=1
 #        PIN=1          pin server to CPU 0, load generator to CPU 1 (needs taskset and >= 2 CPUs)
+#        SIGNIN=1       also run the sign-in and refresh_token loads (SIGNIN_CONNS=8,
+#                       SIGNIN_DURATION=$DURATION)
 #        PEER=1         also run the reference provider's benchmark (PEER_PORT=3000)
 #        SIGNING=1      also run the signing micro-benchmark (SIGNING_BENCH_SECS=3)
 #        BUILD=1        0 = skip `cargo build` and use the existing binary
 #        BUILD_TIMEOUT=3600 (seconds, for each cargo invocation)
 #        CARGO_TARGET_DIR (default $HOME/.cache/latchkey-target)
 # Exit:  non-zero if setup or the token sanity check fails, or if more than 1 % of the responses
-#        of any Latchkey endpoint are non-2xx. A failing peer/signing run only prints a warning.
+#        of any Latchkey endpoint are non-2xx (for the sign-in and refresh rows: failed flows or
+#        requests). A failing peer/signing run only prints a warning.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,6 +49,9 @@ PIN="${PIN:-1}"
 PEER="${PEER:-1}"
 PEER_PORT="${PEER_PORT:-3000}"
 SIGNING="${SIGNING:-1}"
+SIGNIN="${SIGNIN:-1}"
+SIGNIN_CONNS="${SIGNIN_CONNS:-8}"
+SIGNIN_DURATION="${SIGNIN_DURATION:-$DURATION}"
 BUILD="${BUILD:-1}"
 BUILD_TIMEOUT="${BUILD_TIMEOUT:-3600}"
 WRK_THREADS="${WRK_THREADS:-1}"
@@ -46,6 +60,8 @@ BASE="http://127.0.0.1:${PORT}"
 APP=bench
 BIN="$CARGO_TARGET_DIR/release/latchkey"
 PEER_SCRIPT="$REPO/../shared/peers/bench-peer.sh"
+SIGNIN_SCRIPT="$REPO/scripts/bench_signin.py"
+SPA_REDIRECT="https://bench.example.com/cb"
 
 log() { printf '== %s\n' "$*" >&2; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
@@ -375,6 +391,40 @@ LOAD_OK=1
 "run_$TOOL" "GET /apps/$APP/jwks" GET "$JWKS_URL" || { warn "jwks load run failed"; LOAD_OK=0; }
 kill -0 "$SRV_PID" 2>/dev/null || fail "latchkey died during the load test"
 echo "server process after load: $(rss VmRSS) $(rss VmHWM) (peak)"
+
+# ---- browser sign-in and refresh_token grant ------------------------------------------------------
+if [[ "$SIGNIN" != 0 ]]; then
+  code="$(api POST "/admin/v1/apps/$APP/clients" \
+    "{\"name\":\"bench-spa\",\"redirect_uris\":[\"$SPA_REDIRECT\"],\"grant_types\":[\"authorization_code\",\"refresh_token\"],\"token_endpoint_auth_method\":\"none\"}")"
+  [[ "$code" == 201 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "POST /admin/v1/apps/$APP/clients (public) returned $code (expected 201)"; }
+  SPA_CLIENT_ID="$(json_field "$TMP/resp.json" client_id)"
+  echo
+  echo "==== browser sign-in and refresh_token grant (scripts/bench_signin.py: ${SIGNIN_CONNS} browsers, ${SIGNIN_DURATION}s each, pinned=$PIN)"
+  echo "sign-in row: one sample = authorize + login page + POST /login (Argon2id verify) + code exchange"
+  printf '%-50s %12s %10s %10s %8s\n' "load" "per_s" p50_ms p99_ms errors
+  signin_rc=0
+  timeout $((2 * SIGNIN_DURATION + 300)) "${GEN_PIN[@]}" python3 "$SIGNIN_SCRIPT" \
+    --base "$BASE" --app "$APP" --client-id "$SPA_CLIENT_ID" --redirect-uri "$SPA_REDIRECT" \
+    --concurrency "$SIGNIN_CONNS" --duration "$SIGNIN_DURATION" --server-pid "$SRV_PID" \
+    --totals "$TMP/totals" || signin_rc=$?
+  if [[ "$signin_rc" != 0 ]]; then
+    warn "sign-in/refresh load failed (exit $signin_rc)"; LOAD_OK=0
+  fi
+  kill -0 "$SRV_PID" 2>/dev/null || fail "latchkey died during the sign-in/refresh load"
+  echo "server process after sign-in/refresh load: $(rss VmRSS) $(rss VmHWM) (peak since start)"
+  python3 - "$TMP/totals" <<'PY' || true
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+cc = next((float(r[3]) for r in rows if "client_credentials" in r[0]), None)
+rt = next((float(r[3]) for r in rows if "refresh_token" in r[0]), None)
+if cc and rt is not None:
+    ratio = rt / cc
+    verdict = "OK" if ratio > 0.5 else "BELOW TARGET"
+    print(f"refresh_token / client_credentials: {rt:.1f} / {cc:.1f} req/s = {ratio:.2f} (target > 0.50: {verdict})")
+    if ratio <= 0.5:
+        print("WARNING: the refresh_token grant is at or below 50 % of the client_credentials figure", file=sys.stderr)
+PY
+fi
 if grep -q . "$TMP/server.log"; then
   echo "server log: $(wc -l <"$TMP/server.log") line(s) at RUST_LOG=warn; first 5:"
   head -n 5 "$TMP/server.log" | cut -c1-300

@@ -18,6 +18,7 @@ use crate::config::{Config, MasterKeySource, StoreConfig, read_trimmed};
 use crate::crypto::{MasterKey, SecretBox, tokens};
 use crate::login::pages::Pages;
 use crate::login::password::Passwords;
+use crate::login::throttle::Throttle;
 use crate::oidc::IssuerCache;
 use crate::store::{self, Db, IdentityStores, Ts};
 use crate::{on_db, ops};
@@ -38,6 +39,8 @@ pub struct Inner {
     pub admin_tokens: AdminTokens,
     pub metrics: PrometheusHandle,
     pub passwords: Passwords,
+    /// Failed sign-ins per account and client address (SPEC §7).
+    pub throttle: Throttle,
     pub pages: Pages,
 }
 
@@ -102,6 +105,7 @@ impl ServerBuilder {
             admin_tokens,
             metrics: ops::metrics_handle(),
             passwords: Passwords::new(),
+            throttle: Throttle::default(),
             pages: Pages::new(),
         }));
         crate::apps::service::resume_interrupted(&state).await.context("resuming provisioning")?;

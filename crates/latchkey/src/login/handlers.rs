@@ -19,7 +19,7 @@ use crate::oidc::issuer::{Issuer, Lookup};
 use crate::sessions::{self, Origin};
 use crate::users::{self, Email};
 
-fn secure(state: &AppState) -> bool {
+pub(super) fn secure(state: &AppState) -> bool {
     state.config.public_url.scheme() == "https"
 }
 
@@ -27,7 +27,7 @@ fn issuer_path(slug: &str) -> String {
     format!("/apps/{slug}")
 }
 
-async fn issuer_or_page(state: &AppState, slug: &str) -> Result<Arc<Issuer>, Response> {
+pub(super) async fn issuer_or_page(state: &AppState, slug: &str) -> Result<Arc<Issuer>, Response> {
     match state.issuers.lookup(state, slug).await {
         Ok(Lookup::Active(i)) => Ok(i),
         Ok(Lookup::Inactive) => Err(state.pages.message(
@@ -231,12 +231,9 @@ async fn finish(
             Ok(url) => Redirect::to(&url).into_response(),
             Err(e) => return internal(state, issuer, &e),
         },
-        None => state.pages.message(
-            StatusCode::OK,
-            Some(&issuer.app),
-            "You are signed in",
-            &format!("You are signed in to {}.", issuer.app.display_name),
-        ),
+        // Signed in without a client waiting: the account page.
+        None => Redirect::to(&format!("{}/apps/{}/account", state.config.public_base(), issuer.app.slug))
+            .into_response(),
     };
     let set = sessions::set_cookie(Some(&cookie), &issuer_path(issuer.app.slug.as_str()), secure(state), ttl);
     if let Ok(h) = HeaderValue::from_str(&set) {
@@ -286,6 +283,29 @@ pub async fn post_login(
             },
         )
     };
+    // Brute-force protection before any store or password work; the answer does not depend on
+    // whether the account exists (login::throttle).
+    let account = super::throttle::account_key(&email_raw);
+    let attempt = match state.throttle.begin(issuer.app.id, &account, addr.ip(), state.clock.now()) {
+        Ok(a) => a,
+        Err(refused) => {
+            metrics::counter!("latchkey_login_throttled_total", "limit" => refused.limit.as_str())
+                .increment(1);
+            let reason = serde_json::json!({"reason": "throttled"});
+            record_event(&state, &issuer, "login.failed", None, &headers, addr, reason).await;
+            let view = View {
+                page: "login.html",
+                request_id: request_id.clone(),
+                email: email_raw.clone(),
+                form_error: Some(refused.message()),
+                email_error: None,
+                password_error: None,
+            };
+            let mut res = render(&state, &issuer, &headers, StatusCode::TOO_MANY_REQUESTS, view);
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
+            return res;
+        }
+    };
     let user = match Email::parse(&email_raw) {
         Ok(email) => match users::find_by_email(&issuer.identity, &email).await {
             Ok(u) => u,
@@ -294,22 +314,38 @@ pub async fn post_login(
         Err(_) => None,
     };
     // Same work whether or not the account exists.
-    let ok =
+    let verified =
         match state.passwords.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await
         {
-            Ok(ok) => ok,
+            Ok(v) => v,
             Err(e) => return internal(&state, &issuer, &e),
         };
-    let Some(user) = user.filter(|u| ok && u.status == "active") else {
+    let Some(user) = user.filter(|u| verified.ok && u.status == "active") else {
+        attempt.failed(state.clock.now());
         metrics::counter!("latchkey_login_failures_total").increment(1);
-        record(&state, &issuer, "login.failed", None, &headers, addr).await;
+        record_event(&state, &issuer, "login.failed", None, &headers, addr, serde_json::json!({})).await;
         return wrong(&state, &issuer);
     };
+    attempt.succeeded(state.clock.now());
+    // An imported (bcrypt, scrypt, PBKDF2) or weaker hash becomes our Argon2id now that the
+    // password is known. Failing that only logs: the sign-in itself succeeded.
+    if verified.needs_rehash {
+        let upgraded = match state.passwords.hash(&password).await {
+            Ok(h) => users::set_password_hash(&issuer.identity, user.id, &h, state.now())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = upgraded {
+            tracing::warn!(app.slug = %issuer.app.slug, user.id = %user.id, error = %e, "password hash upgrade failed");
+        }
+    }
     let request = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
         Ok(r) => r,
         Err(e) => return internal(&state, &issuer, &e),
     };
-    record(&state, &issuer, "login.success", Some(user.id), &headers, addr).await;
+    record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, serde_json::json!({}))
+        .await;
     finish(&state, &issuer, user.id, request, origin(&headers, addr)).await
 }
 
@@ -359,6 +395,29 @@ pub async fn post_signup(
         return again(None, Some("Use at most 1024 characters.".into()), None);
     }
     let password = SecretString::from(password);
+    // Signing up with a registered address and its password signs in, so the same brute-force
+    // protection applies, before any hashing.
+    let account = super::throttle::account_key(&email_raw);
+    let attempt = match state.throttle.begin(issuer.app.id, &account, addr.ip(), state.clock.now()) {
+        Ok(a) => a,
+        Err(refused) => {
+            metrics::counter!("latchkey_login_throttled_total", "limit" => refused.limit.as_str())
+                .increment(1);
+            let reason = serde_json::json!({"reason": "throttled"});
+            record_event(&state, &issuer, "login.failed", None, &headers, addr, reason).await;
+            let view = View {
+                page: "signup.html",
+                request_id: request_id.clone(),
+                email: email_raw.clone(),
+                form_error: Some(refused.message()),
+                email_error: None,
+                password_error: None,
+            };
+            let mut res = render(&state, &issuer, &headers, StatusCode::TOO_MANY_REQUESTS, view);
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
+            return res;
+        }
+    };
     let hash = match state.passwords.hash(&password).await {
         Ok(h) => h,
         Err(e) => return internal(&state, &issuer, &e),
@@ -369,19 +428,31 @@ pub async fn post_signup(
             // Already registered: with the right password this is a sign-in; otherwise the
             // same answer as a failed sign-in.
             let existing = users::find_by_email(&issuer.identity, &email).await.ok().flatten();
-            let ok = state
+            let verified = state
                 .passwords
                 .verify(&password, existing.as_ref().and_then(|u| u.password_hash.as_deref()))
                 .await
-                .unwrap_or(false);
-            match existing.filter(|u| ok && u.status == "active") {
-                Some(u) => u,
-                None => return again(None, None, Some("We could not create an account with these details. If you already have one, sign in instead.".into())),
+                .unwrap_or_default();
+            match existing.filter(|u| verified.ok && u.status == "active") {
+                Some(u) => {
+                    if verified.needs_rehash
+                        && let Err(e) =
+                            users::set_password_hash(&issuer.identity, u.id, &hash, state.now()).await
+                    {
+                        tracing::warn!(app.slug = %issuer.app.slug, user.id = %u.id, error = %e, "password hash upgrade failed");
+                    }
+                    u
+                }
+                None => {
+                    attempt.failed(state.clock.now());
+                    return again(None, None, Some("We could not create an account with these details. If you already have one, sign in instead.".into()));
+                }
             }
         }
         Err(e) => return internal(&state, &issuer, &e),
     };
-    record(&state, &issuer, "signup", Some(user.id), &headers, addr).await;
+    attempt.succeeded(state.clock.now());
+    record_event(&state, &issuer, "signup", Some(user.id), &headers, addr, serde_json::json!({})).await;
     let request = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
         Ok(r) => r,
         Err(e) => return internal(&state, &issuer, &e),
@@ -389,13 +460,15 @@ pub async fn post_signup(
     finish(&state, &issuer, user.id, request, origin(&headers, addr)).await
 }
 
-async fn record(
+/// Queues an end-user audit event for this app.
+pub(super) async fn record_event(
     state: &AppState,
     issuer: &Issuer,
     kind: &'static str,
     user_id: Option<uuid::Uuid>,
     headers: &HeaderMap,
     addr: SocketAddr,
+    data: serde_json::Value,
 ) {
     state
         .audit
@@ -411,7 +484,7 @@ async fn record(
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(512).collect()),
-            data: serde_json::json!({}),
+            data,
         })
         .await;
 }

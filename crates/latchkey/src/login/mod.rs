@@ -1,14 +1,17 @@
-//! Hosted sign-in pages under each issuer (SPEC §7): `/login`, `/signup`; password hashing;
+//! Hosted pages under each issuer (SPEC §7): `/login`, `/signup`, `/account`, `/logout`;
+//! password hashing;
 //! CSRF; themed server-rendered HTML that works without JavaScript.
 
+mod account;
 pub mod csrf;
 mod handlers;
 pub mod pages;
 pub mod password;
+pub mod throttle;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 
@@ -16,5 +19,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/apps/{slug}/login", get(handlers::get_login).post(handlers::post_login))
         .route("/apps/{slug}/signup", get(handlers::get_signup).post(handlers::post_signup))
+        .route("/apps/{slug}/account", get(account::get_account))
+        .route("/apps/{slug}/account/profile", post(account::post_profile))
+        .route("/apps/{slug}/account/sessions/{sid}/revoke", post(account::post_revoke_session))
+        .route("/apps/{slug}/account/logout-all", post(account::post_logout_all))
+        .route("/apps/{slug}/logout", get(account::logout).post(account::logout))
         .layer(DefaultBodyLimit::max(16 * 1024))
 }

@@ -18,6 +18,8 @@ impl Pages {
             ("login.html", include_str!("../../../../templates/pages/login.html")),
             ("signup.html", include_str!("../../../../templates/pages/signup.html")),
             ("message.html", include_str!("../../../../templates/pages/message.html")),
+            ("account.html", include_str!("../../../../templates/pages/account.html")),
+            ("logout.html", include_str!("../../../../templates/pages/logout.html")),
         ] {
             // The templates are part of the binary; a syntax error is caught by the tests.
             if let Err(err) = env.add_template(name, src) {

@@ -5,7 +5,7 @@
 //! generation moves) and re-validated against the store's `config_version` at most once a
 //! second in the background, which is how changes made on other replicas arrive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -34,6 +34,8 @@ pub struct Issuer {
     pub oauth_metadata: Bytes,
     pub jwks: Bytes,
     pub identity: Db,
+    /// Origins of the clients' `http(s)` redirect URIs: the only CORS origins (`oidc::cors`).
+    pub cors_origins: HashSet<String>,
 }
 
 pub enum Lookup {
@@ -172,11 +174,12 @@ async fn build(state: &AppState, app: App) -> Result<(Issuer, Option<Ts>), LoadE
     }
     let rebuild_at =
         all_keys.iter().filter(|k| k.state_at(now) == KeyState::Retiring).filter_map(|k| k.retire_at).min();
-    let clients = clients::all_of_app(&state.control, app.id)
+    let clients: HashMap<String, Client> = clients::all_of_app(&state.control, app.id)
         .await?
         .into_iter()
         .map(|c| (c.client_id.clone(), c))
         .collect();
+    let cors_origins = super::cors::allowed_origins(clients.values());
     let identity = apps::service::identity_store(state, &app)?;
     state.identity.ensure_migrated(app.id, &identity).await.map_err(|e| LoadError::Broken(e.to_string()))?;
     let discovery = Bytes::from(
@@ -187,7 +190,18 @@ async fn build(state: &AppState, app: App) -> Result<(Issuer, Option<Ts>), LoadE
     );
     let jwks = Bytes::from(serde_json::to_vec(&json!({ "keys": published })).unwrap_or_default());
     Ok((
-        Issuer { app, url, clients, signer, verifiers, discovery, oauth_metadata, jwks, identity },
+        Issuer {
+            app,
+            url,
+            clients,
+            signer,
+            verifiers,
+            discovery,
+            oauth_metadata,
+            jwks,
+            identity,
+            cors_origins,
+        },
         rebuild_at,
     ))
 }

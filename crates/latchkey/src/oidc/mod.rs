@@ -5,6 +5,7 @@
 pub mod authorize;
 mod client_auth;
 mod code;
+mod cors;
 mod discovery;
 mod error;
 pub mod form;
@@ -25,16 +26,25 @@ use crate::app::AppState;
 pub fn router() -> Router<AppState> {
     let r = |m: axum::routing::MethodRouter<AppState>| m.fallback(handlers::method_not_allowed);
     Router::new()
-        .route("/apps/{slug}/.well-known/openid-configuration", r(get(handlers::get_openid_configuration)))
-        .route("/apps/{slug}/.well-known/oauth-authorization-server", r(get(handlers::get_oauth_metadata)))
+        .route(
+            "/apps/{slug}/.well-known/openid-configuration",
+            r(cors::get(handlers::get_openid_configuration)),
+        )
+        .route(
+            "/apps/{slug}/.well-known/oauth-authorization-server",
+            r(cors::get(handlers::get_oauth_metadata)),
+        )
         // RFC 8414 §3.1: for an issuer with a path, the well-known segment comes first.
-        .route("/.well-known/oauth-authorization-server/apps/{slug}", r(get(handlers::get_oauth_metadata)))
-        .route("/apps/{slug}/jwks", r(get(handlers::get_jwks)))
+        .route(
+            "/.well-known/oauth-authorization-server/apps/{slug}",
+            r(cors::get(handlers::get_oauth_metadata)),
+        )
+        .route("/apps/{slug}/jwks", r(cors::get(handlers::get_jwks)))
         .route("/apps/{slug}/authorize", r(get(handlers::get_authorize)))
-        .route("/apps/{slug}/userinfo", r(get(handlers::userinfo).post(handlers::userinfo)))
-        .route("/apps/{slug}/token", r(post(handlers::post_token)))
+        .route("/apps/{slug}/userinfo", r(cors::get_post(handlers::userinfo)))
+        .route("/apps/{slug}/token", r(cors::post(handlers::post_token)))
         .route("/apps/{slug}/introspect", r(post(handlers::post_introspect)))
-        .route("/apps/{slug}/revoke", r(post(handlers::post_revoke)))
+        .route("/apps/{slug}/revoke", r(cors::post(handlers::post_revoke)))
         .route("/apps/{slug}/{*rest}", axum::routing::any(handlers::not_found))
         .layer(DefaultBodyLimit::max(handlers::FORM_LIMIT))
 }

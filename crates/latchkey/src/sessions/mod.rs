@@ -138,3 +138,29 @@ pub async fn get(db: &Db, sid: &str, now: Ts) -> Result<Option<Session>, sqlx::E
         on_db!(db, p => sqlx::query_as(SELECT).bind(sid).bind(now).fetch_optional(p).await)?;
     Ok(row.map(|r| r.session))
 }
+
+/// The user's live sessions, newest first.
+pub async fn list_for_user(db: &Db, user_id: Uuid, now: Ts) -> Result<Vec<Session>, sqlx::Error> {
+    let sql = "SELECT id, user_id, amr, auth_time, created_at, last_seen_at, expires_at, ip, user_agent \
+        FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 100";
+    on_db!(db, p => sqlx::query_as(sql).bind(user_id).bind(now).fetch_all(p).await)
+}
+
+/// Revokes one of the user's own sessions; false if `sid` is not a live session of theirs.
+pub async fn revoke_own(db: &Db, user_id: Uuid, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
+    let n = on_db!(db, p => sqlx::query(sql).bind(sid).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Ends every session of the user; their tokens stop passing userinfo and introspection.
+pub async fn revoke_all_for_user(db: &Db, user_id: Uuid, now: Ts) -> Result<u64, sqlx::Error> {
+    let sql = "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+    on_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))
+}
+
+/// Records activity on the session.
+pub async fn touch(db: &Db, sid: &str, now: Ts) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1";
+    on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).execute(p).await.map(|_| ()))
+}

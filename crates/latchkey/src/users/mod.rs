@@ -96,6 +96,11 @@ pub async fn insert(
     }
 }
 
+pub async fn set_name(db: &Db, id: Uuid, name: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1";
+    on_db!(db, p => sqlx::query(sql).bind(id).bind(name).bind(now).execute(p).await.map(|_| ()))
+}
+
 pub async fn set_password_hash(db: &Db, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))

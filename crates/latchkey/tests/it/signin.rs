@@ -551,3 +551,149 @@ async fn refresh_rotation_and_reuse(backend: Backend) {
     app.stop().await;
 }
 both!(refresh_rotation_and_reuse);
+
+/// The `…/account/sessions/{sid}/revoke` form actions on an account page.
+fn revoke_actions(html: &str) -> Vec<String> {
+    html.match_indices("/account/sessions/")
+        .filter_map(|(i, _)| html[i..].split('"').next().map(str::to_string))
+        .collect()
+}
+
+async fn post_form(b: &reqwest::Client, url: &str, csrf: &str, extra: &str) -> reqwest::Response {
+    b.post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}{extra}"))
+        .send()
+        .await
+        .expect("post")
+}
+
+async fn account_sessions_and_sign_out(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("acct").await;
+    let issuer = app.issuer("acct");
+    // Opening /account directly: sign in first, then land there.
+    let a = browser();
+    let res = a.get(format!("{issuer}/account")).send().await.expect("account");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{issuer}/login"));
+    let flow_a = Flow { browser: a.clone(), verifier: String::new(), client_id: String::new() };
+    let res = flow_a
+        .submit(&format!("{issuer}/signup"), &[("email", "fay@example.com"), ("password", "long enough pw")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), format!("{issuer}/account"));
+    // A second device.
+    let b = browser();
+    let flow_b = Flow { browser: b.clone(), verifier: String::new(), client_id: String::new() };
+    let res = flow_b
+        .submit(&format!("{issuer}/login"), &[("email", "fay@example.com"), ("password", "long enough pw")])
+        .await;
+    assert_eq!(location(&res), format!("{issuer}/account"));
+
+    let page = a.get(format!("{issuer}/account")).send().await.expect("account");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("fay@example.com"));
+    assert!(html.contains("(this device)"));
+    let actions = revoke_actions(&html);
+    assert_eq!(actions.len(), 1, "one other session: {actions:?}");
+    let csrf = csrf_of(&html);
+    // Sign out the other device: its cookie stops working at once.
+    let res = post_form(&a, &format!("{issuer}{}", actions[0]), &csrf, "").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap_or_default());
+    let res = b.get(format!("{issuer}/account")).send().await.expect("account");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "device B must be signed out");
+    // Without the CSRF token nothing happens.
+    let res = post_form(&a, &format!("{issuer}/account/logout-all"), "wrong", "").await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Profile.
+    let res = post_form(&a, &format!("{issuer}/account/profile"), &csrf, "&name=Fay+Doe").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.expect("html").contains("value=\"Fay Doe\""));
+    // Sign out everywhere.
+    let res = post_form(&a, &format!("{issuer}/account/logout-all"), &csrf, "").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = a.get(format!("{issuer}/account")).send().await.expect("account");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+both!(account_sessions_and_sign_out);
+
+async fn rp_initiated_logout(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("bye").await;
+    let issuer = app.issuer("bye");
+    let (s, c) = app
+        .admin(Method::POST, "/apps/bye/clients", Some(json!({
+            "name": "web", "redirect_uris": [REDIRECT], "post_logout_redirect_uris": ["https://client.example.com/bye"],
+            "grant_types": ["authorization_code"], "token_endpoint_auth_method": "none"
+        })))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let client_id = c["client_id"].as_str().expect("id").to_string();
+    let mut flow = Flow::new(&client_id);
+    let login = location(&flow.authorize(&app, "bye", "").await);
+    let res = flow
+        .submit(
+            &login.replace("/login?", "/signup?"),
+            &[("email", "gus@example.com"), ("password", "long enough pw")],
+        )
+        .await;
+    let (_, t) = flow.exchange(&app, "bye", &query_of(&location(&res))["code"]).await;
+    let (id_token, access) = (
+        t["id_token"].as_str().expect("id").to_string(),
+        t["access_token"].as_str().expect("at").to_string(),
+    );
+
+    // A post_logout_redirect_uri that is not registered: an error page, never a redirect.
+    let res = flow
+        .browser
+        .get(format!(
+            "{issuer}/logout?id_token_hint={id_token}&post_logout_redirect_uri={}",
+            urlencode("https://evil.example/bye")
+        ))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().get("location").is_none());
+    // Still signed in after the refused request.
+    let info = app.http.get(format!("{issuer}/userinfo")).bearer_auth(&access).send().await.expect("ui");
+    assert_eq!(info.status(), StatusCode::OK);
+
+    let res = flow
+        .browser
+        .get(format!(
+            "{issuer}/logout?id_token_hint={id_token}&post_logout_redirect_uri={}&state=xyz",
+            urlencode("https://client.example.com/bye")
+        ))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "https://client.example.com/bye?state=xyz");
+    assert!(
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|c| c.starts_with("lk_session=;")))
+    );
+    let info = app.http.get(format!("{issuer}/userinfo")).bearer_auth(&access).send().await.expect("ui");
+    assert_eq!(info.status(), StatusCode::UNAUTHORIZED, "tokens of the ended session stop working");
+
+    // Without a hint the user confirms first.
+    let mut again = Flow::new(&client_id);
+    let login = location(&again.authorize(&app, "bye", "").await);
+    again.submit(&login, &[("email", "gus@example.com"), ("password", "long enough pw")]).await;
+    let page = again.browser.get(format!("{issuer}/logout")).send().await.expect("logout");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    let csrf = csrf_of(&html);
+    let res = post_form(&again.browser, &format!("{issuer}/logout"), &csrf, "&confirm=yes").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = again.browser.get(format!("{issuer}/account")).send().await.expect("account");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+both!(rp_initiated_logout);

@@ -1,0 +1,360 @@
+//! `/account`: the signed-in user's profile and sessions (sign out this device, sign out
+//! everywhere), and `/logout` (OpenID Connect RP-Initiated Logout 1.0).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+
+use super::csrf;
+use super::handlers::{issuer_or_page, record_event, secure};
+use crate::app::AppState;
+use crate::keys::material;
+use crate::oidc::form::Form;
+use crate::oidc::issuer::Issuer;
+use crate::sessions::{self, Session};
+use crate::users;
+
+fn base(state: &AppState, slug: &str) -> String {
+    format!("{}/apps/{slug}", state.config.public_base())
+}
+
+fn internal(state: &AppState, issuer: &Issuer, err: &dyn std::fmt::Display) -> Response {
+    tracing::error!(app.slug = %issuer.app.slug, error = %err, "account page failed");
+    state.pages.message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Some(&issuer.app),
+        "Something went wrong",
+        "Please try again in a moment.",
+    )
+}
+
+async fn current_session(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, sqlx::Error> {
+    match csrf::cookie(headers, sessions::COOKIE) {
+        Some(c) => sessions::from_cookie(&issuer.identity, c, state.now()).await,
+        None => Ok(None),
+    }
+}
+
+fn with_cookie(mut res: Response, value: String) -> Response {
+    if let Ok(h) = HeaderValue::from_str(&value) {
+        res.headers_mut().append(header::SET_COOKIE, h);
+    }
+    res
+}
+
+/// The CSRF token for this browser, and the cookie to set if it had none.
+fn csrf_for(state: &AppState, headers: &HeaderMap, slug: &str) -> (String, Option<String>) {
+    match csrf::cookie(headers, csrf::COOKIE) {
+        Some(v) if !v.is_empty() && v.len() <= 64 => (csrf::form_token(&state.secrets, v), None),
+        _ => {
+            let v = csrf::new_cookie_value();
+            (
+                csrf::form_token(&state.secrets, &v),
+                Some(csrf::set_cookie(&v, &format!("/apps/{slug}"), secure(state))),
+            )
+        }
+    }
+}
+
+pub async fn get_account(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    show_account(&state, &issuer, &headers, None).await
+}
+
+async fn show_account(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    headers: &HeaderMap,
+    notice: Option<&str>,
+) -> Response {
+    let slug = issuer.app.slug.as_str();
+    let session = match current_session(state, issuer, headers).await {
+        Ok(Some(s)) => s,
+        // Not signed in: sign in first, then land here.
+        Ok(None) => return Redirect::to(&format!("{}/login", base(state, slug))).into_response(),
+        Err(e) => return internal(state, issuer, &e),
+    };
+    let now = state.now();
+    let _ = sessions::touch(&issuer.identity, &session.id, now).await;
+    let (user, list) = match (
+        users::get(&issuer.identity, session.user_id).await,
+        sessions::list_for_user(&issuer.identity, session.user_id, now).await,
+    ) {
+        (Ok(Some(u)), Ok(l)) => (u, l),
+        (Ok(None), _) => return Redirect::to(&format!("{}/login", base(state, slug))).into_response(),
+        (Err(e), _) | (_, Err(e)) => return internal(state, issuer, &e),
+    };
+    let fmt = |t: crate::store::Ts| t.0.format("%Y-%m-%d %H:%M UTC").to_string();
+    let items: Vec<minijinja::Value> = list
+        .iter()
+        .map(|s| {
+            context! {
+                id => s.id.clone(),
+                current => s.id == session.id,
+                ip => s.ip.clone(),
+                user_agent => s.user_agent.clone(),
+                created_at => fmt(s.created_at),
+                last_seen_at => fmt(s.last_seen_at),
+            }
+        })
+        .collect();
+    let (csrf, set) = csrf_for(state, headers, slug);
+    let ctx = context! {
+        base => base(state, slug), csrf, notice, email => user.email, name => user.name.unwrap_or_default(), sessions => items,
+    };
+    let res = state.pages.render(StatusCode::OK, Some(&issuer.app), "account.html", ctx);
+    match set {
+        Some(c) => with_cookie(res, c),
+        None => res,
+    }
+}
+
+/// A signed-in, CSRF-checked form post, or the response to give instead.
+async fn signed_in_post(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Session, Form), Box<Response>> {
+    let slug = issuer.app.slug.as_str();
+    let form = Form::parse(body).map_err(|_| {
+        Box::new(state.pages.message(
+            StatusCode::BAD_REQUEST,
+            Some(&issuer.app),
+            "Request not valid",
+            "The form could not be read.",
+        ))
+    })?;
+    if !csrf::check(&state.secrets, csrf::cookie(headers, csrf::COOKIE), form.get("csrf")) {
+        return Err(Box::new(state.pages.message(
+            StatusCode::BAD_REQUEST,
+            Some(&issuer.app),
+            "Request not valid",
+            "This page expired. Go back, reload it and try again.",
+        )));
+    }
+    match current_session(state, issuer, headers).await {
+        Ok(Some(s)) => Ok((s, form)),
+        Ok(None) => Err(Box::new(Redirect::to(&format!("{}/login", base(state, slug))).into_response())),
+        Err(e) => Err(Box::new(internal(state, issuer, &e))),
+    }
+}
+
+pub async fn post_profile(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (session, form) = match signed_in_post(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let name: String =
+        form.get("name").unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(200).collect();
+    let name = (!name.is_empty()).then_some(name);
+    if let Err(e) = users::set_name(&issuer.identity, session.user_id, name.as_deref(), state.now()).await {
+        return internal(&state, &issuer, &e);
+    }
+    show_account(&state, &issuer, &headers, Some("Your profile was saved.")).await
+}
+
+pub async fn post_revoke_session(
+    State(state): State<AppState>,
+    Path((slug, sid)): Path<(String, String)>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (session, _) = match signed_in_post(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    match sessions::revoke_own(&issuer.identity, session.user_id, &sid, state.now()).await {
+        Ok(true) => {
+            record_event(
+                &state,
+                &issuer,
+                "session.revoked",
+                Some(session.user_id),
+                &headers,
+                addr,
+                serde_json::json!({"sid": sid}),
+            )
+            .await;
+            Redirect::to(&format!("{}/account", base(&state, &slug))).into_response()
+        }
+        Ok(false) => show_account(&state, &issuer, &headers, Some("That session had already ended.")).await,
+        Err(e) => internal(&state, &issuer, &e),
+    }
+}
+
+pub async fn post_logout_all(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (session, _) = match signed_in_post(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if let Err(e) = sessions::revoke_all_for_user(&issuer.identity, session.user_id, state.now()).await {
+        return internal(&state, &issuer, &e);
+    }
+    record_event(&state, &issuer, "logout.all", Some(session.user_id), &headers, addr, serde_json::json!({}))
+        .await;
+    let res = state.pages.message(
+        StatusCode::OK,
+        Some(&issuer.app),
+        "Signed out everywhere",
+        "You are signed out on every device.",
+    );
+    with_cookie(
+        res,
+        sessions::set_cookie(None, &format!("/apps/{slug}"), secure(&state), chrono::Duration::zero()),
+    )
+}
+
+/// RP-Initiated Logout 1.0 §2–§3. A registered `post_logout_redirect_uri` is required before
+/// any redirect; without a valid `id_token_hint` the user confirms first.
+pub async fn logout(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    method: axum::http::Method,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let raw = if method == axum::http::Method::POST {
+        body.to_vec()
+    } else {
+        query.unwrap_or_default().into_bytes()
+    };
+    let bad = |msg: &str| {
+        state.pages.message(StatusCode::BAD_REQUEST, Some(&issuer.app), "Sign-out request not valid", msg)
+    };
+    let Ok(form) = Form::parse(&raw) else { return bad("The sign-out request is malformed.") };
+
+    // The hint names the client (its audience); it may have expired (§2).
+    let hinted_client = match form.get("id_token_hint") {
+        None => None,
+        Some(hint) => {
+            let verified = material::unverified_kid(hint)
+                .and_then(|kid| issuer.verifiers.get(&kid))
+                .and_then(|(alg, key)| material::verify::<serde_json::Value>(hint, *alg, key, "JWT"))
+                .filter(|v| v.claims["iss"] == issuer.url.as_str());
+            match verified.and_then(|v| v.claims["aud"].as_str().map(str::to_string)) {
+                Some(aud) => Some(aud),
+                None => return bad("The id_token_hint was not issued here."),
+            }
+        }
+    };
+    let client_id = match (form.get("client_id"), &hinted_client) {
+        (Some(c), Some(h)) if c != h => return bad("client_id does not match the id_token_hint."),
+        (Some(c), _) => Some(c.to_string()),
+        (None, h) => h.clone(),
+    };
+    let redirect = match form.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let registered = client_id
+                .as_deref()
+                .and_then(|c| issuer.clients.get(c))
+                .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r.as_str() == uri));
+            if !registered {
+                return bad(
+                    "The address to return to after signing out is not registered for this application.",
+                );
+            }
+            Some(uri.to_string())
+        }
+    };
+    let confirmed = method == axum::http::Method::POST
+        && form.get("confirm") == Some("yes")
+        && csrf::check(&state.secrets, csrf::cookie(&headers, csrf::COOKIE), form.get("csrf"));
+    let from_account = method == axum::http::Method::POST
+        && form.get("confirm").is_none()
+        && csrf::check(&state.secrets, csrf::cookie(&headers, csrf::COOKIE), form.get("csrf"));
+    if hinted_client.is_none() && !confirmed && !from_account {
+        let (csrf, set) = csrf_for(&state, &headers, &slug);
+        let ctx = context! {
+            action => format!("{}/logout", base(&state, &slug)), csrf,
+            client_id => client_id, post_logout_redirect_uri => redirect, state => form.get("state"),
+        };
+        let res = state.pages.render(StatusCode::OK, Some(&issuer.app), "logout.html", ctx);
+        return match set {
+            Some(c) => with_cookie(res, c),
+            None => res,
+        };
+    }
+    if let Ok(Some(session)) = current_session(&state, &issuer, &headers).await {
+        if let Err(e) = sessions::revoke(&issuer.identity, &session.id, state.now()).await {
+            return internal(&state, &issuer, &e);
+        }
+        record_event(
+            &state,
+            &issuer,
+            "logout",
+            Some(session.user_id),
+            &headers,
+            addr,
+            serde_json::json!({"sid": session.id}),
+        )
+        .await;
+    }
+    let res = match redirect {
+        Some(uri) => {
+            let mut params = Vec::new();
+            if let Some(s) = form.get("state") {
+                params.push(("state", s));
+            }
+            Redirect::to(&crate::oidc::authorize::redirect_with(&uri, &params)).into_response()
+        }
+        None => state.pages.message(
+            StatusCode::OK,
+            Some(&issuer.app),
+            "Signed out",
+            &format!("You are signed out of {}.", issuer.app.display_name),
+        ),
+    };
+    with_cookie(
+        res,
+        sessions::set_cookie(None, &format!("/apps/{slug}"), secure(&state), chrono::Duration::zero()),
+    )
+}

@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""Load generator for Latchkey's browser sign-in and refresh-token grant (used by bench.sh).
+
+Standard library only. Each worker thread is one "browser": its own keep-alive HTTP/1.1
+connection and its own cookies. Phases:
+
+  setup    every worker signs up its own user (bench-<i>@example.com) through /signup, so the
+           sign-in phase measures sign-ins of existing accounts; the refresh token of that
+           sign-up starts the worker's refresh chain.
+  signin   for DURATION seconds, every worker repeats a complete password sign-in with a fresh
+           cookie jar (no session cookie, so no single sign-on shortcut):
+             GET  /authorize (code, PKCE S256, openid offline_access, state, nonce) -> 303
+             GET  /login?request=ID                  -> 200, hidden csrf + lk_csrf cookie
+             POST /login (csrf, request, email, password) -> 303 redirect_uri?code&state&iss
+             POST /token authorization_code (code, redirect_uri, client_id, code_verifier)
+           One sample = the whole flow. Each flow's refresh token replaces the worker's chain.
+  refresh  for DURATION seconds, every worker loops POST /token grant_type=refresh_token with
+           the refresh token of its previous response (rotation: each answer carries the next).
+           One sample = one request.
+
+The generator reports how much of its (pinned) core it used, and warns above 85 %, so a
+figure limited by Python rather than by the server is visible.
+
+A flow or request counts as an error unless every step answered as expected (status, Location,
+state, tokens). With --server-pid, the server's VmRSS is sampled every 100 ms and the peak of
+each phase is reported.
+
+Prints one table row per phase ("name req/s p50_ms p99_ms errors"), the same layout as bench.sh,
+and with --totals appends "name<TAB>total<TAB>errors<TAB>req/s<TAB>p50<TAB>p99" to that file.
+Exit status 1 if setup fails or a phase completes nothing.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+CSRF_RE = re.compile(rb'name="csrf" value="([^"]+)"')
+
+
+class HttpError(Exception):
+    pass
+
+
+class Conn:
+    """A minimal keep-alive HTTP/1.1 client (Content-Length and chunked bodies)."""
+
+    def __init__(self, host, port, timeout):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.sock = None
+        self.buf = b""
+        self.host_header = f"{host}:{port}".encode()
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock, self.buf = None, b""
+
+    def _connect(self):
+        s = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock, self.buf = s, b""
+
+    def request(self, method, target, headers=(), body=b""):
+        """Returns (status, {lower-case name: [values]}, body bytes)."""
+        head = [b"%s %s HTTP/1.1" % (method.encode(), target.encode()), b"Host: " + self.host_header]
+        for k, v in headers:
+            head.append(k.encode() + b": " + v.encode())
+        if body or method == "POST":
+            head.append(b"Content-Length: %d" % len(body))
+        data = b"\r\n".join(head) + b"\r\n\r\n" + body
+        reused = self.sock is not None
+        for attempt in (0, 1):
+            if self.sock is None:
+                self._connect()
+            try:
+                self.sock.sendall(data)
+                return self._response(method)
+            except (OSError, HttpError):
+                self.close()
+                # A kept-alive connection the server closed meanwhile: retry once, fresh.
+                if attempt == 0 and reused:
+                    continue
+                raise
+        raise HttpError("unreachable")
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise HttpError("connection closed")
+        self.buf += chunk
+
+    def _line_block(self, sep):
+        while True:
+            i = self.buf.find(sep)
+            if i >= 0:
+                out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+                return out
+            self._fill()
+
+    def _exactly(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _response(self, method):
+        head = self._line_block(b"\r\n\r\n").split(b"\r\n")
+        parts = head[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+            raise HttpError(f"bad status line {head[0][:80]!r}")
+        status = int(parts[1])
+        hdrs = {}
+        for line in head[1:]:
+            k, _, v = line.partition(b":")
+            hdrs.setdefault(k.strip().lower().decode("latin-1"), []).append(v.strip().decode("latin-1"))
+        body = b""
+        if method != "HEAD" and status not in (204, 304) and status >= 200:
+            if "chunked" in ",".join(hdrs.get("transfer-encoding", [])).lower():
+                chunks = []
+                while True:
+                    size = int(self._line_block(b"\r\n").split(b";")[0], 16)
+                    if size == 0:
+                        self._line_block(b"\r\n")  # no trailers expected
+                        break
+                    chunks.append(self._exactly(size))
+                    self._exactly(2)
+                body = b"".join(chunks)
+            elif "content-length" in hdrs:
+                body = self._exactly(int(hdrs["content-length"][0]))
+            else:  # read to close
+                try:
+                    while True:
+                        self._fill()
+                except HttpError:
+                    pass
+                body, self.buf = self.buf, b""
+                self.close()
+        if "close" in ",".join(hdrs.get("connection", [])).lower():
+            self.close()
+        return status, hdrs, body
+
+
+def form(pairs):
+    return urllib.parse.urlencode(pairs).encode()
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+class Browser:
+    """One worker: connection, cookies, user."""
+
+    def __init__(self, args, index):
+        u = urllib.parse.urlsplit(args.base)
+        self.conn = Conn(u.hostname, u.port or 80, args.timeout)
+        self.args = args
+        self.issuer_path = f"/apps/{args.app}"
+        self.email = f"bench-{index}@example.com"
+        self.cookies = {}
+        self.refresh_token = None
+
+    def call(self, method, target, body=None, ctype="application/x-www-form-urlencoded"):
+        headers = [("User-Agent", "latchkey-bench")]
+        if self.cookies:
+            headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
+        if body is not None:
+            headers.append(("Content-Type", ctype))
+        status, hdrs, data = self.conn.request(method, target, headers, body or b"")
+        for sc in hdrs.get("set-cookie", []):
+            name, _, rest = sc.partition("=")
+            value = rest.split(";", 1)[0]
+            if value and "max-age=0" not in sc.lower():
+                self.cookies[name.strip()] = value
+            else:
+                self.cookies.pop(name.strip(), None)
+        return status, hdrs, data
+
+    def path_of(self, location):
+        """Location (absolute or absolute-path) -> request target on our server."""
+        u = urllib.parse.urlsplit(location)
+        return u.path + (f"?{u.query}" if u.query else "")
+
+    def sign_in(self, page):
+        """One complete sign-in through `page` ("login" or "signup"); returns the token response."""
+        a = self.args
+        self.cookies.clear()  # a fresh browser: no session, so no single sign-on shortcut
+        verifier = b64url(secrets.token_bytes(32))
+        challenge = b64url(hashlib.sha256(verifier.encode()).digest())
+        state = secrets.token_urlsafe(12)
+        q = urllib.parse.urlencode({
+            "response_type": "code", "client_id": a.client_id, "redirect_uri": a.redirect_uri,
+            "scope": "openid offline_access", "state": state, "nonce": secrets.token_urlsafe(12),
+            "code_challenge": challenge, "code_challenge_method": "S256",
+        })
+        s, h, body = self.call("GET", f"{self.issuer_path}/authorize?{q}")
+        if s != 303 or "location" not in h:
+            raise HttpError(f"authorize: {s} {body[:200]!r}")
+        login = self.path_of(h["location"][0])
+        if "request=" not in login:
+            raise HttpError(f"authorize redirected to {login[:120]!r}, not the login page")
+        if page == "signup":
+            login = login.replace("/login?", "/signup?", 1)
+        request_id = urllib.parse.parse_qs(urllib.parse.urlsplit(login).query).get("request", [""])[0]
+        s, h, body = self.call("GET", login)
+        m = CSRF_RE.search(body)
+        if s != 200 or not m:
+            raise HttpError(f"{page} page: {s}, csrf field {'found' if m else 'missing'}")
+        s, h, body = self.call("POST", login, form([
+            ("csrf", m.group(1).decode()), ("request", request_id),
+            ("email", self.email), ("password", a.password),
+        ]))
+        if s != 303 or "location" not in h:
+            raise HttpError(f"POST {page}: {s} {body[:200]!r}")
+        back = urllib.parse.urlsplit(h["location"][0])
+        params = urllib.parse.parse_qs(back.query)
+        if not h["location"][0].startswith(a.redirect_uri) or params.get("state") != [state] or "code" not in params:
+            raise HttpError(f"POST {page} redirected to {h['location'][0][:160]!r}")
+        s, h, body = self.call("POST", f"{self.issuer_path}/token", form([
+            ("grant_type", "authorization_code"), ("code", params["code"][0]),
+            ("redirect_uri", a.redirect_uri), ("client_id", a.client_id), ("code_verifier", verifier),
+        ]))
+        tok = json.loads(body) if s == 200 else {}
+        if s != 200 or not tok.get("access_token") or not tok.get("id_token") or not tok.get("refresh_token"):
+            raise HttpError(f"code exchange: {s} {body[:200]!r}")
+        self.refresh_token = tok["refresh_token"]
+        return tok
+
+    def refresh(self):
+        s, _, body = self.call("POST", f"{self.issuer_path}/token", form([
+            ("grant_type", "refresh_token"), ("refresh_token", self.refresh_token),
+            ("client_id", self.args.client_id),
+        ]))
+        tok = json.loads(body) if s == 200 else {}
+        new = tok.get("refresh_token")
+        if s != 200 or not tok.get("access_token") or not new or new == self.refresh_token:
+            raise HttpError(f"refresh: {s} {body[:200]!r}")
+        self.refresh_token = new
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.path = f"/proc/{pid}/status"
+        self.peak = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def read(self):
+        try:
+            with open(self.path) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def reset(self):
+        with self.lock:
+            self.peak = self.read()
+
+    def run(self):
+        while not self.stopping.wait(0.1):
+            v = self.read()
+            with self.lock:
+                self.peak = max(self.peak, v)
+
+
+def percentile(sorted_vals, p):
+    if not sorted_vals:
+        return 0.0
+    k = max(0, min(len(sorted_vals) - 1, int(round(p / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[k]
+
+
+def run_phase(browsers, duration, step):
+    """Every browser runs `step` until the deadline; returns (latencies, errors, elapsed, first errors)."""
+    lat = [[] for _ in browsers]
+    errs = [0] * len(browsers)
+    messages = []
+    start = time.perf_counter()
+    deadline = start + duration
+
+    def worker(i, b):
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= deadline:
+                return
+            try:
+                step(b)
+                lat[i].append(time.perf_counter() - t0)
+            except Exception as e:  # noqa: BLE001 - every failure is counted and reported
+                errs[i] += 1
+                if len(messages) < 5:
+                    messages.append(f"{type(e).__name__}: {e}")
+                b.conn.close()
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=worker, args=(i, b), daemon=True) for i, b in enumerate(browsers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return sorted(x for l in lat for x in l), sum(errs), elapsed, messages
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", required=True, help="http://127.0.0.1:PORT")
+    ap.add_argument("--app", required=True)
+    ap.add_argument("--client-id", required=True, help="public client: authorization_code + refresh_token")
+    ap.add_argument("--redirect-uri", required=True)
+    ap.add_argument("--password", default="bench password 1234")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--phases", default="signin,refresh")
+    ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--server-pid", type=int)
+    ap.add_argument("--totals", help="append result rows to this file")
+    a = ap.parse_args()
+
+    browsers = [Browser(a, i) for i in range(a.concurrency)]
+    sampler = None
+    if a.server_pid:
+        sampler = RssSampler(a.server_pid)
+        sampler.start()
+
+    # Setup: one sign-up per worker, in parallel (Argon2id bounds it, not Python).
+    failures = []
+
+    def setup(b):
+        try:
+            b.sign_in("signup")
+        except Exception as e:  # noqa: BLE001
+            failures.append(f"{b.email}: {type(e).__name__}: {e}")
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=setup, args=(b,)) for b in browsers]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if failures:
+        print("setup failed (sign-up through /signup):", *failures[:5], sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"setup: {len(browsers)} users signed up in {time.perf_counter() - t0:.1f} s "
+          f"(each one complete sign-up flow)", file=sys.stderr)
+
+    steps = {
+        "signin": (f"sign-in flow (authorize->login->code->token) c={a.concurrency}",
+                   lambda b: b.sign_in("login")),
+        "refresh": (f"POST /apps/{a.app}/token refresh_token c={a.concurrency}",
+                    lambda b: b.refresh()),
+    }
+    rc = 0
+    for phase in [p.strip() for p in a.phases.split(",") if p.strip()]:
+        name, step = steps[phase]
+        if sampler:
+            sampler.reset()
+        cpu0 = time.process_time()
+        lat, errs, elapsed, messages = run_phase(browsers, a.duration, step)
+        gen_cpu = 100.0 * (time.process_time() - cpu0) / elapsed if elapsed > 0 else 0.0
+        n = len(lat)
+        rate = n / elapsed if elapsed > 0 else 0.0
+        p50, p99 = percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3
+        peak = f"server peak VmRSS {sampler.peak} kB, " if sampler else ""
+        print(f"{name:<50} {rate:>12.1f} {p50:>10.2f} {p99:>10.2f} {errs:>8}   "
+              f"({peak}load generator {gen_cpu:.0f} % of a core)", flush=True)
+        if gen_cpu > 85:
+            print(f"WARNING: {phase}: the load generator used {gen_cpu:.0f} % of its core; "
+                  "the figure may be a lower bound for the server", file=sys.stderr)
+        for m in messages:
+            print(f"  error: {m[:300]}", file=sys.stderr)
+        if a.totals:
+            with open(a.totals, "a") as f:
+                f.write(f"{name}\t{n + errs}\t{errs}\t{rate:.1f}\t{p50:.2f}\t{p99:.2f}\n")
+        if n == 0:
+            rc = 1
+    for b in browsers:
+        b.conn.close()
+    if sampler:
+        sampler.stopping.set()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
