@@ -115,7 +115,30 @@ async fn finish(
     let claims = id_token.claims(&rp.id_token_verifier(), &p.nonce).expect("ID token verifies");
     assert_eq!(claims.issuer().as_str(), issuer);
     assert_eq!(claims.email().map(|e| e.as_str()), Some(email));
-    claims.subject().as_str().to_string()
+    let sub = claims.subject().as_str().to_string();
+
+    // userinfo with the access token, then a refresh with the client library.
+    let info: serde_json::Value = app
+        .http
+        .get(format!("{issuer}/userinfo"))
+        .bearer_auth(res.access_token().secret())
+        .send()
+        .await
+        .expect("userinfo")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["sub"], sub.as_str());
+    assert_eq!(info["email"], email);
+    let refresh = res.refresh_token().expect("a refresh token");
+    let refreshed = rp
+        .exchange_refresh_token(refresh)
+        .expect("token endpoint")
+        .request_async(&app.http)
+        .await
+        .expect("refresh grant");
+    assert_ne!(refreshed.refresh_token().map(|r| r.secret()), Some(refresh.secret()), "rotated");
+    sub
 }
 
 // GET /authorize → /login → /signup → redirect_uri, then a second authorize → /login with the

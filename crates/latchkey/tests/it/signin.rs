@@ -697,3 +697,67 @@ async fn rp_initiated_logout(backend: Backend) {
     app.stop().await;
 }
 both!(rp_initiated_logout);
+
+async fn tampered_or_planted_session_cookies_are_ignored(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("tam").await;
+    let client_id = public_client(&app, "tam").await;
+    let issuer = app.issuer("tam");
+    let mut flow = Flow::new(&client_id);
+    let login = location(&flow.authorize(&app, "tam", "").await);
+    let res = flow
+        .submit(
+            &login.replace("/login?", "/signup?"),
+            &[("email", "hal@example.com"), ("password", "long enough pw")],
+        )
+        .await;
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("lk_session=").and_then(|c| c.split(';').next()).map(str::to_string))
+        .expect("session cookie");
+    let (sid, secret) = cookie.split_once('.').expect("sid.secret");
+    let mut flipped = secret.to_string();
+    let last = flipped.pop().expect("char");
+    flipped.push(if last == 'A' { 'B' } else { 'A' });
+    let (_, challenge) = pkce();
+    let url = format!(
+        "{issuer}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+        urlencode(REDIRECT)
+    );
+    for bad in [
+        format!("{sid}.{flipped}"),
+        sid.to_string(),
+        format!("nope.{secret}"),
+        "garbage".into(),
+        format!("{sid}."),
+    ] {
+        let res = browser()
+            .get(&url)
+            .header("cookie", format!("lk_session={bad}"))
+            .send()
+            .await
+            .expect("authorize");
+        assert!(location(&res).contains("/login?request="), "cookie {bad:?} must not count as a session");
+    }
+    // The genuine cookie still works (single sign-on).
+    let res =
+        browser().get(&url).header("cookie", format!("lk_session={cookie}")).send().await.expect("authorize");
+    assert!(location(&res).starts_with(REDIRECT));
+    // A new session id at every sign-in: signing in again never reuses the old sid.
+    let login = location(&flow.authorize(&app, "tam", "&prompt=login").await);
+    let res = flow.submit(&login, &[("email", "hal@example.com"), ("password", "long enough pw")]).await;
+    let again = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("lk_session="))
+        .expect("cookie")
+        .to_string();
+    assert!(!again.contains(sid), "a fresh session id");
+    app.stop().await;
+}
+both!(tampered_or_planted_session_cookies_are_ignored);
