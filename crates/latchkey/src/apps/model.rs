@@ -102,6 +102,23 @@ impl TryFrom<String> for BrandColor {
     }
 }
 
+impl BrandColor {
+    /// The text colour readable on this background: black or white, whichever has the higher
+    /// WCAG 2 contrast ratio.
+    pub fn ink(&self) -> &'static str {
+        let hex = self.0.trim_start_matches('#');
+        let full: String =
+            if hex.len() == 3 { hex.chars().flat_map(|c| [c, c]).collect() } else { hex.to_string() };
+        let channel = |i: usize| {
+            let v = f64::from(u8::from_str_radix(&full[i..i + 2], 16).unwrap_or(0)) / 255.0;
+            if v <= 0.03928 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) }
+        };
+        let l = 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
+        // Contrast with white: 1.05 / (l + 0.05); with black: (l + 0.05) / 0.05.
+        if 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 { "#ffffff" } else { "#000000" }
+    }
+}
+
 impl From<BrandColor> for String {
     fn from(c: BrandColor) -> String {
         c.0
@@ -353,6 +370,11 @@ mod tests {
             assert!(BrandColor::try_from(bad.to_string()).is_err(), "{bad}");
         }
         assert!(BrandColor::try_from("#4F46E5".to_string()).is_ok());
+        let ink = |c: &str| BrandColor::try_from(c.to_string()).expect("valid").ink();
+        assert_eq!(ink("#1d4ed8"), "#ffffff");
+        assert_eq!(ink("#ffff00"), "#000000");
+        assert_eq!(ink("#fff"), "#000000");
+        assert_eq!(ink("#000"), "#ffffff");
     }
 
     #[test]

@@ -35,9 +35,10 @@ impl Pages {
             Some(app) => context! {
                 app_name => app.display_name.clone(),
                 brand_color => app.branding.brand_color.clone().map(String::from).unwrap_or_else(|| "#1d4ed8".into()),
+                brand_ink => app.branding.brand_color.as_ref().map(|c| c.ink()).unwrap_or("#ffffff"),
                 logo_url => app.branding.logo_url.clone().map(String::from),
             },
-            None => context! { app_name => "Latchkey", brand_color => "#1d4ed8" },
+            None => context! { app_name => "Latchkey", brand_color => "#1d4ed8", brand_ink => "#ffffff" },
         };
         let html =
             self.env.get_template(name).and_then(|t| t.render(context! { ..theme, ..ctx })).unwrap_or_else(
