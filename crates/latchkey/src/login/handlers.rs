@@ -285,27 +285,11 @@ pub async fn post_login(
     };
     // Brute-force protection before any store or password work; the answer does not depend on
     // whether the account exists (login::throttle).
-    let account = super::throttle::account_key(&email_raw);
-    let attempt = match state.throttle.begin(issuer.app.id, &account, addr.ip(), state.clock.now()) {
-        Ok(a) => a,
-        Err(refused) => {
-            metrics::counter!("latchkey_login_throttled_total", "limit" => refused.limit.as_str())
-                .increment(1);
-            let reason = serde_json::json!({"reason": "throttled"});
-            record_event(&state, &issuer, "login.failed", None, &headers, addr, reason).await;
-            let view = View {
-                page: "login.html",
-                request_id: request_id.clone(),
-                email: email_raw.clone(),
-                form_error: Some(refused.message()),
-                email_error: None,
-                password_error: None,
-            };
-            let mut res = render(&state, &issuer, &headers, StatusCode::TOO_MANY_REQUESTS, view);
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
-            return res;
-        }
-    };
+    let attempt =
+        match begin_attempt(&state, &issuer, &headers, addr, "login.html", &request_id, &email_raw).await {
+            Ok(a) => a,
+            Err(res) => return *res,
+        };
     let user = match Email::parse(&email_raw) {
         Ok(email) => match users::find_by_email(&issuer.identity, &email).await {
             Ok(u) => u,
@@ -397,27 +381,11 @@ pub async fn post_signup(
     let password = SecretString::from(password);
     // Signing up with a registered address and its password signs in, so the same brute-force
     // protection applies, before any hashing.
-    let account = super::throttle::account_key(&email_raw);
-    let attempt = match state.throttle.begin(issuer.app.id, &account, addr.ip(), state.clock.now()) {
-        Ok(a) => a,
-        Err(refused) => {
-            metrics::counter!("latchkey_login_throttled_total", "limit" => refused.limit.as_str())
-                .increment(1);
-            let reason = serde_json::json!({"reason": "throttled"});
-            record_event(&state, &issuer, "login.failed", None, &headers, addr, reason).await;
-            let view = View {
-                page: "signup.html",
-                request_id: request_id.clone(),
-                email: email_raw.clone(),
-                form_error: Some(refused.message()),
-                email_error: None,
-                password_error: None,
-            };
-            let mut res = render(&state, &issuer, &headers, StatusCode::TOO_MANY_REQUESTS, view);
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
-            return res;
-        }
-    };
+    let attempt =
+        match begin_attempt(&state, &issuer, &headers, addr, "signup.html", &request_id, &email_raw).await {
+            Ok(a) => a,
+            Err(res) => return *res,
+        };
     let hash = match state.passwords.hash(&password).await {
         Ok(h) => h,
         Err(e) => return internal(&state, &issuer, &e),
@@ -458,6 +426,40 @@ pub async fn post_signup(
         Err(e) => return internal(&state, &issuer, &e),
     };
     finish(&state, &issuer, user.id, request, origin(&headers, addr)).await
+}
+
+/// Starts a throttled sign-in attempt, or answers 429 with `Retry-After` on the same page (and
+/// records it) when the account or address is locked out (login::throttle).
+async fn begin_attempt<'a>(
+    state: &'a AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    page: &'static str,
+    request_id: &str,
+    email_raw: &str,
+) -> Result<super::throttle::Attempt<'a>, Box<Response>> {
+    let account = super::throttle::account_key(email_raw);
+    match state.throttle.begin(issuer.app.id, &account, addr.ip(), state.clock.now()) {
+        Ok(a) => Ok(a),
+        Err(refused) => {
+            metrics::counter!("latchkey_login_throttled_total", "limit" => refused.limit.as_str())
+                .increment(1);
+            let reason = serde_json::json!({"reason": "throttled"});
+            record_event(state, issuer, "login.failed", None, headers, addr, reason).await;
+            let view = View {
+                page,
+                request_id: request_id.to_string(),
+                email: email_raw.to_string(),
+                form_error: Some(refused.message()),
+                email_error: None,
+                password_error: None,
+            };
+            let mut res = render(state, issuer, headers, StatusCode::TOO_MANY_REQUESTS, view);
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
+            Err(Box::new(res))
+        }
+    }
 }
 
 /// Queues an end-user audit event for this app.
