@@ -19,6 +19,8 @@ use crate::crypto::{MasterKey, SecretBox, tokens};
 use crate::login::pages::Pages;
 use crate::login::password::Passwords;
 use crate::login::throttle::Throttle;
+use crate::mail::throttle::MailThrottle;
+use crate::mail::{Mailer, SenderHandle};
 use crate::oidc::IssuerCache;
 use crate::store::{self, Db, IdentityStores, Ts};
 use crate::{on_db, ops};
@@ -42,6 +44,10 @@ pub struct Inner {
     /// Failed sign-ins per account and client address (SPEC §7).
     pub throttle: Throttle,
     pub pages: Pages,
+    /// Wakes the outbox sender (mail::outbox).
+    pub mailer: Mailer,
+    /// How often mail may be asked for (mail::throttle).
+    pub mail_throttle: MailThrottle,
 }
 
 impl Deref for AppState {
@@ -67,6 +73,7 @@ pub struct ServerBuilder {
 pub struct Server {
     pub state: AppState,
     audit: AuditWriter,
+    mail_sender: SenderHandle,
 }
 
 impl Server {
@@ -93,6 +100,7 @@ impl ServerBuilder {
         let admin_tokens = AdminTokens::default();
         bootstrap_admin_token(&config, &control, &admin_tokens, self.clock.now().into()).await?;
         let (audit, writer) = AuditWriter::start();
+        let (mailer, mail_rx) = Mailer::new();
         let state = AppState(Arc::new(Inner {
             identity: IdentityStores::new(config.app_pool_size),
             config,
@@ -107,10 +115,13 @@ impl ServerBuilder {
             passwords: Passwords::new(),
             throttle: Throttle::default(),
             pages: Pages::new(),
+            mailer,
+            mail_throttle: MailThrottle::default(),
         }));
         crate::apps::service::resume_interrupted(&state).await.context("resuming provisioning")?;
         crate::janitor::spawn(state.clone());
-        Ok(Server { state, audit: writer })
+        let mail_sender = crate::mail::outbox::start(state.clone(), mail_rx);
+        Ok(Server { state, audit: writer, mail_sender })
     }
 }
 
@@ -120,7 +131,7 @@ impl Server {
     }
 
     /// Serves on `listener` until `shutdown` resolves, then finishes in-flight requests, writes
-    /// every queued audit event and closes the stores.
+    /// every queued audit event, lets mail being sent finish, and closes the stores.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -132,6 +143,7 @@ impl Server {
             .await
             .context("server")?;
         self.audit.shutdown().await;
+        self.mail_sender.shutdown().await;
         self.state.identity.close_all().await;
         self.state.control.close().await;
         Ok(())

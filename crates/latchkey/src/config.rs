@@ -56,6 +56,13 @@ pub struct ServeArgs {
     /// Default outgoing SMTP for apps without their own (optional).
     #[arg(long, env = "LATCHKEY_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// Sender address of mail sent through LATCHKEY_SMTP_URL or the dev transport
+    /// (default `no-reply@<public host>`); the app's display name is the sender name.
+    #[arg(long, env = "LATCHKEY_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// PEM file of an extra certificate authority trusted for SMTP over TLS (a private relay).
+    #[arg(long, env = "LATCHKEY_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -112,6 +119,9 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     pub redis_url: Option<SecretString>,
     pub smtp_url: Option<SecretString>,
+    pub smtp_from: Option<String>,
+    /// PEM bytes of `LATCHKEY_SMTP_CA_FILE`.
+    pub smtp_ca: Option<Vec<u8>>,
     pub log_format: LogFormat,
     pub app_pool_size: u32,
 }
@@ -180,6 +190,26 @@ impl ServeArgs {
             Some(_) => return Err(ConfigError::SmtpUrl),
             None => None,
         };
+        if let Some(from) = &self.smtp_from
+            && from.parse::<lettre::Address>().is_err()
+        {
+            return Err(ConfigError::Other(format!("LATCHKEY_SMTP_FROM {from:?} is not an email address")));
+        }
+        let smtp_ca = match &self.smtp_ca_file {
+            Some(path) => {
+                let pem =
+                    std::fs::read(path).map_err(|source| ConfigError::File { path: path.clone(), source })?;
+                let has_cert = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
+                if !has_cert || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
+                    return Err(ConfigError::Other(format!(
+                        "LATCHKEY_SMTP_CA_FILE {}: not a PEM certificate",
+                        path.display()
+                    )));
+                }
+                Some(pem)
+            }
+            None => None,
+        };
         if !(1..=100).contains(&self.app_pool_size) {
             return Err(ConfigError::PoolSize);
         }
@@ -190,6 +220,8 @@ impl ServeArgs {
             admin_token,
             redis_url,
             smtp_url,
+            smtp_from: self.smtp_from.clone(),
+            smtp_ca,
             log_format: self.log_format,
             app_pool_size: self.app_pool_size,
         })
@@ -217,6 +249,17 @@ pub(crate) fn read_trimmed(path: &Path) -> Result<String, ConfigError> {
 }
 
 impl Config {
+    /// Sender address for mail that does not go through an app's own SMTP.
+    pub fn smtp_from(&self) -> String {
+        if let Some(f) = &self.smtp_from {
+            return f.clone();
+        }
+        match self.public_url.host() {
+            Some(url::Host::Domain(d)) if d.contains('.') => format!("no-reply@{d}"),
+            _ => "no-reply@localhost".into(),
+        }
+    }
+
     /// The public base URL as text, without trailing slash.
     pub fn public_base(&self) -> String {
         self.public_url.as_str().trim_end_matches('/').to_string()

@@ -1,5 +1,6 @@
 //! Background housekeeping, once a minute: records retired keys and purges expired revocation
-//! entries, authorization requests, codes, refresh tokens and sessions, so tables stay bounded. Idempotent, so several replicas may run it at once.
+//! entries, authorization requests, codes, refresh tokens, sessions, mailed links and finished
+//! outbox rows, so tables stay bounded. Idempotent, so several replicas may run it at once.
 
 use std::time::Duration;
 
@@ -26,9 +27,17 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
     if retired > 0 {
         tracing::info!(count = retired, "signing keys retired");
     }
+    state.mail_throttle.sweep();
+    let week_ago = crate::store::Ts::new(now.0 - chrono::Duration::days(7));
+    let day_ago = crate::store::Ts::new(now.0 - chrono::Duration::days(1));
     for_each_active_app(state, |store| async move {
         let sql = "DELETE FROM revoked_tokens WHERE expires_at < $1";
-        on_db!(&store, p => sqlx::query(sql).bind(now).execute(p).await.map(|_| ()))
+        on_db!(&store, p => sqlx::query(sql).bind(now).execute(p).await.map(|_| ()))?;
+        // Mailed links a day past expiry, and delivered or abandoned mail after a week.
+        let sql = "DELETE FROM email_tokens WHERE expires_at < $1";
+        on_db!(&store, p => sqlx::query(sql).bind(day_ago).execute(p).await.map(|_| ()))?;
+        let sql = "DELETE FROM outbox WHERE status <> 'pending' AND finished_at < $1";
+        on_db!(&store, p => sqlx::query(sql).bind(week_ago).execute(p).await.map(|_| ()))
     })
     .await
 }

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod janitor;
 pub mod keys;
 pub mod login;
+pub mod mail;
 pub mod oidc;
 pub mod ops;
 pub mod router;

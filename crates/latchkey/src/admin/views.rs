@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::apps::model::{Branding, Policy, SmtpSettings, TokenSettings};
+use crate::apps::model::{Branding, EmailTemplates, Policy, SmtpSettings, TokenSettings};
 use crate::apps::{App, AppStatus};
 use crate::clients::{AuthMethod, Client, GrantType, RedirectUri, Scope};
 use crate::keys::{KeyState, SigningAlg, SigningKey};
@@ -24,6 +24,8 @@ pub struct AppResponse {
     pub policy: Policy,
     /// Outgoing mail; the password inside `url` is never returned.
     pub smtp: Option<SmtpSettings>,
+    /// Operator wording of outgoing mail, by kind; empty means the defaults.
+    pub email_templates: EmailTemplates,
     pub tokens: TokenSettings,
     pub signing_alg: SigningAlg,
     /// `embedded` (default store) or `external` (the app's own `database_url`).
@@ -43,6 +45,7 @@ impl AppResponse {
             branding: app.branding,
             policy: app.policy,
             smtp: app.smtp,
+            email_templates: app.email_templates,
             tokens: app.tokens,
             signing_alg: app.signing_alg,
             database: if app.database_url_sealed.is_some() { "external" } else { "embedded" }.into(),

@@ -280,6 +280,27 @@ pub struct SmtpSettings {
     pub reply_to: Option<String>,
 }
 
+/// An operator's wording for one kind of mail. Each part is a template (minijinja syntax) over
+/// `app_name`, `email`, `link` and `expires_minutes`; a part left out keeps the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailTemplate {
+    pub subject: Option<String>,
+    /// Plain-text body; must show `{{ link }}`.
+    pub text: Option<String>,
+    /// HTML body (placed inside the themed layout, values auto-escaped); must show `{{ link }}`.
+    pub html: Option<String>,
+}
+
+/// Per-app overrides of outgoing mail, by kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailTemplates {
+    pub verify_email: Option<EmailTemplate>,
+    pub password_reset: Option<EmailTemplate>,
+    pub magic_link: Option<EmailTemplate>,
+}
+
 /// Token lifetimes, in seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -343,6 +364,7 @@ pub struct App {
     pub policy: Policy,
     pub smtp: Option<SmtpSettings>,
     pub smtp_password_sealed: Option<String>,
+    pub email_templates: EmailTemplates,
     pub tokens: TokenSettings,
     pub config_version: i64,
     pub created_at: Ts,

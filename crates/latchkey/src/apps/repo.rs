@@ -3,12 +3,15 @@
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::model::{App, AppSlug, AppStatus, Branding, Policy, SigningAlg, SmtpSettings, TokenSettings};
+use super::model::{
+    App, AppSlug, AppStatus, Branding, EmailTemplates, Policy, SigningAlg, SmtpSettings, TokenSettings,
+};
 use crate::on_db;
 use crate::store::{Db, Ts};
 
 const COLUMNS: &str = "id, slug, display_name, status, failure_reason, database_url, database_schema, \
-     signing_alg, branding, policy, smtp, smtp_password, tokens, config_version, created_at, updated_at";
+     signing_alg, branding, policy, smtp, smtp_password, email_templates, tokens, config_version, created_at, \
+     updated_at";
 
 #[derive(sqlx::FromRow)]
 struct AppRow {
@@ -24,6 +27,7 @@ struct AppRow {
     policy: Json<Policy>,
     smtp: Option<Json<SmtpSettings>>,
     smtp_password: Option<String>,
+    email_templates: Json<EmailTemplates>,
     tokens: Json<TokenSettings>,
     config_version: i64,
     created_at: Ts,
@@ -46,6 +50,7 @@ impl AppRow {
             policy: self.policy.0,
             smtp: self.smtp.map(|j| j.0),
             smtp_password_sealed: self.smtp_password,
+            email_templates: self.email_templates.0,
             tokens: self.tokens.0,
             config_version: self.config_version,
             created_at: self.created_at,
@@ -57,7 +62,8 @@ impl AppRow {
 pub async fn insert(db: &Db, app: &App) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO apps (id, slug, display_name, status, failure_reason, database_url, \
         database_schema, signing_alg, branding, policy, smtp, smtp_password, tokens, config_version, \
-        created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+        created_at, updated_at, email_templates) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
     on_db!(db, p => sqlx::query(sql)
         .bind(app.id)
         .bind(app.slug.as_str())
@@ -75,6 +81,7 @@ pub async fn insert(db: &Db, app: &App) -> Result<(), sqlx::Error> {
         .bind(app.config_version)
         .bind(app.created_at)
         .bind(app.updated_at)
+        .bind(Json(&app.email_templates))
         .execute(p)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -114,8 +121,8 @@ pub async fn version(db: &Db, slug: &str) -> Result<Option<i64>, sqlx::Error> {
 /// Saves the operator-editable settings and bumps the configuration version.
 pub async fn update_settings(db: &Db, app: &App, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE apps SET display_name = $2, branding = $3, policy = $4, smtp = $5, \
-        smtp_password = $6, tokens = $7, signing_alg = $9, config_version = config_version + 1, \
-        updated_at = $8 WHERE id = $1";
+        smtp_password = $6, tokens = $7, signing_alg = $9, email_templates = $10, \
+        config_version = config_version + 1, updated_at = $8 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql)
         .bind(app.id)
         .bind(&app.display_name)
@@ -126,6 +133,7 @@ pub async fn update_settings(db: &Db, app: &App, now: Ts) -> Result<(), sqlx::Er
         .bind(Json(&app.tokens))
         .bind(now)
         .bind(app.signing_alg.as_str())
+        .bind(Json(&app.email_templates))
         .execute(p)
         .await.map(|r| r.rows_affected()))?;
     Ok(())

@@ -11,7 +11,9 @@ use url::Url;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::model::{App, AppSlug, AppStatus, Branding, Policy, SigningAlg, SmtpSettings, TokenSettings};
+use super::model::{
+    App, AppSlug, AppStatus, Branding, EmailTemplates, Policy, SigningAlg, SmtpSettings, TokenSettings,
+};
 use super::repo;
 use crate::app::AppState;
 use crate::audit::operator;
@@ -65,6 +67,7 @@ pub struct NewApp {
     pub branding: Option<Branding>,
     pub policy: Option<Policy>,
     pub smtp: Option<SmtpInput>,
+    pub email_templates: Option<EmailTemplates>,
     pub tokens: Option<TokenSettings>,
 }
 
@@ -76,6 +79,7 @@ struct Editable {
     branding: Branding,
     policy: Policy,
     smtp: Option<serde_json::Value>,
+    email_templates: EmailTemplates,
     tokens: TokenSettings,
     signing_alg: SigningAlg,
 }
@@ -202,6 +206,8 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
             return Err(AppError::Invalid("database_schema must match ^[a-z_][a-z0-9_]{0,62}$".into()));
         }
     }
+    let email_templates = new.email_templates.unwrap_or_default();
+    crate::mail::templates::validate(&email_templates).map_err(AppError::Invalid)?;
     let (smtp, smtp_password_sealed) = match &new.smtp {
         None => (None, None),
         Some(input) => {
@@ -228,6 +234,7 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
         policy,
         smtp,
         smtp_password_sealed,
+        email_templates,
         tokens,
         config_version: 1,
         created_at: now,
@@ -261,6 +268,7 @@ fn editable_of(app: &App) -> Result<serde_json::Value, AppError> {
         branding: app.branding.clone(),
         policy: app.policy.clone(),
         smtp: app.smtp.as_ref().map(|s| json!({"url": s.url, "from": s.from, "reply_to": s.reply_to})),
+        email_templates: app.email_templates.clone(),
         tokens: app.tokens.clone(),
         signing_alg: app.signing_alg,
     };
@@ -317,6 +325,8 @@ pub async fn update(state: &AppState, slug: &str, patch: serde_json::Value) -> R
             app.smtp = Some(settings);
         }
     }
+    crate::mail::templates::validate(&ed.email_templates).map_err(AppError::Invalid)?;
+    app.email_templates = ed.email_templates;
     app.policy = policy;
     app.tokens = ed.tokens;
     app.branding = ed.branding;

@@ -117,7 +117,8 @@ async fn show_account(
         .collect();
     let (csrf, set) = csrf_for(state, headers, slug);
     let ctx = context! {
-        base => base(state, slug), csrf, notice, email => user.email, name => user.name.unwrap_or_default(), sessions => items,
+        base => base(state, slug), csrf, notice, email => user.email, email_verified => user.email_verified,
+        name => user.name.unwrap_or_default(), sessions => items,
     };
     let res = state.pages.render(StatusCode::OK, Some(&issuer.app), "account.html", ctx);
     match set {
@@ -212,6 +213,50 @@ pub async fn post_revoke_session(
         Ok(false) => show_account(&state, &issuer, &headers, Some("That session had already ended.")).await,
         Err(e) => internal(&state, &issuer, &e),
     }
+}
+
+/// Sends the email confirmation link again (throttled like every mail request).
+pub async fn post_verify_email(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (session, _) = match signed_in_post(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let user = match users::get(&issuer.identity, session.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Redirect::to(&format!("{}/login", base(&state, &slug))).into_response(),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    if user.email_verified {
+        return show_account(&state, &issuer, &headers, Some("Your email address is already confirmed."))
+            .await;
+    }
+    let key = super::throttle::account_key(&user.email);
+    if let Err(wait) = state.mail_throttle.check(issuer.app.id, &key, addr.ip()) {
+        metrics::counter!("latchkey_mail_throttled_total").increment(1);
+        let mut res = show_account(&state, &issuer, &headers, Some(&wait.message())).await;
+        if res.status() == StatusCode::OK {
+            *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.retry_after_secs));
+        }
+        return res;
+    }
+    if let Err(e) =
+        crate::mail::links::issue(&state, &issuer, crate::mail::Kind::VerifyEmail, &user, None).await
+    {
+        return internal(&state, &issuer, &e);
+    }
+    let notice = format!("We sent a new confirmation link to {}.", user.email);
+    show_account(&state, &issuer, &headers, Some(&notice)).await
 }
 
 pub async fn post_logout_all(

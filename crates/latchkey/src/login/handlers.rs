@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use super::csrf;
 use crate::app::AppState;
+use crate::mail::Kind;
 use crate::oidc::authorize::{self, AuthRequest};
 use crate::oidc::form::Form;
 use crate::oidc::issuer::{Issuer, Lookup};
@@ -54,7 +55,7 @@ pub(super) async fn issuer_or_page(state: &AppState, slug: &str) -> Result<Arc<I
     }
 }
 
-fn internal(state: &AppState, app: &Issuer, err: &dyn std::fmt::Display) -> Response {
+pub(super) fn internal(state: &AppState, app: &Issuer, err: &dyn std::fmt::Display) -> Response {
     tracing::error!(app.slug = %app.app.slug, error = %err, "sign-in page failed");
     state.pages.message(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,7 +65,7 @@ fn internal(state: &AppState, app: &Issuer, err: &dyn std::fmt::Display) -> Resp
     )
 }
 
-fn request_id(query: Option<&str>) -> String {
+pub(super) fn request_id(query: Option<&str>) -> String {
     query
         .and_then(|q| Form::parse(q.as_bytes()).ok())
         .and_then(|f| f.get("request").map(str::to_string))
@@ -96,23 +97,48 @@ fn render(
     status: StatusCode,
     v: View<'_>,
 ) -> Response {
-    let slug = issuer.app.slug.as_str();
-    let (cookie, new) = csrf_value(headers);
-    let q = if v.request_id.is_empty() { String::new() } else { format!("?request={}", v.request_id) };
-    let base = format!("{}{}", state.config.public_base(), issuer_path(slug));
     let ctx = context! {
-        csrf => csrf::form_token(&state.secrets, &cookie),
-        request_id => v.request_id,
         email => v.email,
         form_error => v.form_error,
         email_error => v.email_error,
         password_error => v.password_error,
         min_length => issuer.app.policy.password.min_length,
-        action => format!("{base}/{}{q}", v.page.trim_end_matches(".html")),
+    };
+    page(state, issuer, headers, status, v.page, &v.request_id, ctx)
+}
+
+/// Whether the app lets people sign in with their email address (password or magic link).
+pub(super) fn email_allowed(issuer: &Issuer) -> bool {
+    let p = &issuer.app.policy.allowed_providers;
+    p.is_empty() || p.contains(&crate::apps::model::Provider::Email)
+}
+
+/// Renders a hosted page with what every form needs: the CSRF token (setting its cookie on a
+/// first visit), the pending request id, and the URLs of the sibling pages.
+pub(super) fn page(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    request_id: &str,
+    ctx: minijinja::Value,
+) -> Response {
+    let slug = issuer.app.slug.as_str();
+    let (cookie, new) = csrf_value(headers);
+    let q = if request_id.is_empty() { String::new() } else { format!("?request={request_id}") };
+    let base = format!("{}{}", state.config.public_base(), issuer_path(slug));
+    let common = context! {
+        csrf => csrf::form_token(&state.secrets, &cookie),
+        request_id => request_id,
+        base => base.clone(),
+        action => format!("{base}/{}{q}", name.trim_end_matches(".html").replace('_', "-")),
         signup_url => format!("{base}/signup{q}"),
         login_url => format!("{base}/login{q}"),
+        magic_link_url => email_allowed(issuer).then(|| format!("{base}/magic-link{q}")),
+        reset_url => format!("{base}/reset-password{q}"),
     };
-    let mut res = state.pages.render(status, Some(&issuer.app), v.page, ctx);
+    let mut res = state.pages.render(status, Some(&issuer.app), name, context! { ..ctx, ..common });
     if new && let Ok(h) = HeaderValue::from_str(&csrf::set_cookie(&cookie, &issuer_path(slug), secure(state)))
     {
         res.headers_mut().append(header::SET_COOKIE, h);
@@ -179,7 +205,7 @@ pub async fn get_signup(
 }
 
 /// The parsed, CSRF-checked form, or the page to show instead.
-fn read_form(
+pub(super) fn read_form(
     state: &AppState,
     issuer: &Issuer,
     headers: &HeaderMap,
@@ -212,20 +238,20 @@ fn read_form(
 
 /// Signs the user in: a new session (never the one a cookie may have planted), then either the
 /// pending authorization request completes or a confirmation page shows.
-async fn finish(
+pub(super) async fn finish(
     state: &AppState,
     issuer: &Issuer,
     user_id: uuid::Uuid,
     request: Option<AuthRequest>,
     origin: Origin,
+    amr: &[&str],
 ) -> Response {
     let now = state.now();
     let ttl = Duration::hours(i64::from(issuer.app.policy.session.ttl_hours));
-    let (session, cookie) =
-        match sessions::create(&issuer.identity, user_id, &["pwd"], ttl, &origin, now).await {
-            Ok(s) => s,
-            Err(e) => return internal(state, issuer, &e),
-        };
+    let (session, cookie) = match sessions::create(&issuer.identity, user_id, amr, ttl, &origin, now).await {
+        Ok(s) => s,
+        Err(e) => return internal(state, issuer, &e),
+    };
     let mut res = match request {
         Some(r) => match authorize::issue_code(issuer, &r, &session, now).await {
             Ok(url) => Redirect::to(&url).into_response(),
@@ -242,7 +268,7 @@ async fn finish(
     res
 }
 
-fn origin(headers: &HeaderMap, addr: SocketAddr) -> Origin {
+pub(super) fn origin(headers: &HeaderMap, addr: SocketAddr) -> Origin {
     Origin {
         ip: Some(addr.ip().to_string()),
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
@@ -330,7 +356,7 @@ pub async fn post_login(
     };
     record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, serde_json::json!({}))
         .await;
-    finish(&state, &issuer, user.id, request, origin(&headers, addr)).await
+    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await
 }
 
 pub async fn post_signup(
@@ -390,8 +416,8 @@ pub async fn post_signup(
         Ok(h) => h,
         Err(e) => return internal(&state, &issuer, &e),
     };
-    let user = match users::insert(&issuer.identity, &email, &hash, state.now()).await {
-        Ok(Some(u)) => u,
+    let (user, created) = match users::insert(&issuer.identity, &email, &hash, state.now()).await {
+        Ok(Some(u)) => (u, true),
         Ok(None) => {
             // Already registered: with the right password this is a sign-in; otherwise the
             // same answer as a failed sign-in.
@@ -409,7 +435,7 @@ pub async fn post_signup(
                     {
                         tracing::warn!(app.slug = %issuer.app.slug, user.id = %u.id, error = %e, "password hash upgrade failed");
                     }
-                    u
+                    (u, false)
                 }
                 None => {
                     attempt.failed(state.clock.now());
@@ -420,12 +446,22 @@ pub async fn post_signup(
         Err(e) => return internal(&state, &issuer, &e),
     };
     attempt.succeeded(state.clock.now());
-    record_event(&state, &issuer, "signup", Some(user.id), &headers, addr, serde_json::json!({})).await;
+    if created {
+        record_event(&state, &issuer, "signup", Some(user.id), &headers, addr, serde_json::json!({})).await;
+        // The verification link; queuing it failing must not fail the sign-up (the user can ask
+        // for another from /account).
+        if let Err(e) = crate::mail::links::issue(&state, &issuer, Kind::VerifyEmail, &user, None).await {
+            tracing::warn!(app.slug = %issuer.app.slug, user.id = %user.id, error = %e, "verification mail could not be queued");
+        }
+    } else {
+        record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, serde_json::json!({}))
+            .await;
+    }
     let request = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
         Ok(r) => r,
         Err(e) => return internal(&state, &issuer, &e),
     };
-    finish(&state, &issuer, user.id, request, origin(&headers, addr)).await
+    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await
 }
 
 /// Starts a throttled sign-in attempt, or answers 429 with `Retry-After` on the same page (and

@@ -1,9 +1,11 @@
-//! Hosted pages under each issuer (SPEC §7): `/login`, `/signup`, `/account`, `/logout`;
+//! Hosted pages under each issuer (SPEC §7): `/login`, `/signup`, `/magic-link`,
+//! `/reset-password`, `/verify-email`, `/account`, `/logout`;
 //! password hashing;
 //! CSRF; themed server-rendered HTML that works without JavaScript.
 
 mod account;
 pub mod csrf;
+mod email;
 mod handlers;
 pub mod pages;
 pub mod password;
@@ -19,6 +21,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/apps/{slug}/login", get(handlers::get_login).post(handlers::post_login))
         .route("/apps/{slug}/signup", get(handlers::get_signup).post(handlers::post_signup))
+        .route("/apps/{slug}/magic-link", get(email::get_magic_link).post(email::post_magic_link))
+        .route("/apps/{slug}/reset-password", get(email::get_reset_password).post(email::post_reset_password))
+        .route("/apps/{slug}/verify-email", get(email::get_verify_email).post(account::post_verify_email))
         .route("/apps/{slug}/account", get(account::get_account))
         .route("/apps/{slug}/account/profile", post(account::post_profile))
         .route("/apps/{slug}/account/sessions/{sid}/revoke", post(account::post_revoke_session))

@@ -20,6 +20,10 @@ impl Pages {
             ("message.html", include_str!("../../../../templates/pages/message.html")),
             ("account.html", include_str!("../../../../templates/pages/account.html")),
             ("logout.html", include_str!("../../../../templates/pages/logout.html")),
+            ("magic_link.html", include_str!("../../../../templates/pages/magic_link.html")),
+            ("magic_confirm.html", include_str!("../../../../templates/pages/magic_confirm.html")),
+            ("reset_request.html", include_str!("../../../../templates/pages/reset_request.html")),
+            ("reset_password.html", include_str!("../../../../templates/pages/reset_password.html")),
         ] {
             // The templates are part of the binary; a syntax error is caught by the tests.
             if let Err(err) = env.add_template(name, src) {

@@ -163,7 +163,7 @@ pub fn account_key(raw: &str) -> String {
 }
 
 /// The part of a client address that identifies a client: IPv4 as is, IPv6 by its /64.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

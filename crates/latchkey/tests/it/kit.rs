@@ -107,11 +107,21 @@ pub struct Options {
     pub dir: Option<Arc<tempfile::TempDir>>,
     /// Another replica's public URL (replicas share one).
     pub public_url: Option<String>,
+    /// More `latchkey serve` flags (for example `--smtp-url`).
+    pub extra_args: Vec<String>,
 }
 
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
-        Self::start_with(Options { backend, pg: None, master_key: None, dir: None, public_url: None }).await
+        Self::start_with(Options {
+            backend,
+            pg: None,
+            master_key: None,
+            dir: None,
+            public_url: None,
+            extra_args: Vec::new(),
+        })
+        .await
     }
 
     pub async fn start_with(opts: Options) -> TestApp {
@@ -140,6 +150,7 @@ impl TestApp {
         }
         let key = opts.master_key.unwrap_or_else(|| latchkey::crypto::MasterKey::generate().to_base64());
         args.extend(["--master-key".into(), key.clone()]);
+        args.extend(opts.extra_args);
         #[derive(Parser)]
         struct A {
             #[command(flatten)]
@@ -190,6 +201,7 @@ impl TestApp {
             master_key: Some(self.master_key.clone()),
             dir: Some(self.dir.clone()),
             public_url: None,
+            extra_args: Vec::new(),
         }
     }
 

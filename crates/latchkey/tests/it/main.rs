@@ -3,6 +3,7 @@
 
 mod browser_kit;
 mod kit;
+mod mail_kit;
 
 mod apps;
 mod audit;
@@ -13,6 +14,7 @@ mod clients;
 mod cors;
 mod first_run;
 mod keys;
+mod mail;
 mod openapi;
 mod passwords;
 mod replicas;

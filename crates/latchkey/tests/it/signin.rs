@@ -11,21 +11,21 @@ use serde_json::{Value, json};
 use crate::both;
 use crate::kit::{Backend, TestApp, verify_with_jwks};
 
-const REDIRECT: &str = "https://client.example.com/cb";
+pub(crate) const REDIRECT: &str = "https://client.example.com/cb";
 
-struct Flow {
-    browser: reqwest::Client,
-    verifier: String,
-    client_id: String,
+pub(crate) struct Flow {
+    pub(crate) browser: reqwest::Client,
+    pub(crate) verifier: String,
+    pub(crate) client_id: String,
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = latchkey::crypto::tokens::random_b64(32);
     let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()).as_ref());
     (verifier, challenge)
 }
 
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -33,21 +33,21 @@ fn browser() -> reqwest::Client {
         .expect("client")
 }
 
-fn location(res: &reqwest::Response) -> String {
+pub(crate) fn location(res: &reqwest::Response) -> String {
     res.headers().get("location").expect("Location").to_str().expect("ascii").to_string()
 }
 
-fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query_of(url: &str) -> std::collections::HashMap<String, String> {
     url::Url::parse(url).expect("url").query_pairs().into_owned().collect()
 }
 
 /// The value of the hidden `csrf` field in a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + "name=\"csrf\" value=\"".len();
     html[at..].split('"').next().expect("value").to_string()
 }
 
-async fn public_client(app: &TestApp, slug: &str) -> String {
+pub(crate) async fn public_client(app: &TestApp, slug: &str) -> String {
     let (s, c) = app
         .admin(
             Method::POST,
@@ -63,12 +63,12 @@ async fn public_client(app: &TestApp, slug: &str) -> String {
 }
 
 impl Flow {
-    fn new(client_id: &str) -> Flow {
+    pub(crate) fn new(client_id: &str) -> Flow {
         Flow { browser: browser(), verifier: String::new(), client_id: client_id.into() }
     }
 
     /// GET /authorize with PKCE; returns the response (not followed).
-    async fn authorize(&mut self, app: &TestApp, slug: &str, extra: &str) -> reqwest::Response {
+    pub(crate) async fn authorize(&mut self, app: &TestApp, slug: &str, extra: &str) -> reqwest::Response {
         let (verifier, challenge) = pkce();
         self.verifier = verifier;
         let scope = if extra.contains("&scope=") { "" } else { "&scope=openid%20email%20profile" };
@@ -81,7 +81,7 @@ impl Flow {
         self.browser.get(url).send().await.expect("authorize")
     }
 
-    async fn submit(&self, page_url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn submit(&self, page_url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let page = self.browser.get(page_url).send().await.expect("page");
         assert_eq!(page.status(), StatusCode::OK);
         assert!(
@@ -109,7 +109,7 @@ impl Flow {
             .expect("post")
     }
 
-    async fn exchange(&self, app: &TestApp, slug: &str, code: &str) -> (StatusCode, Value) {
+    pub(crate) async fn exchange(&self, app: &TestApp, slug: &str, code: &str) -> (StatusCode, Value) {
         let body = serde_urlencoded::to_string([
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -123,7 +123,7 @@ impl Flow {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -559,7 +559,7 @@ fn revoke_actions(html: &str) -> Vec<String> {
         .collect()
 }
 
-async fn post_form(b: &reqwest::Client, url: &str, csrf: &str, extra: &str) -> reqwest::Response {
+pub(crate) async fn post_form(b: &reqwest::Client, url: &str, csrf: &str, extra: &str) -> reqwest::Response {
     b.post(url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("csrf={csrf}{extra}"))

@@ -1,0 +1,435 @@
+//! The pages behind mailed links (SPEC §7): `/magic-link` (sign in with nothing but an inbox),
+//! `/reset-password` and `/verify-email`.
+//!
+//! - Asking for a link answers the same page, with the same status and no measurable extra work,
+//!   whether or not the address is registered: the lookup and the queuing run after the answer,
+//!   in a task of their own. Asking is throttled per address and per client address
+//!   ([`crate::mail::throttle`]), again the same for every address.
+//! - Opening a magic or reset link shows a page with a button; only the form post uses the link
+//!   up. Mail scanners that fetch every link in a message therefore cannot spend it.
+//! - A magic link completes the authorization request it was asked from, in whichever browser
+//!   opens it; the session it creates has `amr: ["email"]`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use minijinja::context;
+use secrecy::SecretString;
+
+use super::handlers::{
+    email_allowed, finish, internal, issuer_or_page, origin, page, read_form, record_event, request_id,
+};
+use crate::app::AppState;
+use crate::mail::{Kind, links};
+use crate::oidc::authorize;
+use crate::oidc::form::Form;
+use crate::oidc::issuer::Issuer;
+use crate::users::{self, Email};
+
+fn token_of(query: Option<&str>) -> Option<String> {
+    query.and_then(|q| Form::parse(q.as_bytes()).ok()).and_then(|f| f.get("token").map(str::to_string))
+}
+
+fn invalid_link(state: &AppState, issuer: &Issuer, kind: Kind) -> Response {
+    let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
+    let (message, link_url, link_text) = match kind {
+        Kind::MagicLink => (
+            "This sign-in link has been used or has expired. Ask for a new one.",
+            format!("{base}/magic-link"),
+            "Email me a new link",
+        ),
+        Kind::PasswordReset => (
+            "This password reset link has been used or has expired. Ask for a new one.",
+            format!("{base}/reset-password"),
+            "Reset my password",
+        ),
+        Kind::VerifyEmail => (
+            "This confirmation link has been used or has expired. Sign in to ask for a new one.",
+            format!("{base}/account"),
+            "Go to my account",
+        ),
+    };
+    state.pages.render(
+        StatusCode::BAD_REQUEST,
+        Some(&issuer.app),
+        "message.html",
+        context! { heading => "Link not valid", message, link_url, link_text },
+    )
+}
+
+/// The 429 page for a refused mail request.
+fn throttled(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    name: &str,
+    request_id: &str,
+    email: &str,
+    wait: crate::mail::throttle::Wait,
+) -> Response {
+    metrics::counter!("latchkey_mail_throttled_total").increment(1);
+    let ctx = context! { email, form_error => wait.message(), ttl_text => ttl_text(Kind::MagicLink) };
+    let mut res = page(state, issuer, headers, StatusCode::TOO_MANY_REQUESTS, name, request_id, ctx);
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.retry_after_secs));
+    res
+}
+
+fn ttl_text(kind: Kind) -> String {
+    format!("{} minutes", kind.ttl().num_minutes())
+}
+
+/// The page after asking for a link: the same whether or not the address is registered.
+fn check_inbox(state: &AppState, issuer: &Issuer, email: &Email, kind: Kind) -> Response {
+    let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
+    let what = match kind {
+        Kind::MagicLink => "a link to sign in",
+        _ => "a link to choose a new password",
+    };
+    let message = format!(
+        "If {} has an account here, we sent it {what}. The link works once and expires in {}. \
+         It can take a minute to arrive; check your spam folder too.",
+        email.as_str(),
+        ttl_text(kind)
+    );
+    state.pages.render(
+        StatusCode::OK,
+        Some(&issuer.app),
+        "message.html",
+        context! { heading => "Check your inbox", message, link_url => format!("{base}/login"), link_text => "Back to sign in" },
+    )
+}
+
+/// Looks the address up and, for an active account, queues the link, after the answer was given.
+fn send_later(state: &AppState, issuer: &Arc<Issuer>, kind: Kind, email: Email, request_id: String) {
+    let (state, issuer) = (state.clone(), issuer.clone());
+    tokio::spawn(async move {
+        let now = state.now();
+        let user = match users::find_by_email(&issuer.identity, &email).await {
+            Ok(Some(u)) if u.status == "active" => u,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(app.slug = %issuer.app.slug, error = %e, kind = kind.as_str(), "mail link: user lookup failed");
+                return;
+            }
+        };
+        // Only a request that is still pending is bound to the link.
+        let request = match authorize::pending(&issuer.identity, &request_id, now).await {
+            Ok(r) => r.map(|r| r.id),
+            Err(_) => None,
+        };
+        if let Err(e) = links::issue(&state, &issuer, kind, &user, request.as_deref()).await {
+            tracing::error!(app.slug = %issuer.app.slug, user.id = %user.id, error = %e, kind = kind.as_str(), "mail link could not be queued");
+        }
+    });
+}
+
+/// Validates and throttles an "email me a link" form, then answers "check your inbox".
+fn ask_for_link(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    form: &Form,
+    kind: Kind,
+    name: &str,
+) -> Response {
+    let request_id = form.get("request").unwrap_or("").to_string();
+    let raw = form.get("email").unwrap_or("").to_string();
+    let email = match Email::parse(&raw) {
+        Ok(e) => e,
+        Err(msg) => {
+            let ctx = context! { email => raw, email_error => msg, ttl_text => ttl_text(kind) };
+            return page(state, issuer, headers, StatusCode::UNPROCESSABLE_ENTITY, name, &request_id, ctx);
+        }
+    };
+    if let Err(wait) = state.mail_throttle.check(issuer.app.id, email.normalized(), addr.ip()) {
+        return throttled(state, issuer, headers, name, &request_id, &raw, wait);
+    }
+    send_later(state, issuer, kind, email.clone(), request_id);
+    check_inbox(state, issuer, &email, kind)
+}
+
+fn not_offered(state: &AppState, issuer: &Issuer) -> Response {
+    state.pages.message(
+        StatusCode::FORBIDDEN,
+        Some(&issuer.app),
+        "Not available",
+        "Signing in with an emailed link is not available for this application.",
+    )
+}
+
+pub async fn get_magic_link(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    if !email_allowed(&issuer) {
+        return not_offered(&state, &issuer);
+    }
+    let now = state.now();
+    if let Some(token) = token_of(q.as_deref()) {
+        return match links::peek(&issuer.identity, Kind::MagicLink, &token, now).await {
+            Ok(Some(t)) => page(
+                &state,
+                &issuer,
+                &headers,
+                StatusCode::OK,
+                "magic_confirm.html",
+                "",
+                context! { token, email => t.email },
+            ),
+            Ok(None) => invalid_link(&state, &issuer, Kind::MagicLink),
+            Err(e) => internal(&state, &issuer, &e),
+        };
+    }
+    let request_id = request_id(q.as_deref());
+    let hint = match authorize::pending(&issuer.identity, &request_id, now).await {
+        Ok(r) => r.and_then(|r| r.login_hint).unwrap_or_default(),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let ctx = context! { email => hint, ttl_text => ttl_text(Kind::MagicLink) };
+    page(&state, &issuer, &headers, StatusCode::OK, "magic_link.html", &request_id, ctx)
+}
+
+pub async fn post_magic_link(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    if !email_allowed(&issuer) {
+        return not_offered(&state, &issuer);
+    }
+    let form = match read_form(&state, &issuer, &headers, &body, "magic_link.html") {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let Some(token) = form.get("token") else {
+        return ask_for_link(&state, &issuer, &headers, addr, &form, Kind::MagicLink, "magic_link.html");
+    };
+    let now = state.now();
+    let used = match links::use_magic_link(&issuer.identity, token, now).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return invalid_link(&state, &issuer, Kind::MagicLink),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let user = match users::get(&issuer.identity, used.user_id).await {
+        Ok(Some(u)) if u.status == "active" => u,
+        Ok(_) => return invalid_link(&state, &issuer, Kind::MagicLink),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let request = match &used.auth_request_id {
+        Some(id) => match authorize::pending(&issuer.identity, id, now).await {
+            Ok(r) => r,
+            Err(e) => return internal(&state, &issuer, &e),
+        },
+        None => None,
+    };
+    let data = serde_json::json!({"method": "magic_link"});
+    record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, data).await;
+    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["email"]).await
+}
+
+pub async fn get_reset_password(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    if let Some(token) = token_of(q.as_deref()) {
+        return match links::peek(&issuer.identity, Kind::PasswordReset, &token, state.now()).await {
+            Ok(Some(t)) => {
+                let ctx =
+                    context! { token, email => t.email, min_length => issuer.app.policy.password.min_length };
+                page(&state, &issuer, &headers, StatusCode::OK, "reset_password.html", "", ctx)
+            }
+            Ok(None) => invalid_link(&state, &issuer, Kind::PasswordReset),
+            Err(e) => internal(&state, &issuer, &e),
+        };
+    }
+    let request_id = request_id(q.as_deref());
+    page(&state, &issuer, &headers, StatusCode::OK, "reset_request.html", &request_id, context! {})
+}
+
+pub async fn post_reset_password(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let form = match read_form(&state, &issuer, &headers, &body, "reset_request.html") {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let Some(token) = form.get("token") else {
+        return ask_for_link(
+            &state,
+            &issuer,
+            &headers,
+            addr,
+            &form,
+            Kind::PasswordReset,
+            "reset_request.html",
+        );
+    };
+    let now = state.now();
+    // The link must be live before any password work is spent on it.
+    let live = match links::peek(&issuer.identity, Kind::PasswordReset, token, now).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return invalid_link(&state, &issuer, Kind::PasswordReset),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let password = form.get("password").unwrap_or("");
+    let min = issuer.app.policy.password.min_length as usize;
+    let problem = if password.chars().count() < min {
+        Some(format!("Use at least {min} characters."))
+    } else if password.len() > 1024 {
+        Some("Use at most 1024 characters.".to_string())
+    } else {
+        None
+    };
+    if let Some(password_error) = problem {
+        let ctx = context! { token, email => live.email, min_length => min, password_error };
+        return page(
+            &state,
+            &issuer,
+            &headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reset_password.html",
+            "",
+            ctx,
+        );
+    }
+    let hash = match state.passwords.hash(&SecretString::from(password.to_string())).await {
+        Ok(h) => h,
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let used = match links::reset_password(&issuer.identity, token, &hash, state.now()).await {
+        Ok(Some(t)) => t,
+        // Used by a parallel request in the meantime.
+        Ok(None) => return invalid_link(&state, &issuer, Kind::PasswordReset),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    record_event(
+        &state,
+        &issuer,
+        "password.reset",
+        Some(used.user_id),
+        &headers,
+        addr,
+        serde_json::json!({}),
+    )
+    .await;
+    let user = match users::get(&issuer.identity, used.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return invalid_link(&state, &issuer, Kind::PasswordReset),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    if user.status != "active" {
+        return state.pages.message(
+            StatusCode::OK,
+            Some(&issuer.app),
+            "Password changed",
+            "Your new password is saved.",
+        );
+    }
+    // Every other session ended with the reset; this browser is signed in afresh.
+    let request = match &used.auth_request_id {
+        Some(id) => authorize::pending(&issuer.identity, id, state.now()).await.ok().flatten(),
+        None => None,
+    };
+    record_event(
+        &state,
+        &issuer,
+        "login.success",
+        Some(user.id),
+        &headers,
+        addr,
+        serde_json::json!({"method": "password_reset"}),
+    )
+    .await;
+    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await
+}
+
+pub async fn get_verify_email(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    RawQuery(q): RawQuery,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let Some(token) = token_of(q.as_deref()) else {
+        return invalid_link(&state, &issuer, Kind::VerifyEmail);
+    };
+    // Confirming an address is harmless to repeat and what the person wants, so the link works
+    // on GET (no extra click); it is still single use.
+    match links::verify_email(&issuer.identity, &token, state.now()).await {
+        Ok(Some(t)) => {
+            record_event(
+                &state,
+                &issuer,
+                "email.verified",
+                Some(t.user_id),
+                &headers,
+                addr,
+                serde_json::json!({}),
+            )
+            .await;
+            let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
+            state.pages.render(
+                StatusCode::OK,
+                Some(&issuer.app),
+                "message.html",
+                context! {
+                    heading => "Email address confirmed",
+                    message => format!("Thank you. {} is confirmed.", t.email),
+                    link_url => format!("{base}/account"),
+                    link_text => "Go to my account",
+                },
+            )
+        }
+        Ok(None) => invalid_link(&state, &issuer, Kind::VerifyEmail),
+        Err(e) => internal(&state, &issuer, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_read_from_the_query() {
+        assert_eq!(token_of(Some("token=abc&x=1")).as_deref(), Some("abc"));
+        assert_eq!(token_of(Some("x=1")), None);
+        assert_eq!(token_of(None), None);
+        // A repeated parameter is not a token (the strict form parser refuses it).
+        assert_eq!(token_of(Some("token=a&token=b")), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! Single-use links sent by mail. The token (256 random bits) exists only in the message; the
+//! store keeps its SHA-256. Issuing writes the token and its message to the outbox in one
+//! transaction, so a link is never valid without a message on its way, nor a message sent for a
+//! link that was never stored. Consuming is one conditional update, so two clicks race safely.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::Kind;
+use super::outbox::{self, Sealed};
+use super::templates;
+use crate::app::AppState;
+use crate::crypto::tokens;
+use crate::oidc::issuer::Issuer;
+use crate::on_db;
+use crate::store::{Db, Ts};
+use crate::users::User;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+    #[error("mail template: {0}")]
+    Template(String),
+}
+
+/// What a valid token stands for.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Token {
+    pub user_id: Uuid,
+    /// The address the link was sent to.
+    pub email: String,
+    /// Magic link: the authorization request the link completes.
+    pub auth_request_id: Option<String>,
+}
+
+fn hash(token: &str) -> String {
+    tokens::sha256_hex(&SecretString::from(token.to_string()))
+}
+
+/// Whether `token` looks like one of ours (bounded before any hashing or lookup).
+fn plausible(token: &str) -> bool {
+    (16..=128).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Issues a link of `kind` to `user` and queues its message; the background sender is woken.
+pub async fn issue(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    kind: Kind,
+    user: &User,
+    auth_request_id: Option<&str>,
+) -> Result<(), LinkError> {
+    let now = state.now();
+    let token = tokens::new_secret("lkm_");
+    let token_hash = tokens::sha256_hex(&token);
+    let link = format!("{}/{}?token={}", issuer.url, kind.page(), token.expose_secret());
+    let letter = templates::render(&issuer.app, kind, &user.email, &link).map_err(LinkError::Template)?;
+    let expires = Ts::new(now.0 + kind.ttl());
+    let id = Uuid::now_v7();
+    let sealed = state.secrets.seal(
+        &outbox::seal_ctx(issuer.app.id, id),
+        &serde_json::to_vec(&Sealed { letter, link }).map_err(|e| LinkError::Template(e.to_string()))?,
+    );
+    let token_sql = "INSERT INTO email_tokens (token_hash, kind, user_id, email, auth_request_id, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let outbox_sql = "INSERT INTO outbox (id, kind, user_id, recipient, message_sealed, status, attempts, next_attempt_at, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7)";
+    on_db!(&issuer.identity, p => {
+        let mut tx = p.begin().await?;
+        sqlx::query(token_sql)
+            .bind(&token_hash).bind(kind.as_str()).bind(user.id).bind(&user.email).bind(auth_request_id)
+            .bind(now).bind(expires)
+            .execute(&mut *tx).await?;
+        sqlx::query(outbox_sql)
+            .bind(id).bind(kind.as_str()).bind(user.id).bind(&user.email).bind(&sealed).bind(now).bind(expires)
+            .execute(&mut *tx).await?;
+        tx.commit().await
+    })?;
+    metrics::counter!("latchkey_mail_queued_total", "kind" => kind.as_str()).increment(1);
+    state.mailer.wake(issuer);
+    Ok(())
+}
+
+/// The live (unused, unexpired) token, without using it up.
+pub async fn peek(db: &Db, kind: Kind, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+    if !plausible(token) {
+        return Ok(None);
+    }
+    let sql = "SELECT user_id, email, auth_request_id FROM email_tokens \
+        WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3";
+    on_db!(db, p => sqlx::query_as(sql).bind(hash(token)).bind(kind.as_str()).bind(now).fetch_optional(p).await)
+}
+
+const CONSUME: &str = "UPDATE email_tokens SET used_at = $3 \
+    WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3 \
+    RETURNING user_id, email, auth_request_id";
+
+/// The address a token was sent to, as `users.email_normalized` holds it.
+fn normalized(email: &str) -> String {
+    crate::users::Email::parse(email).map(|e| e.normalized().to_string()).unwrap_or_default()
+}
+
+/// Follows a verification link: the token is used up and the address it was sent to becomes
+/// verified, in one transaction. `None` if the link is not (or no longer) valid.
+pub async fn verify_email(db: &Db, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+    if !plausible(token) {
+        return Ok(None);
+    }
+    let verify =
+        "UPDATE users SET email_verified = $3, updated_at = $4 WHERE id = $1 AND email_normalized = $2";
+    on_db!(db, p => {
+        let mut tx = p.begin().await?;
+        let found: Option<Token> = sqlx::query_as(CONSUME)
+            .bind(hash(token)).bind(Kind::VerifyEmail.as_str()).bind(now)
+            .fetch_optional(&mut *tx).await?;
+        if let Some(t) = &found {
+            sqlx::query(verify).bind(t.user_id).bind(normalized(&t.email)).bind(true).bind(now)
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    })
+}
+
+/// Follows a password-reset link: in one transaction the token is used up, the password
+/// replaced, the address marked verified (the link proved the mailbox), every session of the
+/// user ended (their refresh tokens and access tokens die with them) and every other reset link
+/// of the user used up.
+pub async fn reset_password(
+    db: &Db,
+    token: &str,
+    password_hash: &str,
+    now: Ts,
+) -> Result<Option<Token>, sqlx::Error> {
+    if !plausible(token) {
+        return Ok(None);
+    }
+    let set = "UPDATE users SET password_hash = $2, email_verified = CASE WHEN email_normalized = $3 THEN $5 ELSE email_verified END, \
+        updated_at = $4 WHERE id = $1";
+    let end_sessions = "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+    let other_links =
+        "UPDATE email_tokens SET used_at = $3 WHERE user_id = $1 AND kind = $2 AND used_at IS NULL";
+    on_db!(db, p => {
+        let mut tx = p.begin().await?;
+        let found: Option<Token> = sqlx::query_as(CONSUME)
+            .bind(hash(token)).bind(Kind::PasswordReset.as_str()).bind(now)
+            .fetch_optional(&mut *tx).await?;
+        if let Some(t) = &found {
+            sqlx::query(set).bind(t.user_id).bind(password_hash).bind(normalized(&t.email)).bind(now).bind(true)
+                .execute(&mut *tx).await?;
+            sqlx::query(end_sessions).bind(t.user_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(other_links).bind(t.user_id).bind(Kind::PasswordReset.as_str()).bind(now)
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    })
+}
+
+/// Follows a magic link: the token is used up and the address marked verified.
+pub async fn use_magic_link(db: &Db, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+    if !plausible(token) {
+        return Ok(None);
+    }
+    let verify =
+        "UPDATE users SET email_verified = $3, updated_at = $4 WHERE id = $1 AND email_normalized = $2";
+    on_db!(db, p => {
+        let mut tx = p.begin().await?;
+        let found: Option<Token> = sqlx::query_as(CONSUME)
+            .bind(hash(token)).bind(Kind::MagicLink.as_str()).bind(now)
+            .fetch_optional(&mut *tx).await?;
+        if let Some(t) = &found {
+            sqlx::query(verify).bind(t.user_id).bind(normalized(&t.email)).bind(true).bind(now)
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    })
+}

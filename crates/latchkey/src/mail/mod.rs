@@ -1,0 +1,57 @@
+//! Outgoing mail (SPEC §1, §7): single-use links for email verification, password reset and
+//! magic-link sign-in, delivered through a persistent outbox.
+//!
+//! - [`links`]: a link's token (stored hashed) and its message are written to the app's
+//!   identity store in one transaction; following the link consumes the token atomically.
+//! - [`outbox`]: a background sender delivers queued messages with retries and backoff, so a
+//!   request never waits for SMTP and a crash or restart loses nothing.
+//! - [`transport`]: the app's own SMTP, else `LATCHKEY_SMTP_URL`, else the dev transport that
+//!   writes `.eml` files to `<data dir>/outbox/`.
+//! - [`templates`]: themed HTML and plain-text wording, overridable per app.
+//! - [`throttle`]: how often mail may be asked for, per address and per client address.
+
+pub mod links;
+pub mod outbox;
+pub mod templates;
+pub mod throttle;
+pub mod transport;
+
+use chrono::Duration;
+
+pub use outbox::{Mailer, SenderHandle};
+
+/// What a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    VerifyEmail,
+    PasswordReset,
+    MagicLink,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::VerifyEmail => "verify_email",
+            Kind::PasswordReset => "password_reset",
+            Kind::MagicLink => "magic_link",
+        }
+    }
+
+    /// How long the link in it stays valid.
+    pub fn ttl(self) -> Duration {
+        match self {
+            Kind::VerifyEmail => Duration::hours(24),
+            Kind::PasswordReset => Duration::minutes(30),
+            Kind::MagicLink => Duration::minutes(15),
+        }
+    }
+
+    /// The hosted page the link opens, under the issuer.
+    pub fn page(self) -> &'static str {
+        match self {
+            Kind::VerifyEmail => "verify-email",
+            Kind::PasswordReset => "reset-password",
+            Kind::MagicLink => "magic-link",
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The persistent outbox and its background sender.
+//!
+//! A message is a row in the app's identity store, written in the transaction that creates the
+//! link it carries ([`super::links`]). The sender delivers it off the request path:
+//!
+//! - **Woken at once** by the request that queued the message, and **sweeps** every active app
+//!   every few seconds for retries and for messages left by a crash or restart.
+//! - **At least once:** a message is claimed with a lease (a conditional update, so replicas
+//!   never send the same row at the same time), sent, then marked sent. A process that dies
+//!   between sending and marking sends it again after the lease runs out.
+//! - **Retries** with exponential backoff (2 s, 4 s, 8 s … up to 30 min, 12 attempts). A message
+//!   whose link has expired is not sent any more. Failures are counted in `/metrics`
+//!   (`latchkey_mail_failures_total`, `latchkey_mail_given_up_total`) and logged with the app and
+//!   message id and the SMTP error, never the link or the recipient.
+//! - The sealed message is dropped from the row once it is sent or given up; the janitor deletes
+//!   finished rows after a week.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::templates::Letter;
+use super::transport::Transport;
+use crate::app::AppState;
+use crate::apps::AppStatus;
+use crate::oidc::issuer::{Issuer, Lookup};
+use crate::store::{Db, Ts};
+use crate::{apps, on_db};
+
+/// How often every active app's outbox is looked at without being woken.
+const SWEEP: Duration = Duration::from_secs(5);
+/// How long a claimed message is reserved for the replica sending it.
+const LEASE: chrono::Duration = chrono::Duration::minutes(2);
+const MAX_ATTEMPTS: i32 = 12;
+const BATCH: i64 = 20;
+
+/// The sealed content of an outbox row.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Sealed {
+    pub letter: Letter,
+    /// Logged by the dev transport only.
+    pub link: String,
+}
+
+/// Associated data binding a sealed message to its app and row.
+pub fn seal_ctx(app_id: Uuid, id: Uuid) -> String {
+    format!("app:{app_id}:outbox:{id}")
+}
+
+/// Wakes the sender. Cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    tx: mpsc::Sender<Arc<Issuer>>,
+}
+
+impl Mailer {
+    pub fn new() -> (Mailer, mpsc::Receiver<Arc<Issuer>>) {
+        let (tx, rx) = mpsc::channel(1024);
+        (Mailer { tx }, rx)
+    }
+
+    /// Asks for `issuer`'s outbox to be drained now. If the queue is full the sweep finds the
+    /// message a few seconds later; nothing is lost.
+    pub fn wake(&self, issuer: &Arc<Issuer>) {
+        let _ = self.tx.try_send(issuer.clone());
+    }
+}
+
+/// Stops the sender.
+pub struct SenderHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SenderHandle {
+    /// Takes no new work and waits (bounded) for messages being sent; what is left stays queued
+    /// for the next start.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(25), self.task).await;
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Apps being drained, and whether a wake arrived meanwhile.
+    busy: Mutex<HashMap<Uuid, bool>>,
+    /// One transport per app, rebuilt when the app's configuration changes.
+    transports: Mutex<HashMap<Uuid, (i64, Arc<Transport>)>>,
+}
+
+pub fn start(state: AppState, rx: mpsc::Receiver<Arc<Issuer>>) -> SenderHandle {
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run(state, rx, stopped));
+    SenderHandle { stop, task }
+}
+
+async fn run(state: AppState, mut rx: mpsc::Receiver<Arc<Issuer>>, mut stop: watch::Receiver<bool>) {
+    let shared = Arc::new(Shared::default());
+    let mut drains = JoinSet::new();
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(issuer) = rx.recv() => spawn_drain(&state, &shared, &mut drains, &stop, issuer),
+            _ = sweep.tick() => {
+                for issuer in active_issuers(&state).await {
+                    spawn_drain(&state, &shared, &mut drains, &stop, issuer);
+                }
+            }
+            Some(_) = drains.join_next(), if !drains.is_empty() => {}
+        }
+    }
+    while drains.join_next().await.is_some() {}
+}
+
+/// Every active app's issuer (which also guarantees its identity store is migrated).
+async fn active_issuers(state: &AppState) -> Vec<Arc<Issuer>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = match apps::service::list(state, after.as_deref(), 200).await {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::warn!(error = %err, "mail sender: apps could not be listed");
+                return out;
+            }
+        };
+        for app in page.iter().filter(|a| a.status == AppStatus::Active) {
+            if let Ok(Lookup::Active(i)) = state.issuers.lookup(state, app.slug.as_str()).await {
+                out.push(i);
+            }
+        }
+        if page.len() < 200 {
+            return out;
+        }
+        after = page.last().map(|a| a.slug.to_string());
+    }
+}
+
+fn spawn_drain(
+    state: &AppState,
+    shared: &Arc<Shared>,
+    drains: &mut JoinSet<()>,
+    stop: &watch::Receiver<bool>,
+    issuer: Arc<Issuer>,
+) {
+    {
+        let mut busy = shared.busy.lock();
+        if let Some(again) = busy.get_mut(&issuer.app.id) {
+            *again = true;
+            return;
+        }
+        busy.insert(issuer.app.id, false);
+    }
+    let (state, shared, stop) = (state.clone(), shared.clone(), stop.clone());
+    drains.spawn(async move {
+        loop {
+            if let Err(err) = drain(&state, &shared, &issuer, &stop).await {
+                tracing::warn!(app.slug = %issuer.app.slug, error = %err, "mail sender: outbox pass failed");
+            }
+            let mut busy = shared.busy.lock();
+            match busy.get_mut(&issuer.app.id) {
+                Some(again) if *again && !*stop.borrow() => *again = false,
+                _ => {
+                    busy.remove(&issuer.app.id);
+                    return;
+                }
+            }
+        }
+    });
+}
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    id: Uuid,
+    recipient: String,
+    message_sealed: Option<String>,
+    attempts: i32,
+    expires_at: Ts,
+}
+
+fn transport(state: &AppState, shared: &Shared, issuer: &Issuer) -> Result<Arc<Transport>, String> {
+    let app = &issuer.app;
+    let mut cache = shared.transports.lock();
+    if let Some((version, t)) = cache.get(&app.id)
+        && *version == app.config_version
+    {
+        return Ok(t.clone());
+    }
+    let t = Arc::new(Transport::for_app(state, app).map_err(|e| e.to_string())?);
+    cache.insert(app.id, (app.config_version, t.clone()));
+    Ok(t)
+}
+
+/// Sends everything due in one app's outbox.
+async fn drain(
+    state: &AppState,
+    shared: &Shared,
+    issuer: &Issuer,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), sqlx::Error> {
+    let db = &issuer.identity;
+    let select = "SELECT id, recipient, message_sealed, attempts, expires_at FROM outbox \
+        WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) \
+        ORDER BY next_attempt_at LIMIT $2";
+    loop {
+        let now = state.now();
+        let due: Vec<Due> = on_db!(db, p => sqlx::query_as(select).bind(now).bind(BATCH).fetch_all(p).await)?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        for row in due {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            if !claim(db, row.id, state.now()).await? {
+                continue;
+            }
+            let attempt = row.attempts + 1;
+            let now = state.now();
+            if row.expires_at <= now {
+                finish(db, row.id, "expired", None, now).await?;
+                metrics::counter!("latchkey_mail_expired_total").increment(1);
+                continue;
+            }
+            let outcome = match open(state, issuer.app.id, &row) {
+                Ok(sealed) => match transport(state, shared, issuer) {
+                    Ok(t) => t
+                        .send(&row.recipient, &sealed.letter, &sealed.link)
+                        .await
+                        .map(|()| t.kind())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            let now = state.now();
+            match outcome {
+                Ok(kind) => {
+                    finish(db, row.id, "sent", None, now).await?;
+                    metrics::counter!("latchkey_mail_sent_total", "transport" => kind).increment(1);
+                    tracing::info!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, "mail sent");
+                }
+                Err(err) if attempt >= MAX_ATTEMPTS => {
+                    finish(db, row.id, "failed", Some(&err), now).await?;
+                    metrics::counter!("latchkey_mail_failures_total").increment(1);
+                    metrics::counter!("latchkey_mail_given_up_total").increment(1);
+                    tracing::error!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, error = %err, "mail could not be delivered; giving up");
+                }
+                Err(err) => {
+                    let next = Ts::new(now.0 + backoff(attempt));
+                    retry_later(db, row.id, &err, next).await?;
+                    metrics::counter!("latchkey_mail_failures_total").increment(1);
+                    tracing::warn!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, error = %err, retry_at = %next.0, "mail delivery failed; will retry");
+                }
+            }
+        }
+    }
+}
+
+fn open(state: &AppState, app_id: Uuid, row: &Due) -> Result<Sealed, String> {
+    let sealed = row.message_sealed.as_deref().ok_or("message is gone")?;
+    let bytes = state
+        .secrets
+        .open(&seal_ctx(app_id, row.id), sealed)
+        .map_err(|e| format!("message cannot be unsealed: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("message cannot be read: {e}"))
+}
+
+/// Delay before the attempt after `attempt` failed ones: 2 s doubling, at most 30 minutes.
+fn backoff(attempt: i32) -> chrono::Duration {
+    let secs = 2i64.saturating_pow(attempt.clamp(1, 20) as u32).min(30 * 60);
+    chrono::Duration::seconds(secs)
+}
+
+async fn claim(db: &Db, id: Uuid, now: Ts) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 \
+        WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)";
+    let lease = Ts::new(now.0 + LEASE);
+    let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(lease).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+async fn finish(db: &Db, id: Uuid, status: &str, error: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE outbox SET status = $2, message_sealed = NULL, lease_until = NULL, last_error = $3, \
+        finished_at = $4 WHERE id = $1";
+    let error = error.map(|e| e.chars().take(500).collect::<String>());
+    on_db!(db, p => sqlx::query(sql).bind(id).bind(status).bind(error).bind(now).execute(p).await.map(|_| ()))
+}
+
+async fn retry_later(db: &Db, id: Uuid, error: &str, next: Ts) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE outbox SET lease_until = NULL, last_error = $2, next_attempt_at = $3 WHERE id = $1";
+    let error: String = error.chars().take(500).collect();
+    on_db!(db, p => sqlx::query(sql).bind(id).bind(error).bind(next).execute(p).await.map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1).num_seconds(), 2);
+        assert_eq!(backoff(2).num_seconds(), 4);
+        assert_eq!(backoff(5).num_seconds(), 32);
+        assert_eq!(backoff(11).num_seconds(), 1800);
+        assert_eq!(backoff(i32::MAX).num_seconds(), 1800);
+    }
+}
