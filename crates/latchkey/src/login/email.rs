@@ -21,7 +21,8 @@ use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    email_allowed, finish, internal, issuer_or_page, origin, page, read_form, record_event, request_id,
+    clean_request_id, email_allowed, finish, internal, issuer_or_page, origin, page, read_form, record_event,
+    request_id,
 };
 use crate::app::AppState;
 use crate::mail::{Kind, links};
@@ -83,8 +84,9 @@ fn ttl_text(kind: Kind) -> String {
 }
 
 /// The page after asking for a link: the same whether or not the address is registered.
-fn check_inbox(state: &AppState, issuer: &Issuer, email: &Email, kind: Kind) -> Response {
+fn check_inbox(state: &AppState, issuer: &Issuer, email: &Email, kind: Kind, request_id: &str) -> Response {
     let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
+    let q = if request_id.is_empty() { String::new() } else { format!("?request={request_id}") };
     let what = match kind {
         Kind::MagicLink => "a link to sign in",
         _ => "a link to choose a new password",
@@ -99,7 +101,7 @@ fn check_inbox(state: &AppState, issuer: &Issuer, email: &Email, kind: Kind) -> 
         StatusCode::OK,
         Some(&issuer.app),
         "message.html",
-        context! { heading => "Check your inbox", message, link_url => format!("{base}/login"), link_text => "Back to sign in" },
+        context! { heading => "Check your inbox", message, link_url => format!("{base}/login{q}"), link_text => "Back to sign in" },
     )
 }
 
@@ -137,7 +139,8 @@ fn ask_for_link(
     kind: Kind,
     name: &str,
 ) -> Response {
-    let request_id = form.get("request").unwrap_or("").to_string();
+    // Only a well-formed id is carried over (the same rule as on the query string).
+    let request_id = clean_request_id(form.get("request").unwrap_or(""));
     let raw = form.get("email").unwrap_or("").to_string();
     let email = match Email::parse(&raw) {
         Ok(e) => e,
@@ -149,8 +152,9 @@ fn ask_for_link(
     if let Err(wait) = state.mail_throttle.check(issuer.app.id, email.normalized(), addr.ip()) {
         return throttled(state, issuer, headers, name, &request_id, &raw, wait);
     }
-    send_later(state, issuer, kind, email.clone(), request_id);
-    check_inbox(state, issuer, &email, kind)
+    let answer = check_inbox(state, issuer, &email, kind, &request_id);
+    send_later(state, issuer, kind, email, request_id);
+    answer
 }
 
 fn not_offered(state: &AppState, issuer: &Issuer) -> Response {

@@ -68,9 +68,18 @@ pub(super) fn internal(state: &AppState, app: &Issuer, err: &dyn std::fmt::Displ
 pub(super) fn request_id(query: Option<&str>) -> String {
     query
         .and_then(|q| Form::parse(q.as_bytes()).ok())
-        .and_then(|f| f.get("request").map(str::to_string))
-        .filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .and_then(|f| f.get("request").map(clean_request_id))
         .unwrap_or_default()
+}
+
+/// A pending-request id as given, if it has the shape of one; else empty (it is echoed into
+/// URLs, so nothing else may pass).
+pub(super) fn clean_request_id(raw: &str) -> String {
+    if raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        raw.to_string()
+    } else {
+        String::new()
+    }
 }
 
 /// The CSRF cookie value of this browser, creating one if needed (returned to be set).
@@ -290,7 +299,7 @@ pub async fn post_login(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let request_id = form.get("request").unwrap_or("").to_string();
+    let request_id = clean_request_id(form.get("request").unwrap_or(""));
     let email_raw = form.get("email").unwrap_or("").to_string();
     let password = SecretString::from(form.get("password").unwrap_or("").to_string());
     let wrong = |state: &AppState, issuer: &Issuer| {
@@ -374,7 +383,7 @@ pub async fn post_signup(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let request_id = form.get("request").unwrap_or("").to_string();
+    let request_id = clean_request_id(form.get("request").unwrap_or(""));
     let email_raw = form.get("email").unwrap_or("").to_string();
     let password = form.get("password").unwrap_or("").to_string();
     let min = issuer.app.policy.password.min_length as usize;

@@ -233,3 +233,91 @@ async fn signup_then_sign_in(
     assert_eq!(signed_in, signed_up, "sign-in finds the user sign-up created");
 }
 both!(password_signup_and_sign_in_through_authorize);
+
+// Magic link and password reset in the browser: /authorize → /login → "email me a link" → the
+// mailed link (delivered over SMTP) opened with no cookies → back at the client; then
+// "forgot your password?" → the mailed link → a new password → back at the client.
+async fn magic_link_and_password_reset_in_the_browser(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = crate::mail_kit::Sink::start();
+    let target = RedirectTarget::start().await;
+    let browser = Browser::start(&format!("mail-{backend:?}")).await;
+    crate::mail::app_with_sink(&app, "mail", &sink).await;
+    let (s, v) =
+        app.admin(Method::PATCH, "/apps/mail", Some(json!({"branding": {"brand_color": "#b45309"}}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let email = "ivy@example.com";
+    crate::mail::sign_up(&app, "mail", email, "first password 1").await;
+    let redirect_uri = target.url("/cb");
+    let (s, c) = app
+        .admin(
+            Method::POST,
+            "/apps/mail/clients",
+            Some(json!({
+                "name": "spa", "redirect_uris": [redirect_uri],
+                "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none"
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let issuer = app.issuer("mail");
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).expect("url"), &app.http)
+        .await
+        .expect("OIDC discovery");
+    let rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(c["client_id"].as_str().expect("id").into()),
+        None,
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect_uri.clone()).expect("redirect url"));
+    let link_of = |text: &str, page: &str| crate::mail_kit::link_in(text, &format!("{issuer}/{page}?token="));
+
+    // Magic link.
+    let pending = authorize_request(&rp);
+    browser.goto(pending.url.as_str()).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/login"), Duration::from_secs(10)).await;
+    browser.click("#magic-link").await;
+    browser.wait_for_url_prefix(&format!("{issuer}/magic-link"), Duration::from_secs(10)).await;
+    assert!(browser.source().await.contains("#b45309"), "themed");
+    browser.screenshot_sizes("mail-magic-link").await;
+    browser.fill("input[name=email]", email).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Check your inbox", Duration::from_secs(10)).await;
+    browser.screenshot("mail-check-inbox").await;
+    // Message 1 is the sign-up's verification mail.
+    let mail = sink.wait_nth(email, 2, Duration::from_secs(15)).await;
+    let link = link_of(&mail.text, "magic-link");
+    // How the message itself looks (its HTML part, as a mail client would show it).
+    let shown = crate::mail_kit::save_html(&mail.html, &format!("mail-{backend:?}-magic-link-message.html"));
+    browser.goto(&format!("file://{}", shown.display())).await;
+    browser.screenshot_sizes("mail-magic-link-message").await;
+    browser.clear_cookies(&format!("{issuer}/jwks")).await;
+    browser.goto(&link).await;
+    browser.screenshot_sizes("mail-magic-confirm").await;
+    browser.click("#continue").await;
+    browser.wait_for_url_prefix(&redirect_uri, Duration::from_secs(15)).await;
+    finish(&app, &rp, &target, &issuer, pending, email).await;
+
+    // Password reset, asked for from the login page of a new authorization request.
+    browser.clear_cookies(&format!("{issuer}/jwks")).await;
+    let pending = authorize_request(&rp);
+    browser.goto(pending.url.as_str()).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/login"), Duration::from_secs(10)).await;
+    browser.click(r#"a[href*="reset-password"]"#).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/reset-password"), Duration::from_secs(10)).await;
+    browser.screenshot_sizes("mail-reset-request").await;
+    browser.fill("input[name=email]", email).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Check your inbox", Duration::from_secs(10)).await;
+    let mail = sink.wait_nth(email, 3, Duration::from_secs(15)).await;
+    browser.goto(&link_of(&mail.text, "reset-password")).await;
+    browser.fill("input[name=password]", "second password 2").await;
+    browser.screenshot_sizes("mail-reset-password").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url_prefix(&redirect_uri, Duration::from_secs(15)).await;
+    finish(&app, &rp, &target, &issuer, pending, email).await;
+
+    drop(browser);
+    app.stop().await;
+}
+both!(magic_link_and_password_reset_in_the_browser);

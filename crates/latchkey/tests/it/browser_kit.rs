@@ -219,6 +219,21 @@ impl Browser {
         }
     }
 
+    /// Polls until the page source contains `needle` (after a form post the old page may still
+    /// be showing for a moment).
+    pub async fn wait_for_text(&self, needle: &str, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        while !self.source().await.contains(needle) {
+            if Instant::now() >= until {
+                panic!(
+                    "{}",
+                    self.report(&format!("the page did not show {needle:?} within {timeout:?}")).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Saves a `…-FAILED` screenshot; returns `what` with where the browser is, for a panic.
     pub async fn report(&self, what: &str) -> String {
         let shot = match self.client.screenshot().await {

@@ -16,7 +16,7 @@ use crate::signin::{Flow, browser, csrf_of, location, public_client, query_of};
 const FROM: &str = "no-reply@acme.test";
 
 /// An active app whose mail goes to `sink`.
-async fn app_with_sink(app: &TestApp, slug: &str, sink: &Sink) {
+pub(crate) async fn app_with_sink(app: &TestApp, slug: &str, sink: &Sink) {
     app.active_app(slug).await;
     let (s, v) = app
         .admin(
@@ -29,7 +29,7 @@ async fn app_with_sink(app: &TestApp, slug: &str, sink: &Sink) {
 }
 
 /// Signs up through the hosted page (no authorization request); returns the browser.
-async fn sign_up(app: &TestApp, slug: &str, email: &str, password: &str) -> reqwest::Client {
+pub(crate) async fn sign_up(app: &TestApp, slug: &str, email: &str, password: &str) -> reqwest::Client {
     let flow = Flow::new("none");
     let res = flow
         .submit(&format!("{}/signup", app.issuer(slug)), &[("email", email), ("password", password)])

@@ -163,3 +163,12 @@ pub fn link_in(text: &str, prefix: &str) -> String {
     let at = text.find(prefix).unwrap_or_else(|| panic!("no link {prefix} in:\n{text}"));
     text[at..].split(|c: char| c.is_whitespace() || c == '"' || c == '<').next().expect("link").to_string()
 }
+
+/// Writes a message's HTML part next to the screenshots, to be opened in the browser.
+pub fn save_html(html: &str, name: &str) -> std::path::PathBuf {
+    let dir = crate::browser_kit::screenshots_dir();
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    let path = dir.join(name);
+    std::fs::write(&path, html).expect("write html");
+    path
+}
