@@ -31,8 +31,13 @@ use crate::oidc::form::Form;
 use crate::oidc::issuer::Issuer;
 use crate::users::{self, Email};
 
-fn token_of(query: Option<&str>) -> Option<String> {
-    query.and_then(|q| Form::parse(q.as_bytes()).ok()).and_then(|f| f.get("token").map(str::to_string))
+/// The `token` of a link's query: `Ok(None)` without one, `Err` for a query that is not a valid
+/// form (a repeated parameter, bad encoding), which is answered as a broken link.
+fn token_of(query: Option<&str>) -> Result<Option<String>, ()> {
+    match query {
+        None => Ok(None),
+        Some(q) => Form::parse(q.as_bytes()).map(|f| f.get("token").map(str::to_string)).map_err(|_| ()),
+    }
 }
 
 fn invalid_link(state: &AppState, issuer: &Issuer, kind: Kind) -> Response {
@@ -180,7 +185,8 @@ pub async fn get_magic_link(
         return not_offered(&state, &issuer);
     }
     let now = state.now();
-    if let Some(token) = token_of(q.as_deref()) {
+    let Ok(token) = token_of(q.as_deref()) else { return invalid_link(&state, &issuer, Kind::MagicLink) };
+    if let Some(token) = token {
         return match links::peek(&issuer.identity, Kind::MagicLink, &token, now).await {
             Ok(Some(t)) => page(
                 &state,
@@ -258,7 +264,8 @@ pub async fn get_reset_password(
         Ok(i) => i,
         Err(r) => return r,
     };
-    if let Some(token) = token_of(q.as_deref()) {
+    let Ok(token) = token_of(q.as_deref()) else { return invalid_link(&state, &issuer, Kind::PasswordReset) };
+    if let Some(token) = token {
         return match links::peek(&issuer.identity, Kind::PasswordReset, &token, state.now()).await {
             Ok(Some(t)) => {
                 let ctx =
@@ -389,7 +396,7 @@ pub async fn get_verify_email(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let Some(token) = token_of(q.as_deref()) else {
+    let Ok(Some(token)) = token_of(q.as_deref()) else {
         return invalid_link(&state, &issuer, Kind::VerifyEmail);
     };
     // Confirming an address is harmless to repeat and what the person wants, so the link works
@@ -430,10 +437,10 @@ mod tests {
 
     #[test]
     fn token_is_read_from_the_query() {
-        assert_eq!(token_of(Some("token=abc&x=1")).as_deref(), Some("abc"));
-        assert_eq!(token_of(Some("x=1")), None);
-        assert_eq!(token_of(None), None);
-        // A repeated parameter is not a token (the strict form parser refuses it).
-        assert_eq!(token_of(Some("token=a&token=b")), None);
+        assert_eq!(token_of(Some("token=abc&x=1")), Ok(Some("abc".into())));
+        assert_eq!(token_of(Some("x=1")), Ok(None));
+        assert_eq!(token_of(None), Ok(None));
+        // A repeated parameter is refused (the strict form parser), not guessed at.
+        assert_eq!(token_of(Some("token=a&token=b")), Err(()));
     }
 }

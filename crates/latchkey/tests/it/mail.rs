@@ -585,3 +585,84 @@ async fn operators_set_the_wording(backend: Backend) {
     app.stop().await;
 }
 both!(operators_set_the_wording);
+
+async fn mail_pages_refuse_hostile_input(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = Sink::start();
+    app_with_sink(&app, "web", &sink).await;
+    let issuer = app.issuer("web");
+    let b = browser();
+    // A page visit for the CSRF cookie and token.
+    let page = b.get(format!("{issuer}/magic-link")).send().await.expect("page");
+    let csrf = csrf_of(&page.text().await.expect("html"));
+    let post = |path: &str, body: String| {
+        let req = b
+            .post(format!("{issuer}/{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        async move { req.send().await.expect("post") }
+    };
+    let long = "a".repeat(10_000);
+    let cases: Vec<(&str, String, StatusCode)> = vec![
+        ("magic-link", "email=a%40example.com".into(), StatusCode::BAD_REQUEST),
+        (
+            "magic-link",
+            format!("csrf={csrf}&email=a%40example.com&email=b%40example.com"),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("magic-link", format!("csrf={csrf}&email=%FF%FE"), StatusCode::BAD_REQUEST),
+        ("magic-link", format!("csrf={csrf}&email={long}"), StatusCode::UNPROCESSABLE_ENTITY),
+        ("magic-link", format!("csrf={csrf}&email="), StatusCode::UNPROCESSABLE_ENTITY),
+        // An empty token is no token: the form asks for an address.
+        ("magic-link", format!("csrf={csrf}&token="), StatusCode::UNPROCESSABLE_ENTITY),
+        ("magic-link", format!("csrf={csrf}&token={long}"), StatusCode::BAD_REQUEST),
+        ("magic-link", format!("csrf={csrf}&token=lkm_forged0123456789abcdef"), StatusCode::BAD_REQUEST),
+        ("magic-link", format!("csrf={csrf}&email={}", "b".repeat(20_000)), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            "reset-password",
+            format!("csrf={csrf}&token=lkm_forged0123456789abcdef&password=long+enough+pw"),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("reset-password", format!("csrf={csrf}&token=%00%01&password=x"), StatusCode::BAD_REQUEST),
+        ("reset-password", format!("csrf=wrong&email=a%40example.com"), StatusCode::BAD_REQUEST),
+        ("verify-email", format!("csrf=wrong"), StatusCode::BAD_REQUEST),
+    ];
+    for (path, body, want) in cases {
+        let res = post(path, body.clone()).await;
+        let status = res.status();
+        let ctype = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let text = res.text().await.unwrap_or_default();
+        assert_eq!(status, want, "{path} {}: {text}", &body[..body.len().min(80)]);
+        if status != StatusCode::PAYLOAD_TOO_LARGE {
+            assert!(ctype.starts_with("text/html"), "{path}: a page, not {ctype}");
+        }
+    }
+    for (query, want) in [
+        ("magic-link?token=a&token=b", StatusCode::BAD_REQUEST),
+        ("magic-link?token=%ZZ", StatusCode::BAD_REQUEST),
+        ("reset-password?token=short", StatusCode::BAD_REQUEST),
+        ("verify-email", StatusCode::BAD_REQUEST),
+        (&format!("verify-email?token={long}"), StatusCode::BAD_REQUEST),
+        ("magic-link?request=%3Cscript%3E", StatusCode::OK),
+    ] {
+        let res = b.get(format!("{issuer}/{query}")).send().await.expect("get");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        assert_eq!(status, want, "{query}");
+        assert!(!text.contains("<script>"), "{query}: nothing echoed unescaped");
+    }
+    assert!(sink.for_rcpt("a@example.com").is_empty());
+
+    // A disabled app's pages answer 503 and send nothing.
+    let (s, _) = app.admin(Method::POST, "/apps/web/disable", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    app.wait_status("web", "disabled").await;
+    let res = b.get(format!("{issuer}/magic-link")).send().await.expect("get");
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    app.stop().await;
+}
+both!(mail_pages_refuse_hostile_input);
