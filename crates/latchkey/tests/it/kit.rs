@@ -113,15 +113,12 @@ pub struct Options {
 
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
-        Self::start_with(Options {
-            backend,
-            pg: None,
-            master_key: None,
-            dir: None,
-            public_url: None,
-            extra_args: Vec::new(),
-        })
-        .await
+        Self::start_with(Self::options(backend)).await
+    }
+
+    /// Options for a server with fresh stores on `backend`.
+    pub fn options(backend: Backend) -> Options {
+        Options { backend, pg: None, master_key: None, dir: None, public_url: None, extra_args: Vec::new() }
     }
 
     pub async fn start_with(opts: Options) -> TestApp {

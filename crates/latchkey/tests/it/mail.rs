@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::kit::{Backend, Options, TestApp, verify_with_jwks};
+use crate::kit::{Backend, TestApp, verify_with_jwks};
 use crate::mail_kit::{Sink, link_in, parse_message};
 use crate::signin::{Flow, browser, csrf_of, location, public_client, query_of};
 
@@ -515,14 +515,8 @@ async fn default_smtp_and_dev_transport(backend: Backend) {
 
     // LATCHKEY_SMTP_URL serves apps without their own SMTP, from LATCHKEY_SMTP_FROM.
     let sink = Sink::start();
-    let opts = Options {
-        backend,
-        pg: None,
-        master_key: None,
-        dir: None,
-        public_url: None,
-        extra_args: vec!["--smtp-url".into(), sink.url(), "--smtp-from".into(), "id@platform.test".into()],
-    };
+    let mut opts = TestApp::options(backend);
+    opts.extra_args = vec!["--smtp-url".into(), sink.url(), "--smtp-from".into(), "id@platform.test".into()];
     let app = TestApp::start_with(opts).await;
     app.active_app("shared").await;
     sign_up(&app, "shared", "gus@example.com", "correct horse battery").await;
@@ -624,8 +618,8 @@ async fn mail_pages_refuse_hostile_input(backend: Backend) {
             StatusCode::BAD_REQUEST,
         ),
         ("reset-password", format!("csrf={csrf}&token=%00%01&password=x"), StatusCode::BAD_REQUEST),
-        ("reset-password", format!("csrf=wrong&email=a%40example.com"), StatusCode::BAD_REQUEST),
-        ("verify-email", format!("csrf=wrong"), StatusCode::BAD_REQUEST),
+        ("reset-password", "csrf=wrong&email=a%40example.com".to_string(), StatusCode::BAD_REQUEST),
+        ("verify-email", "csrf=wrong".to_string(), StatusCode::BAD_REQUEST),
     ];
     for (path, body, want) in cases {
         let res = post(path, body.clone()).await;
@@ -666,3 +660,62 @@ async fn mail_pages_refuse_hostile_input(backend: Backend) {
     app.stop().await;
 }
 both!(mail_pages_refuse_hostile_input);
+
+// `smtp+starttls://` upgrades before sending and checks the certificate: trusted through
+// LATCHKEY_SMTP_CA_FILE it delivers; without it the attempt fails and the message waits.
+async fn starttls_with_a_private_ca(backend: Backend) {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (sink, ca) = Sink::start_tls(certs.path());
+    let url = format!("smtp+starttls://127.0.0.1:{}", sink.port);
+    let mut opts = TestApp::options(backend);
+    opts.extra_args =
+        vec!["--smtp-ca-file".into(), ca.display().to_string(), "--smtp-url".into(), url.clone()];
+    let app = TestApp::start_with(opts).await;
+    app.active_app("tls").await;
+    sign_up(&app, "tls", "kim@example.com", "correct horse battery").await;
+    let mail = sink.wait_for("kim@example.com").await;
+    assert!(mail.text.contains("/verify-email?token="));
+    app.stop().await;
+
+    // The same server certificate, not trusted: nothing is sent in clear instead.
+    let mut opts = TestApp::options(backend);
+    opts.extra_args = vec!["--smtp-url".into(), url];
+    let app = TestApp::start_with(opts).await;
+    app.active_app("tls").await;
+    sign_up(&app, "tls", "lou@example.com", "correct horse battery").await;
+    let store = identity_store(&app, "tls").await;
+    let failed =
+        "SELECT count(*) FROM outbox WHERE status = 'pending' AND attempts >= 1 AND last_error IS NOT NULL";
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = count(&store, failed).await;
+        if seen == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1, "an untrusted certificate fails the attempt");
+    assert!(sink.for_rcpt("lou@example.com").is_empty());
+    app.stop().await;
+}
+both!(starttls_with_a_private_ca);
+
+// `smtps://`: TLS from the first byte (here a TLS front before a plain sink), as an app's own
+// SMTP with credentials in the URL.
+async fn implicit_tls_for_an_apps_own_smtp(backend: Backend) {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let sink = Sink::start();
+    let (port, ca) = crate::mail_kit::implicit_tls_front(&sink, certs.path()).await;
+    let mut opts = TestApp::options(backend);
+    opts.extra_args = vec!["--smtp-ca-file".into(), ca.display().to_string()];
+    let app = TestApp::start_with(opts).await;
+    app.active_app("tls").await;
+    let smtp = json!({"url": format!("smtps://127.0.0.1:{port}"), "from": "id@tls.test"});
+    let (s, v) = app.admin(Method::PATCH, "/apps/tls", Some(json!({"smtp": smtp}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    sign_up(&app, "tls", "max@example.com", "correct horse battery").await;
+    let mail = sink.wait_for("max@example.com").await;
+    assert_eq!(mail.from, "id@tls.test");
+    app.stop().await;
+}
+both!(implicit_tls_for_an_apps_own_smtp);

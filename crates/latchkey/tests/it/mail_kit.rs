@@ -92,6 +92,8 @@ impl Handler for Collect {
 pub struct Sink {
     pub port: u16,
     inbox: Arc<Mutex<Vec<Received>>>,
+    /// PEM certificate and key files when the sink offers STARTTLS.
+    tls: Option<(String, String)>,
 }
 
 impl Sink {
@@ -107,7 +109,23 @@ impl Sink {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = l.local_addr().expect("addr").port();
         drop(l);
-        Sink { port, inbox: Arc::default() }
+        Sink { port, inbox: Arc::default(), tls: None }
+    }
+
+    /// A listening sink that offers STARTTLS with a fresh self-signed certificate for
+    /// 127.0.0.1; returns it with the certificate's PEM file (to trust it as a private CA).
+    pub fn start_tls(dir: &std::path::Path) -> (Sink, std::path::PathBuf) {
+        // The sink's rustls server config uses the process-wide provider.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
+        let cert = dir.join("smtp-cert.pem");
+        let key = dir.join("smtp-key.pem");
+        std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+        std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+        let mut sink = Sink::down();
+        sink.tls = Some((cert.display().to_string(), key.display().to_string()));
+        sink.up();
+        (sink, cert)
     }
 
     /// Starts listening on the sink's port (the server thread lives until the process ends).
@@ -115,6 +133,14 @@ impl Sink {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("sink port is free again");
         let mut server = Server::new(Collect { inbox: self.inbox.clone(), current: None });
         server.with_name("sink.test").with_num_threads(2).with_tcp_listener(listener);
+        if let Some((cert_path, key_path)) = &self.tls {
+            server
+                .with_ssl(mailin_embedded::SslConfig::SelfSigned {
+                    cert_path: cert_path.clone(),
+                    key_path: key_path.clone(),
+                })
+                .expect("TLS config");
+        }
         std::thread::spawn(move || {
             let _ = server.serve();
         });
@@ -171,4 +197,41 @@ pub fn save_html(html: &str, name: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, html).expect("write html");
     path
+}
+
+/// A TLS front for `sink` on its own port (implicit TLS, as `smtps://` expects): each
+/// connection is decrypted with a fresh self-signed certificate for 127.0.0.1 and piped to the
+/// sink's plain port. Returns the port and the certificate's PEM file.
+pub async fn implicit_tls_front(sink: &Sink, dir: &std::path::Path) -> (u16, std::path::PathBuf) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
+    let cert_path = dir.join("smtps-cert.pem");
+    std::fs::write(&cert_path, ck.cert.pem()).expect("write cert");
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(ck.cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der())),
+            )
+            .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let plain = sink.port;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", plain)).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    (port, cert_path)
 }
