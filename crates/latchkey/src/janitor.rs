@@ -37,7 +37,12 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
         let sql = "DELETE FROM email_tokens WHERE expires_at < $1";
         on_db!(&store, p => sqlx::query(sql).bind(day_ago).execute(p).await.map(|_| ()))?;
         let sql = "DELETE FROM outbox WHERE status <> 'pending' AND finished_at < $1";
-        on_db!(&store, p => sqlx::query(sql).bind(week_ago).execute(p).await.map(|_| ()))
+        on_db!(&store, p => sqlx::query(sql).bind(week_ago).execute(p).await.map(|_| ()))?;
+        // Sign-ins abandoned on a step; first-access links (invitations stay for operators).
+        let sql = "DELETE FROM pending_logins WHERE expires_at < $1";
+        on_db!(&store, p => sqlx::query(sql).bind(now).execute(p).await.map(|_| ()))?;
+        let sql = "DELETE FROM invitations WHERE kind = 'first_access' AND expires_at < $1";
+        on_db!(&store, p => sqlx::query(sql).bind(day_ago).execute(p).await.map(|_| ()))
     })
     .await
 }

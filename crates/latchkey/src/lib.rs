@@ -9,6 +9,7 @@ pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod invitations;
 pub mod janitor;
 pub mod keys;
 pub mod login;

@@ -37,7 +37,12 @@ impl AdminTokens {
     }
 }
 
-pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Who made an admin call, for the operator audit: `token:` and the first 12 hex digits of the
+/// SHA-256 of the bearer token used (never the token).
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+pub async fn require_admin(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -46,7 +51,12 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     match presented {
-        Some(t) if !t.is_empty() && state.admin_tokens.accepts(t) => next.run(req).await,
+        Some(t) if !t.is_empty() && state.admin_tokens.accepts(t) => {
+            let hash = tokens::sha256_hex(&SecretString::from(t.to_string()));
+            let actor = Actor(format!("token:{}", &hash[..12]));
+            req.extensions_mut().insert(actor);
+            next.run(req).await
+        }
         _ => ApiError::unauthorized().into_response(),
     }
 }

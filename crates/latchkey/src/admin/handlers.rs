@@ -86,9 +86,11 @@ pub async fn get_app(
 pub async fn update_app(
     State(state): State<AppState>,
     Path(slug): Path<String>,
+    actor: Option<axum::Extension<super::auth::Actor>>,
     AdminJson(patch): AdminJson<serde_json::Value>,
 ) -> Result<axum::Json<AppResponse>, ApiError> {
-    Ok(axum::Json(app_view(&state, apps::service::update(&state, &slug, patch).await?)))
+    let actor = actor.map(|a| a.0.0).unwrap_or_else(|| "unknown".into());
+    Ok(axum::Json(app_view(&state, apps::service::update(&state, &slug, patch, &actor).await?)))
 }
 
 /// Delete an app's configuration; its identity data stays unless `erase_data=true`.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 mod handlers;
+mod people;
 pub mod views;
 
 pub use auth::AdminTokens;
@@ -27,7 +28,7 @@ use crate::app::AppState;
     info(title = "Latchkey admin API", description = "Operate apps, clients and signing keys."),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
-    tags((name = "apps"), (name = "clients"), (name = "keys"))
+    tags((name = "apps"), (name = "clients"), (name = "keys"), (name = "users"))
 )]
 struct ApiDoc;
 
@@ -55,6 +56,10 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::rotate_client_secret))
         .routes(routes!(handlers::list_keys))
         .routes(routes!(handlers::rotate_keys))
+        .routes(routes!(people::create_invitation, people::list_invitations))
+        .routes(routes!(people::revoke_invitation))
+        .routes(routes!(people::approve_user))
+        .routes(routes!(people::reject_user))
         .split_for_parts();
     describe_problems(&mut doc);
     (router, doc)

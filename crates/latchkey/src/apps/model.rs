@@ -192,6 +192,54 @@ pub struct PasswordPolicy {
     pub expiry_days: Option<u32>,
 }
 
+impl PasswordPolicy {
+    /// Checks a new password against the rules; the message is shown next to the field.
+    pub fn check(&self, password: &str) -> Result<(), String> {
+        let n = password.chars().count();
+        if n < self.min_length as usize {
+            return Err(format!("Use at least {} characters.", self.min_length));
+        }
+        if password.len() > 1024 {
+            return Err("Use at most 1024 characters.".into());
+        }
+        if self.require_uppercase && !password.chars().any(char::is_uppercase) {
+            return Err("Include at least one uppercase letter.".into());
+        }
+        if self.require_symbol && password.chars().all(char::is_alphanumeric) {
+            return Err("Include at least one symbol (a character that is not a letter or digit).".into());
+        }
+        Ok(())
+    }
+
+    /// The rules in words, shown before the person types.
+    pub fn rules_text(&self) -> String {
+        let mut extra = Vec::new();
+        if self.require_uppercase {
+            extra.push("an uppercase letter");
+        }
+        if self.require_symbol {
+            extra.push("a symbol");
+        }
+        match extra.len() {
+            0 => format!("At least {} characters.", self.min_length),
+            _ => format!("At least {} characters, with {}.", self.min_length, extra.join(" and ")),
+        }
+    }
+
+    /// Whether a password set at `changed_at` has outlived `expiry_days` at `now`.
+    pub fn expired(
+        &self,
+        changed_at: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        match (self.expiry_days, changed_at) {
+            (Some(days), Some(at)) => now - at >= chrono::Duration::days(i64::from(days)),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
 impl Default for PasswordPolicy {
     fn default() -> Self {
         PasswordPolicy { min_length: 8, require_uppercase: false, require_symbol: false, expiry_days: None }
@@ -227,6 +275,19 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Whether an address in `domain` (lower-case) may register: not blocked, and allowed when
+    /// an allow-list exists. Exact match: a subdomain is not the domain.
+    pub fn domain_allowed(&self, domain: &str) -> bool {
+        let domain = domain.to_ascii_lowercase();
+        !self.blocked_email_domains.contains(&domain)
+            && (self.allowed_email_domains.is_empty() || self.allowed_email_domains.contains(&domain))
+    }
+
+    /// Whether sign-in with an email address (password or magic link) is allowed.
+    pub fn allows_email(&self) -> bool {
+        self.allowed_providers.is_empty() || self.allowed_providers.contains(&Provider::Email)
+    }
+
     pub fn validate(&mut self) -> Result<(), String> {
         if self.password.min_length < 8 || self.password.min_length > 256 {
             return Err("policy.password.min_length must be between 8 and 256".into());
@@ -236,6 +297,9 @@ impl Policy {
         }
         if self.session.max_concurrent == Some(0) {
             return Err("policy.session.max_concurrent must be at least 1 (or null)".into());
+        }
+        if self.password.expiry_days == Some(0) {
+            return Err("policy.password.expiry_days must be at least 1 (or null)".into());
         }
         if self.session.idle_timeout_minutes == Some(0) {
             return Err("policy.session.idle_timeout_minutes must be at least 1 (or null)".into());
@@ -265,7 +329,9 @@ impl Policy {
         if let Some(f) = self.required_profile_fields.iter().find(|f| !PROFILE_FIELDS.contains(&f.as_str())) {
             return Err(format!("unknown profile field {f:?}; known fields: {}", PROFILE_FIELDS.join(", ")));
         }
+        self.allowed_providers.sort_by_key(|p| *p as u8);
         self.allowed_providers.dedup();
+        self.required_profile_fields.dedup();
         Ok(())
     }
 }
@@ -299,6 +365,7 @@ pub struct EmailTemplates {
     pub verify_email: Option<EmailTemplate>,
     pub password_reset: Option<EmailTemplate>,
     pub magic_link: Option<EmailTemplate>,
+    pub invitation: Option<EmailTemplate>,
 }
 
 /// Token lifetimes, in seconds.

@@ -296,12 +296,18 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 }
 
 /// Applies a JSON merge patch to the app's settings; takes effect at once.
-pub async fn update(state: &AppState, slug: &str, patch: serde_json::Value) -> Result<App, AppError> {
+pub async fn update(
+    state: &AppState,
+    slug: &str,
+    patch: serde_json::Value,
+    actor: &str,
+) -> Result<App, AppError> {
     if !patch.is_object() {
         return Err(AppError::Invalid("a merge patch must be a JSON object".into()));
     }
     let mut app = get(state, slug).await?;
     let mut doc = editable_of(&app)?;
+    let before = doc.clone();
     merge_patch(&mut doc, &patch);
     let ed: Editable = serde_json::from_value(doc).map_err(|e| AppError::Invalid(e.to_string()))?;
     app.display_name = validate_display_name(&ed.display_name)?;
@@ -334,8 +340,25 @@ pub async fn update(state: &AppState, slug: &str, patch: serde_json::Value) -> R
     let now = state.now();
     repo::update_settings(&state.control, &app, now).await?;
     state.changes.touch(slug);
-    let fields: Vec<&String> = patch.as_object().map(|o| o.keys().collect()).unwrap_or_default();
-    operator::record(&state.control, now, "app.updated", Some(slug), None, json!({"fields": fields})).await;
+    // Who changed what: the new value of every changed setting, except mail settings and
+    // templates, which are only named (they may hold an operator's addresses).
+    let after = editable_of(&app)?;
+    let mut changes = serde_json::Map::new();
+    for (k, v) in after.as_object().into_iter().flatten() {
+        if before.get(k) != Some(v) {
+            let shown = if k == "smtp" || k == "email_templates" { json!("changed") } else { v.clone() };
+            changes.insert(k.clone(), shown);
+        }
+    }
+    operator::record(
+        &state.control,
+        now,
+        "app.updated",
+        Some(slug),
+        None,
+        json!({"actor": actor, "changes": changes}),
+    )
+    .await;
     get(state, slug).await
 }
 

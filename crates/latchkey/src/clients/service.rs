@@ -31,7 +31,7 @@ pub struct ClientSettings {
     pub post_logout_redirect_uris: Vec<RedirectUri>,
     pub grant_types: Vec<GrantType>,
     pub token_endpoint_auth_method: AuthMethod,
-    /// Scopes the client may request. Default: `openid profile email offline_access` for
+    /// Scopes the client may request. Default: `openid profile email phone offline_access` for
     /// user-facing clients, none for machine clients.
     #[serde(default)]
     pub scopes: Option<Vec<Scope>>,
@@ -39,7 +39,7 @@ pub struct ClientSettings {
 
 fn default_scopes(grants: &[GrantType]) -> Vec<Scope> {
     if grants.contains(&GrantType::AuthorizationCode) {
-        ["openid", "profile", "email", "offline_access"]
+        ["openid", "profile", "email", "phone", "offline_access"]
             .iter()
             .filter_map(|s| Scope::try_from(s.to_string()).ok())
             .collect()

@@ -40,7 +40,7 @@ async fn current_session(
     headers: &HeaderMap,
 ) -> Result<Option<Session>, sqlx::Error> {
     match csrf::cookie(headers, sessions::COOKIE) {
-        Some(c) => sessions::from_cookie(&issuer.identity, c, state.now()).await,
+        Some(c) => sessions::from_cookie(&issuer.identity, c, &issuer.app.policy.session, state.now()).await,
         None => Ok(None),
     }
 }
@@ -95,12 +95,29 @@ async fn show_account(
     let _ = sessions::touch(&issuer.identity, &session.id, now).await;
     let (user, list) = match (
         users::get(&issuer.identity, session.user_id).await,
-        sessions::list_for_user(&issuer.identity, session.user_id, now).await,
+        sessions::list_for_user(&issuer.identity, session.user_id, &issuer.app.policy.session, now).await,
     ) {
         (Ok(Some(u)), Ok(l)) => (u, l),
         (Ok(None), _) => return Redirect::to(&format!("{}/login", base(state, slug))).into_response(),
         (Err(e), _) | (_, Err(e)) => return internal(state, issuer, &e),
     };
+    // Signing in here may have ended older sessions (policy.session.max_concurrent): say so.
+    let limit_notice = match issuer.app.policy.session.max_concurrent {
+        Some(max) if notice.is_none() => {
+            match sessions::ended_for_limit_since(&issuer.identity, session.user_id, session.created_at).await
+            {
+                Ok(n) if n > 0 => Some(format!(
+                    "You were signed out of {n} older session{} because {} allows at most {max} at a time.",
+                    if n == 1 { "" } else { "s" },
+                    issuer.app.display_name
+                )),
+                Ok(_) => None,
+                Err(e) => return internal(state, issuer, &e),
+            }
+        }
+        _ => None,
+    };
+    let notice = notice.map(str::to_string).or(limit_notice);
     let fmt = |t: crate::store::Ts| t.0.format("%Y-%m-%d %H:%M UTC").to_string();
     let items: Vec<minijinja::Value> = list
         .iter()

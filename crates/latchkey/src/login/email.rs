@@ -25,6 +25,8 @@ use super::handlers::{
     request_id,
 };
 use crate::app::AppState;
+use crate::apps::model::SignupPolicy;
+use crate::invitations::{self, Accepted, Purpose};
 use crate::mail::{Kind, links};
 use crate::oidc::authorize;
 use crate::oidc::form::Form;
@@ -53,7 +55,7 @@ fn invalid_link(state: &AppState, issuer: &Issuer, kind: Kind) -> Response {
             format!("{base}/reset-password"),
             "Reset my password",
         ),
-        Kind::VerifyEmail => (
+        Kind::VerifyEmail | Kind::Invitation => (
             "This confirmation link has been used or has expired. Sign in to ask for a new one.",
             format!("{base}/account"),
             "Go to my account",
@@ -110,6 +112,14 @@ fn check_inbox(state: &AppState, issuer: &Issuer, email: &Email, kind: Kind, req
     )
 }
 
+fn first_access_allowed(issuer: &Issuer, email: &Email) -> bool {
+    let policy = &issuer.app.policy;
+    let domain = email.normalized().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    policy.signup_policy == SignupPolicy::AutoOnFirstAccess
+        && policy.allows_email()
+        && policy.domain_allowed(domain)
+}
+
 /// Looks the address up and, for an active account, queues the link, after the answer was given.
 fn send_later(state: &AppState, issuer: &Arc<Issuer>, kind: Kind, email: Email, request_id: String) {
     let (state, issuer) = (state.clone(), issuer.clone());
@@ -117,7 +127,27 @@ fn send_later(state: &AppState, issuer: &Arc<Issuer>, kind: Kind, email: Email, 
         let now = state.now();
         let user = match users::find_by_email(&issuer.identity, &email).await {
             Ok(Some(u)) if u.status == "active" => u,
-            Ok(_) => return,
+            Ok(Some(_)) => return,
+            // auto_on_first_access: an address without an account gets a first-access link that
+            // creates it, if the app takes that address at all.
+            Ok(None) if kind == Kind::MagicLink && first_access_allowed(&issuer, &email) => {
+                let request =
+                    authorize::pending(&issuer.identity, &request_id, now).await.ok().flatten().map(|r| r.id);
+                let made = invitations::create(
+                    &state,
+                    &issuer,
+                    Purpose::FirstAccess,
+                    &email,
+                    Kind::MagicLink.ttl(),
+                    request.as_deref(),
+                )
+                .await;
+                if let Err(e) = made {
+                    tracing::error!(app.slug = %issuer.app.slug, error = %e, "first-access link could not be queued");
+                }
+                return;
+            }
+            Ok(None) => return,
             Err(e) => {
                 tracing::error!(app.slug = %issuer.app.slug, error = %e, kind = kind.as_str(), "mail link: user lookup failed");
                 return;
@@ -187,18 +217,25 @@ pub async fn get_magic_link(
     let now = state.now();
     let Ok(token) = token_of(q.as_deref()) else { return invalid_link(&state, &issuer, Kind::MagicLink) };
     if let Some(token) = token {
-        return match links::peek(&issuer.identity, Kind::MagicLink, &token, now).await {
-            Ok(Some(t)) => page(
+        let found = match links::peek(&issuer.identity, Kind::MagicLink, &token, now).await {
+            Ok(Some(t)) => Some(t.email),
+            Ok(None) => match invitations::peek(&issuer.identity, Purpose::FirstAccess, &token, now).await {
+                Ok(t) => t.map(|t| t.email),
+                Err(e) => return internal(&state, &issuer, &e),
+            },
+            Err(e) => return internal(&state, &issuer, &e),
+        };
+        return match found {
+            Some(email) => page(
                 &state,
                 &issuer,
                 &headers,
                 StatusCode::OK,
                 "magic_confirm.html",
                 "",
-                context! { token, email => t.email },
+                context! { token, email },
             ),
-            Ok(None) => invalid_link(&state, &issuer, Kind::MagicLink),
-            Err(e) => internal(&state, &issuer, &e),
+            None => invalid_link(&state, &issuer, Kind::MagicLink),
         };
     }
     let request_id = request_id(q.as_deref());
@@ -234,7 +271,7 @@ pub async fn post_magic_link(
     let now = state.now();
     let used = match links::use_magic_link(&issuer.identity, token, now).await {
         Ok(Some(t)) => t,
-        Ok(None) => return invalid_link(&state, &issuer, Kind::MagicLink),
+        Ok(None) => return first_access(&state, &issuer, &headers, addr, token).await,
         Err(e) => return internal(&state, &issuer, &e),
     };
     let user = match users::get(&issuer.identity, used.user_id).await {
@@ -254,6 +291,67 @@ pub async fn post_magic_link(
     finish(&state, &issuer, user.id, request, origin(&headers, addr), &["email"]).await
 }
 
+/// A first-access link (auto_on_first_access): the account is created, its address verified by
+/// the link, and signed in, completing the authorization request the link was asked from.
+async fn first_access(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    token: &str,
+) -> Response {
+    let now = state.now();
+    // The policy may have changed since the link was sent.
+    let policy = &issuer.app.policy;
+    if policy.signup_policy != SignupPolicy::AutoOnFirstAccess {
+        return invalid_link(state, issuer, Kind::MagicLink);
+    }
+    if let Ok(Some(t)) = invitations::peek(&issuer.identity, Purpose::FirstAccess, token, now).await {
+        let domain = t.email.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
+        if !policy.domain_allowed(&domain) {
+            return invalid_link(state, issuer, Kind::MagicLink);
+        }
+    }
+    let account = invitations::Account {
+        password_hash: None,
+        email_verified: true,
+        status: "active",
+        name: None,
+        profile: Default::default(),
+    };
+    let (ticket, user) =
+        match invitations::accept(&issuer.identity, Purpose::FirstAccess, token, &account, now).await {
+            Ok(Accepted::Created(t, u)) => (t, *u),
+            Ok(_) => return invalid_link(state, issuer, Kind::MagicLink),
+            Err(e) => return internal(state, issuer, &e),
+        };
+    record_event(
+        state,
+        issuer,
+        "signup",
+        Some(user.id),
+        headers,
+        addr,
+        serde_json::json!({"method": "first_access"}),
+    )
+    .await;
+    record_event(
+        state,
+        issuer,
+        "login.success",
+        Some(user.id),
+        headers,
+        addr,
+        serde_json::json!({"method": "magic_link"}),
+    )
+    .await;
+    let request = match &ticket.auth_request_id {
+        Some(id) => authorize::pending(&issuer.identity, id, now).await.ok().flatten(),
+        None => None,
+    };
+    finish(state, issuer, user.id, request, origin(headers, addr), &["email"]).await
+}
+
 pub async fn get_reset_password(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -264,12 +362,14 @@ pub async fn get_reset_password(
         Ok(i) => i,
         Err(r) => return r,
     };
+    if !email_allowed(&issuer) {
+        return not_offered(&state, &issuer);
+    }
     let Ok(token) = token_of(q.as_deref()) else { return invalid_link(&state, &issuer, Kind::PasswordReset) };
     if let Some(token) = token {
         return match links::peek(&issuer.identity, Kind::PasswordReset, &token, state.now()).await {
             Ok(Some(t)) => {
-                let ctx =
-                    context! { token, email => t.email, min_length => issuer.app.policy.password.min_length };
+                let ctx = context! { token, email => t.email, min_length => issuer.app.policy.password.min_length, password_rules => issuer.app.policy.password.rules_text() };
                 page(&state, &issuer, &headers, StatusCode::OK, "reset_password.html", "", ctx)
             }
             Ok(None) => invalid_link(&state, &issuer, Kind::PasswordReset),
@@ -291,6 +391,9 @@ pub async fn post_reset_password(
         Ok(i) => i,
         Err(r) => return r,
     };
+    if !email_allowed(&issuer) {
+        return not_offered(&state, &issuer);
+    }
     let form = match read_form(&state, &issuer, &headers, &body, "reset_request.html") {
         Ok(f) => f,
         Err(r) => return *r,
@@ -314,16 +417,11 @@ pub async fn post_reset_password(
         Err(e) => return internal(&state, &issuer, &e),
     };
     let password = form.get("password").unwrap_or("");
-    let min = issuer.app.policy.password.min_length as usize;
-    let problem = if password.chars().count() < min {
-        Some(format!("Use at least {min} characters."))
-    } else if password.len() > 1024 {
-        Some("Use at most 1024 characters.".to_string())
-    } else {
-        None
-    };
-    if let Some(password_error) = problem {
-        let ctx = context! { token, email => live.email, min_length => min, password_error };
+    let rules = &issuer.app.policy.password;
+    if let Err(password_error) = rules.check(password) {
+        let ctx = context! {
+            token, email => live.email, min_length => rules.min_length, password_rules => rules.rules_text(), password_error,
+        };
         return page(
             &state,
             &issuer,

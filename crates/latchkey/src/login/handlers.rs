@@ -13,7 +13,6 @@ use secrecy::SecretString;
 
 use super::csrf;
 use crate::app::AppState;
-use crate::mail::Kind;
 use crate::oidc::authorize::{self, AuthRequest};
 use crate::oidc::form::Form;
 use crate::oidc::issuer::{Issuer, Lookup};
@@ -90,7 +89,7 @@ fn csrf_value(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
-struct View<'a> {
+pub(super) struct View<'a> {
     page: &'a str,
     request_id: String,
     email: String,
@@ -99,7 +98,7 @@ struct View<'a> {
     password_error: Option<String>,
 }
 
-fn render(
+pub(super) fn render(
     state: &AppState,
     issuer: &Issuer,
     headers: &HeaderMap,
@@ -112,14 +111,24 @@ fn render(
         email_error => v.email_error,
         password_error => v.password_error,
         min_length => issuer.app.policy.password.min_length,
+        password_rules => issuer.app.policy.password.rules_text(),
     };
     page(state, issuer, headers, status, v.page, &v.request_id, ctx)
 }
 
 /// Whether the app lets people sign in with their email address (password or magic link).
 pub(super) fn email_allowed(issuer: &Issuer) -> bool {
-    let p = &issuer.app.policy.allowed_providers;
-    p.is_empty() || p.contains(&crate::apps::model::Provider::Email)
+    issuer.app.policy.allows_email()
+}
+
+/// The page for a sign-in method the app does not allow (refused server-side, not only hidden).
+pub(super) fn not_offered(state: &AppState, issuer: &Issuer) -> Response {
+    state.pages.message(
+        StatusCode::FORBIDDEN,
+        Some(&issuer.app),
+        "Not available",
+        "Signing in with an email address is not available for this application.",
+    )
 }
 
 /// Renders a hosted page with what every form needs: the CSRF token (setting its cookie on a
@@ -145,6 +154,9 @@ pub(super) fn page(
         signup_url => format!("{base}/signup{q}"),
         login_url => format!("{base}/login{q}"),
         magic_link_url => email_allowed(issuer).then(|| format!("{base}/magic-link{q}")),
+        email_allowed => email_allowed(issuer),
+        signup_offered => email_allowed(issuer)
+            && issuer.app.policy.signup_policy != crate::apps::model::SignupPolicy::InviteOnly,
         reset_url => format!("{base}/reset-password{q}"),
     };
     let mut res = state.pages.render(status, Some(&issuer.app), name, context! { ..ctx, ..common });
@@ -186,33 +198,6 @@ pub async fn get_login(
     )
 }
 
-pub async fn get_signup(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let request_id = request_id(q.as_deref());
-    render(
-        &state,
-        &issuer,
-        &headers,
-        StatusCode::OK,
-        View {
-            page: "signup.html",
-            request_id,
-            email: String::new(),
-            form_error: None,
-            email_error: None,
-            password_error: None,
-        },
-    )
-}
-
 /// The parsed, CSRF-checked form, or the page to show instead.
 pub(super) fn read_form(
     state: &AppState,
@@ -245,8 +230,8 @@ pub(super) fn read_form(
     Ok(form)
 }
 
-/// Signs the user in: a new session (never the one a cookie may have planted), then either the
-/// pending authorization request completes or a confirmation page shows.
+/// The first factor succeeded: if the app's policy asks for more (login::steps), the sign-in
+/// waits on `/continue`; otherwise it completes.
 pub(super) async fn finish(
     state: &AppState,
     issuer: &Issuer,
@@ -255,9 +240,56 @@ pub(super) async fn finish(
     origin: Origin,
     amr: &[&str],
 ) -> Response {
+    let user = match users::get(&issuer.identity, user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return internal(state, issuer, &"user vanished during sign-in"),
+        Err(e) => return internal(state, issuer, &e),
+    };
+    match user.status.as_str() {
+        "active" => {}
+        "pending_approval" => return awaiting_approval(state, issuer),
+        _ => {
+            return state.pages.message(
+                StatusCode::FORBIDDEN,
+                Some(&issuer.app),
+                "Account disabled",
+                "This account cannot sign in. Contact the application's support if you think this is a mistake.",
+            );
+        }
+    }
+    let amr_owned: Vec<String> = amr.iter().map(|s| s.to_string()).collect();
+    if !super::steps::steps(issuer, &user, &amr_owned, state.now()).is_empty() {
+        return super::steps::park(state, issuer, user.id, amr, request.as_ref().map(|r| r.id.as_str()))
+            .await;
+    }
+    start_session(state, issuer, user.id, request, origin, amr).await
+}
+
+/// The page for an account that waits for an operator's approval (no session, no token).
+pub(super) fn awaiting_approval(state: &AppState, issuer: &Issuer) -> Response {
+    state.pages.message(
+        StatusCode::FORBIDDEN,
+        Some(&issuer.app),
+        "Waiting for approval",
+        "Your account has been created and is waiting for approval by the application's administrators. You can sign in once it is approved.",
+    )
+}
+
+/// Signs the user in: a new session (never the one a cookie may have planted), then either the
+/// pending authorization request completes or a confirmation page shows.
+pub(super) async fn start_session(
+    state: &AppState,
+    issuer: &Issuer,
+    user_id: uuid::Uuid,
+    request: Option<AuthRequest>,
+    origin: Origin,
+    amr: &[&str],
+) -> Response {
     let now = state.now();
-    let ttl = Duration::hours(i64::from(issuer.app.policy.session.ttl_hours));
-    let (session, cookie) = match sessions::create(&issuer.identity, user_id, amr, ttl, &origin, now).await {
+    let policy = &issuer.app.policy.session;
+    let ttl = Duration::hours(i64::from(policy.ttl_hours));
+    let (session, cookie) = match sessions::create(&issuer.identity, user_id, amr, policy, &origin, now).await
+    {
         Ok(s) => s,
         Err(e) => return internal(state, issuer, &e),
     };
@@ -295,6 +327,9 @@ pub async fn post_login(
         Ok(i) => i,
         Err(r) => return r,
     };
+    if !email_allowed(&issuer) {
+        return not_offered(&state, &issuer);
+    }
     let form = match read_form(&state, &issuer, &headers, &body, "login.html") {
         Ok(f) => f,
         Err(r) => return *r,
@@ -339,7 +374,9 @@ pub async fn post_login(
             Ok(v) => v,
             Err(e) => return internal(&state, &issuer, &e),
         };
-    let Some(user) = user.filter(|u| verified.ok && u.status == "active") else {
+    // A disabled account fails like a wrong password; one awaiting approval learns so only
+    // after the right password (login::handlers::finish).
+    let Some(user) = user.filter(|u| verified.ok && u.status != "disabled") else {
         attempt.failed(state.clock.now());
         metrics::counter!("latchkey_login_failures_total").increment(1);
         record_event(&state, &issuer, "login.failed", None, &headers, addr, serde_json::json!({})).await;
@@ -368,114 +405,9 @@ pub async fn post_login(
     finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await
 }
 
-pub async fn post_signup(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let form = match read_form(&state, &issuer, &headers, &body, "signup.html") {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let request_id = clean_request_id(form.get("request").unwrap_or(""));
-    let email_raw = form.get("email").unwrap_or("").to_string();
-    let password = form.get("password").unwrap_or("").to_string();
-    let min = issuer.app.policy.password.min_length as usize;
-    let again = |email_error: Option<String>, password_error: Option<String>, form_error: Option<String>| {
-        render(
-            &state,
-            &issuer,
-            &headers,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            View {
-                page: "signup.html",
-                request_id: request_id.clone(),
-                email: email_raw.clone(),
-                form_error,
-                email_error,
-                password_error,
-            },
-        )
-    };
-    let email = match Email::parse(&email_raw) {
-        Ok(e) => e,
-        Err(msg) => return again(Some(msg.into()), None, None),
-    };
-    if password.chars().count() < min {
-        return again(None, Some(format!("Use at least {min} characters.")), None);
-    }
-    if password.len() > 1024 {
-        return again(None, Some("Use at most 1024 characters.".into()), None);
-    }
-    let password = SecretString::from(password);
-    // Signing up with a registered address and its password signs in, so the same brute-force
-    // protection applies, before any hashing.
-    let attempt =
-        match begin_attempt(&state, &issuer, &headers, addr, "signup.html", &request_id, &email_raw).await {
-            Ok(a) => a,
-            Err(res) => return *res,
-        };
-    let hash = match state.passwords.hash(&password).await {
-        Ok(h) => h,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
-    let (user, created) = match users::insert(&issuer.identity, &email, &hash, state.now()).await {
-        Ok(Some(u)) => (u, true),
-        Ok(None) => {
-            // Already registered: with the right password this is a sign-in; otherwise the
-            // same answer as a failed sign-in.
-            let existing = users::find_by_email(&issuer.identity, &email).await.ok().flatten();
-            let verified = state
-                .passwords
-                .verify(&password, existing.as_ref().and_then(|u| u.password_hash.as_deref()))
-                .await
-                .unwrap_or_default();
-            match existing.filter(|u| verified.ok && u.status == "active") {
-                Some(u) => {
-                    if verified.needs_rehash
-                        && let Err(e) =
-                            users::set_password_hash(&issuer.identity, u.id, &hash, state.now()).await
-                    {
-                        tracing::warn!(app.slug = %issuer.app.slug, user.id = %u.id, error = %e, "password hash upgrade failed");
-                    }
-                    (u, false)
-                }
-                None => {
-                    attempt.failed(state.clock.now());
-                    return again(None, None, Some("We could not create an account with these details. If you already have one, sign in instead.".into()));
-                }
-            }
-        }
-        Err(e) => return internal(&state, &issuer, &e),
-    };
-    attempt.succeeded(state.clock.now());
-    if created {
-        record_event(&state, &issuer, "signup", Some(user.id), &headers, addr, serde_json::json!({})).await;
-        // The verification link; queuing it failing must not fail the sign-up (the user can ask
-        // for another from /account).
-        if let Err(e) = crate::mail::links::issue(&state, &issuer, Kind::VerifyEmail, &user, None).await {
-            tracing::warn!(app.slug = %issuer.app.slug, user.id = %user.id, error = %e, "verification mail could not be queued");
-        }
-    } else {
-        record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, serde_json::json!({}))
-            .await;
-    }
-    let request = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
-        Ok(r) => r,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
-    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await
-}
-
 /// Starts a throttled sign-in attempt, or answers 429 with `Retry-After` on the same page (and
 /// records it) when the account or address is locked out (login::throttle).
-async fn begin_attempt<'a>(
+pub(super) async fn begin_attempt<'a>(
     state: &'a AppState,
     issuer: &Issuer,
     headers: &HeaderMap,

@@ -9,6 +9,8 @@ mod email;
 mod handlers;
 pub mod pages;
 pub mod password;
+mod signup;
+mod steps;
 pub mod throttle;
 
 use axum::Router;
@@ -20,10 +22,11 @@ use crate::app::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/apps/{slug}/login", get(handlers::get_login).post(handlers::post_login))
-        .route("/apps/{slug}/signup", get(handlers::get_signup).post(handlers::post_signup))
+        .route("/apps/{slug}/signup", get(signup::get_signup).post(signup::post_signup))
         .route("/apps/{slug}/magic-link", get(email::get_magic_link).post(email::post_magic_link))
         .route("/apps/{slug}/reset-password", get(email::get_reset_password).post(email::post_reset_password))
         .route("/apps/{slug}/verify-email", get(email::get_verify_email).post(account::post_verify_email))
+        .route("/apps/{slug}/continue", get(steps::get_continue).post(steps::post_continue))
         .route("/apps/{slug}/account", get(account::get_account))
         .route("/apps/{slug}/account/profile", post(account::post_profile))
         .route("/apps/{slug}/account/sessions/{sid}/revoke", post(account::post_revoke_session))

@@ -24,6 +24,7 @@ impl Pages {
             ("magic_confirm.html", include_str!("../../../../templates/pages/magic_confirm.html")),
             ("reset_request.html", include_str!("../../../../templates/pages/reset_request.html")),
             ("reset_password.html", include_str!("../../../../templates/pages/reset_password.html")),
+            ("continue.html", include_str!("../../../../templates/pages/continue.html")),
         ] {
             // The templates are part of the binary; a syntax error is caught by the tests.
             if let Err(err) = env.add_template(name, src) {

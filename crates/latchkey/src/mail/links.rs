@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::Kind;
-use super::outbox::{self, Sealed};
+use super::outbox::Queued;
 use super::templates;
 use crate::app::AppState;
 use crate::crypto::tokens;
@@ -60,24 +60,27 @@ pub async fn issue(
     let link = format!("{}/{}?token={}", issuer.url, kind.page(), token.expose_secret());
     let letter = templates::render(&issuer.app, kind, &user.email, &link).map_err(LinkError::Template)?;
     let expires = Ts::new(now.0 + kind.ttl());
-    let id = Uuid::now_v7();
-    let sealed = state.secrets.seal(
-        &outbox::seal_ctx(issuer.app.id, id),
-        &serde_json::to_vec(&Sealed { letter, link }).map_err(|e| LinkError::Template(e.to_string()))?,
-    );
+    let queued = Queued::seal(
+        &state.secrets,
+        issuer.app.id,
+        kind,
+        Some(user.id),
+        &user.email,
+        letter,
+        link,
+        now,
+        expires,
+    )
+    .map_err(|e| LinkError::Template(e.to_string()))?;
     let token_sql = "INSERT INTO email_tokens (token_hash, kind, user_id, email, auth_request_id, created_at, expires_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7)";
-    let outbox_sql = "INSERT INTO outbox (id, kind, user_id, recipient, message_sealed, status, attempts, next_attempt_at, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7)";
     on_db!(&issuer.identity, p => {
         let mut tx = p.begin().await?;
         sqlx::query(token_sql)
             .bind(&token_hash).bind(kind.as_str()).bind(user.id).bind(&user.email).bind(auth_request_id)
             .bind(now).bind(expires)
             .execute(&mut *tx).await?;
-        sqlx::query(outbox_sql)
-            .bind(id).bind(kind.as_str()).bind(user.id).bind(&user.email).bind(&sealed).bind(now).bind(expires)
-            .execute(&mut *tx).await?;
+        crate::insert_queued!(&mut *tx, queued)?;
         tx.commit().await
     })?;
     metrics::counter!("latchkey_mail_queued_total", "kind" => kind.as_str()).increment(1);
@@ -140,8 +143,8 @@ pub async fn reset_password(
         return Ok(None);
     }
     let set = "UPDATE users SET password_hash = $2, email_verified = CASE WHEN email_normalized = $3 THEN $5 ELSE email_verified END, \
-        updated_at = $4 WHERE id = $1";
-    let end_sessions = "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+        password_changed_at = $4, updated_at = $4 WHERE id = $1";
+    let end_sessions = "UPDATE sessions SET revoked_at = $2, revoked_reason = 'password_reset' WHERE user_id = $1 AND revoked_at IS NULL";
     let other_links =
         "UPDATE email_tokens SET used_at = $3 WHERE user_id = $1 AND kind = $2 AND used_at IS NULL";
     on_db!(db, p => {

@@ -26,6 +26,8 @@ pub enum Kind {
     VerifyEmail,
     PasswordReset,
     MagicLink,
+    /// An operator's invitation to register (invite_only).
+    Invitation,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::VerifyEmail => "verify_email",
             Kind::PasswordReset => "password_reset",
             Kind::MagicLink => "magic_link",
+            Kind::Invitation => "invitation",
         }
     }
 
@@ -43,6 +46,8 @@ impl Kind {
             Kind::VerifyEmail => Duration::hours(24),
             Kind::PasswordReset => Duration::minutes(30),
             Kind::MagicLink => Duration::minutes(15),
+            // The default; an operator may choose another per invitation.
+            Kind::Invitation => Duration::days(7),
         }
     }
 
@@ -52,6 +57,7 @@ impl Kind {
             Kind::VerifyEmail => "verify-email",
             Kind::PasswordReset => "reset-password",
             Kind::MagicLink => "magic-link",
+            Kind::Invitation => "signup",
         }
     }
 }

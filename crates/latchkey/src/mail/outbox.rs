@@ -47,6 +47,66 @@ pub struct Sealed {
     pub link: String,
 }
 
+/// The outbox row of a message, sealed and ready to insert in the caller's transaction with
+/// [`insert_queued!`](crate::insert_queued).
+pub struct Queued {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub user_id: Option<Uuid>,
+    pub recipient: String,
+    pub sealed: String,
+    pub now: Ts,
+    pub expires: Ts,
+}
+
+pub const INSERT: &str = "INSERT INTO outbox (id, kind, user_id, recipient, message_sealed, status, attempts, \
+    next_attempt_at, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $7)";
+
+impl Queued {
+    /// Renders nothing: seals `letter` (with `link`, for the dev transport's log) for `app_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal(
+        secrets: &crate::crypto::SecretBox,
+        app_id: Uuid,
+        kind: super::Kind,
+        user_id: Option<Uuid>,
+        recipient: &str,
+        letter: Letter,
+        link: String,
+        now: Ts,
+        expires: Ts,
+    ) -> Result<Queued, serde_json::Error> {
+        let id = Uuid::now_v7();
+        let sealed = secrets.seal(&seal_ctx(app_id, id), &serde_json::to_vec(&Sealed { letter, link })?);
+        Ok(Queued {
+            id,
+            kind: kind.as_str(),
+            user_id,
+            recipient: recipient.to_string(),
+            sealed,
+            now,
+            expires,
+        })
+    }
+}
+
+/// Inserts a [`Queued`] message with the given executor (a transaction).
+#[macro_export]
+macro_rules! insert_queued {
+    ($exec:expr, $q:expr) => {
+        sqlx::query($crate::mail::outbox::INSERT)
+            .bind($q.id)
+            .bind($q.kind)
+            .bind($q.user_id)
+            .bind(&$q.recipient)
+            .bind(&$q.sealed)
+            .bind($q.now)
+            .bind($q.expires)
+            .execute($exec)
+            .await
+    };
+}
+
 /// Associated data binding a sealed message to its app and row.
 pub fn seal_ctx(app_id: Uuid, id: Uuid) -> String {
     format!("app:{app_id}:outbox:{id}")

@@ -37,6 +37,8 @@ fn defaults() -> &'static Environment<'static> {
             ("password_reset.txt", include_str!("../../../../templates/mail/password_reset.txt")),
             ("magic_link.html", include_str!("../../../../templates/mail/magic_link.html")),
             ("magic_link.txt", include_str!("../../../../templates/mail/magic_link.txt")),
+            ("invitation.html", include_str!("../../../../templates/mail/invitation.html")),
+            ("invitation.txt", include_str!("../../../../templates/mail/invitation.txt")),
         ] {
             // Part of the binary; a syntax error fails the unit tests below.
             if let Err(err) = env.add_template(name, src) {
@@ -52,6 +54,7 @@ fn default_subject(kind: Kind, app_name: &str) -> String {
         Kind::VerifyEmail => format!("Confirm your email address for {app_name}"),
         Kind::PasswordReset => format!("Reset your {app_name} password"),
         Kind::MagicLink => format!("Your sign-in link for {app_name}"),
+        Kind::Invitation => format!("You are invited to {app_name}"),
     }
 }
 
@@ -60,6 +63,7 @@ fn override_of(t: &EmailTemplates, kind: Kind) -> Option<&EmailTemplate> {
         Kind::VerifyEmail => t.verify_email.as_ref(),
         Kind::PasswordReset => t.password_reset.as_ref(),
         Kind::MagicLink => t.magic_link.as_ref(),
+        Kind::Invitation => t.invitation.as_ref(),
     }
 }
 
@@ -68,7 +72,8 @@ fn expires_text(minutes: i64) -> String {
     match minutes {
         1 => "1 minute".into(),
         m if m < 120 || m % 60 != 0 => format!("{m} minutes"),
-        m => format!("{} hours", m / 60),
+        m if m < 48 * 60 || m % (24 * 60) != 0 => format!("{} hours", m / 60),
+        m => format!("{} days", m / (24 * 60)),
     }
 }
 
@@ -85,16 +90,27 @@ fn one_line(s: &str) -> String {
     s.trim().chars().take(200).collect()
 }
 
-/// The message of `kind` for `email`, carrying `link`.
+/// The message of `kind` for `email`, carrying `link` (valid for the kind's default lifetime).
 pub fn render(app: &App, kind: Kind, email: &str, link: &str) -> Result<Letter, String> {
+    render_for(app, kind, email, link, kind.ttl())
+}
+
+/// The message of `kind` for `email`, carrying `link`, valid for `ttl`.
+pub fn render_for(
+    app: &App,
+    kind: Kind,
+    email: &str,
+    link: &str,
+    ttl: chrono::Duration,
+) -> Result<Letter, String> {
     let brand_color = app.branding.brand_color.clone().map(String::from).unwrap_or_else(|| "#1d4ed8".into());
     let brand_ink = app.branding.brand_color.as_ref().map(|c| c.ink()).unwrap_or("#ffffff");
     let ctx = context! {
         app_name => app.display_name.clone(),
         email => email,
         link => link,
-        expires_minutes => kind.ttl().num_minutes(),
-        expires_text => expires_text(kind.ttl().num_minutes()),
+        expires_minutes => ttl.num_minutes(),
+        expires_text => expires_text(ttl.num_minutes()),
         brand_color => brand_color,
         brand_ink => brand_ink,
         logo_url => app.branding.logo_url.clone().map(String::from),
@@ -140,7 +156,7 @@ pub fn validate(t: &EmailTemplates) -> Result<(), String> {
         app_name => "Sample", email => "ann@example.com", link => SAMPLE_LINK, expires_minutes => 15,
         expires_text => "15 minutes", brand_color => "#1d4ed8", brand_ink => "#ffffff", logo_url => (),
     };
-    for kind in [Kind::VerifyEmail, Kind::PasswordReset, Kind::MagicLink] {
+    for kind in [Kind::VerifyEmail, Kind::PasswordReset, Kind::MagicLink, Kind::Invitation] {
         let Some(c) = override_of(t, kind) else { continue };
         let field = |part: &str| format!("email_templates.{}.{part}", kind.as_str());
         for (part, src, name) in [
@@ -198,7 +214,7 @@ mod tests {
     #[test]
     fn defaults_render_for_every_kind() {
         let link = "https://id.example.com/apps/acme/magic-link?token=abc&x=1";
-        for kind in [Kind::VerifyEmail, Kind::PasswordReset, Kind::MagicLink] {
+        for kind in [Kind::VerifyEmail, Kind::PasswordReset, Kind::MagicLink, Kind::Invitation] {
             let l = render(&app("Acme"), kind, "ann@example.com", link).expect("renders");
             assert!(l.text.contains(link), "{kind:?} text shows the link");
             // In HTML the link is entity-escaped (`&` and `/` included).

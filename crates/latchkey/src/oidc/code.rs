@@ -51,8 +51,9 @@ struct IdClaims {
     email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     email_verified: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
+    /// Profile and phone claims by scope.
+    #[serde(flatten)]
+    profile: serde_json::Map<String, serde_json::Value>,
 }
 
 /// RFC 7636 §4.1: 43–128 characters of [A-Z a-z 0-9 - . _ ~].
@@ -135,7 +136,7 @@ pub async fn exchange(
         (None, Some(_)) => return Err(OAuthError::invalid_grant("no code_challenge was sent for this code")),
         (None, None) => {}
     }
-    let session = sessions::get(db, &row.session_id, now)
+    let session = sessions::get(db, &row.session_id, &issuer.app.policy.session, now)
         .await
         .map_err(internal)?
         .ok_or_else(|| OAuthError::invalid_grant("the session has ended"))?;
@@ -179,7 +180,7 @@ pub async fn exchange(
             at_hash: at_hash(&access_token),
             email: scopes.contains(&"email").then(|| user.email.clone()),
             email_verified: scopes.contains(&"email").then_some(user.email_verified),
-            name: if scopes.contains(&"profile") { user.name.clone() } else { None },
+            profile: user.scoped_claims(&scopes),
         };
         let exp = (now.0 + Duration::seconds(i64::from(issuer.app.tokens.id_token_ttl_seconds))).timestamp();
         Some(super::service::sign(issuer, "JWT", claims, now.unix(), exp).await?)
@@ -281,10 +282,15 @@ pub async fn refresh(
         }
     };
     // Refresh tokens die with their session.
-    if !sessions::is_live(&issuer.identity, &grant.session_id, now).await.map_err(internal)? {
+    if !sessions::is_live(&issuer.identity, &grant.session_id, &issuer.app.policy.session, now)
+        .await
+        .map_err(internal)?
+    {
         super::refresh::revoke_family(&issuer.identity, &grant.family_id, now).await.map_err(internal)?;
         return Err((OAuthError::invalid_grant("the session has ended"), None));
     }
+    // A refresh is activity on the session (idle timeout).
+    sessions::touch(&issuer.identity, &grant.session_id, now).await.map_err(internal)?;
     let scope = requested.unwrap_or_else(|| grant.scope.clone());
     let (access_token, _, ttl) =
         mint_user_access(issuer, &client.client_id, grant.user_id, &grant.session_id, &scope, now)

@@ -25,7 +25,7 @@ fn common(issuer: &str, alg: SigningAlg) -> serde_json::Map<String, Value> {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
         // RFC 9207: authorization responses carry `iss`.
         "authorization_response_iss_parameter_supported": true,
         "token_endpoint_auth_signing_alg_values_supported": [alg.as_str()],
@@ -55,7 +55,13 @@ pub fn openid_configuration(issuer: &str, alg: SigningAlg) -> Value {
             "at_hash",
             "email",
             "email_verified",
-            "name"
+            "name",
+            "given_name",
+            "family_name",
+            "nickname",
+            "locale",
+            "birthdate",
+            "phone_number"
         ]),
     );
     doc.insert("claims_parameter_supported".into(), json!(false));

@@ -257,10 +257,12 @@ pub async fn get_authorize(
         )
     };
     let session = match crate::login::csrf::cookie(&headers, crate::sessions::COOKIE) {
-        Some(c) => match crate::sessions::from_cookie(&issuer.identity, c, now).await {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        },
+        Some(c) => {
+            match crate::sessions::from_cookie(&issuer.identity, c, &issuer.app.policy.session, now).await {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            }
+        }
         None => None,
     };
     match super::authorize::authorize(&issuer, query.unwrap_or_default().as_bytes(), session.as_ref(), now)

@@ -219,7 +219,7 @@ async fn still_valid(issuer: &Issuer, claims: &AccessClaims, now: Ts) -> Result<
         return Ok(false);
     }
     match &claims.sid {
-        Some(sid) => crate::sessions::is_live(&issuer.identity, sid, now).await,
+        Some(sid) => crate::sessions::is_live(&issuer.identity, sid, &issuer.app.policy.session, now).await,
         None => Ok(claims.token_type == "service"),
     }
 }
@@ -244,10 +244,8 @@ pub async fn userinfo(
         out["email"] = serde_json::json!(user.email);
         out["email_verified"] = serde_json::json!(user.email_verified);
     }
-    if scopes.contains(&"profile")
-        && let Some(name) = user.name
-    {
-        out["name"] = serde_json::json!(name);
+    if let serde_json::Value::Object(m) = &mut out {
+        m.extend(user.scoped_claims(&scopes));
     }
     Ok(Some(out))
 }

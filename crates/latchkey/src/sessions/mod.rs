@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::apps::model::SessionPolicy;
 use crate::crypto::tokens;
 use crate::on_db;
 use crate::store::{Db, Ts};
@@ -38,15 +39,27 @@ fn hash(secret: &str) -> String {
     tokens::sha256_hex(&SecretString::from(secret.to_string()))
 }
 
-/// Creates a session and returns it with the cookie value (shown only to the browser).
+/// The oldest `last_seen_at` a session may have and still be live: sessions idle for longer
+/// than `policy.idle_timeout_minutes` are dead for cookies, refresh tokens and userinfo.
+fn idle_cutoff(policy: &SessionPolicy, now: Ts) -> Ts {
+    match policy.idle_timeout_minutes {
+        Some(m) => Ts::new(now.0 - Duration::minutes(i64::from(m))),
+        None => Ts::new(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH),
+    }
+}
+
+/// Creates a session and returns it with the cookie value (shown only to the browser). With
+/// `policy.max_concurrent`, the user's oldest live sessions beyond it end (reason
+/// `max_concurrent`); how many is returned too.
 pub async fn create(
     db: &Db,
     user_id: Uuid,
     amr: &[&str],
-    ttl: Duration,
+    policy: &SessionPolicy,
     origin: &Origin,
     now: Ts,
 ) -> Result<(Session, SecretString), sqlx::Error> {
+    let ttl = Duration::hours(i64::from(policy.ttl_hours));
     let id = tokens::new_id();
     let secret = tokens::random_b64(32);
     let token_hash = hash(&secret);
@@ -77,11 +90,25 @@ pub async fn create(
         .execute(p)
         .await
         .map(|_| ()))?;
+    if let Some(max) = policy.max_concurrent {
+        let live = list_for_user(db, user_id, policy, now).await?;
+        let end = "UPDATE sessions SET revoked_at = $2, revoked_reason = 'max_concurrent' WHERE id = $1 AND revoked_at IS NULL";
+        for old in live.iter().filter(|s| s.id != session.id).skip((max as usize).saturating_sub(1)) {
+            on_db!(db, p => sqlx::query(end).bind(&old.id).bind(now).execute(p).await.map(|_| ()))?;
+        }
+    }
     Ok((session, SecretString::from(format!("{id}.{secret}"))))
 }
 
+/// How many of the user's sessions were ended by `max_concurrent` since `since` (for the notice
+/// on `/account`).
+pub async fn ended_for_limit_since(db: &Db, user_id: Uuid, since: Ts) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_reason = 'max_concurrent' AND revoked_at >= $2";
+    on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).bind(since).fetch_one(p).await)
+}
+
 const SELECT: &str = "SELECT id, token_hash, user_id, amr, auth_time, created_at, last_seen_at, expires_at, ip, user_agent \
-    FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2";
+    FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -90,25 +117,37 @@ struct Row {
     session: Session,
 }
 
-/// The live session a cookie value names, if its secret matches.
-pub async fn from_cookie(db: &Db, cookie: &str, now: Ts) -> Result<Option<Session>, sqlx::Error> {
+/// The live session a cookie value names, if its secret matches. Using the cookie counts as
+/// activity for the idle timeout.
+pub async fn from_cookie(
+    db: &Db,
+    cookie: &str,
+    policy: &SessionPolicy,
+    now: Ts,
+) -> Result<Option<Session>, sqlx::Error> {
     let Some((id, secret)) = cookie.split_once('.') else { return Ok(None) };
     if id.len() > 64 || secret.len() > 128 {
         return Ok(None);
     }
+    let cutoff = idle_cutoff(policy, now);
     let row: Option<Row> =
-        on_db!(db, p => sqlx::query_as(SELECT).bind(id).bind(now).fetch_optional(p).await)?;
-    Ok(row.and_then(|r| {
+        on_db!(db, p => sqlx::query_as(SELECT).bind(id).bind(now).bind(cutoff).fetch_optional(p).await)?;
+    let session = row.and_then(|r| {
         let ok: bool = r.token_hash.as_bytes().ct_eq(hash(secret).as_bytes()).into();
         ok.then_some(r.session)
-    }))
+    });
+    if let Some(s) = &session {
+        touch(db, &s.id, now).await?;
+    }
+    Ok(session)
 }
 
 /// Whether the session `sid` is live at `now` (for tokens that carry `sid`).
-pub async fn is_live(db: &Db, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
-    let sql = "SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2";
+pub async fn is_live(db: &Db, sid: &str, policy: &SessionPolicy, now: Ts) -> Result<bool, sqlx::Error> {
+    let sql = "SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3";
+    let cutoff = idle_cutoff(policy, now);
     let found: Option<i32> =
-        on_db!(db, p => sqlx::query_scalar(sql).bind(sid).bind(now).fetch_optional(p).await)?;
+        on_db!(db, p => sqlx::query_scalar(sql).bind(sid).bind(now).bind(cutoff).fetch_optional(p).await)?;
     Ok(found.is_some())
 }
 
@@ -133,17 +172,30 @@ pub fn set_cookie(value: Option<&SecretString>, path: &str, secure: bool, max_ag
 }
 
 /// The live session `sid`.
-pub async fn get(db: &Db, sid: &str, now: Ts) -> Result<Option<Session>, sqlx::Error> {
+pub async fn get(
+    db: &Db,
+    sid: &str,
+    policy: &SessionPolicy,
+    now: Ts,
+) -> Result<Option<Session>, sqlx::Error> {
+    let cutoff = idle_cutoff(policy, now);
     let row: Option<Row> =
-        on_db!(db, p => sqlx::query_as(SELECT).bind(sid).bind(now).fetch_optional(p).await)?;
+        on_db!(db, p => sqlx::query_as(SELECT).bind(sid).bind(now).bind(cutoff).fetch_optional(p).await)?;
     Ok(row.map(|r| r.session))
 }
 
 /// The user's live sessions, newest first.
-pub async fn list_for_user(db: &Db, user_id: Uuid, now: Ts) -> Result<Vec<Session>, sqlx::Error> {
+pub async fn list_for_user(
+    db: &Db,
+    user_id: Uuid,
+    policy: &SessionPolicy,
+    now: Ts,
+) -> Result<Vec<Session>, sqlx::Error> {
     let sql = "SELECT id, user_id, amr, auth_time, created_at, last_seen_at, expires_at, ip, user_agent \
-        FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 100";
-    on_db!(db, p => sqlx::query_as(sql).bind(user_id).bind(now).fetch_all(p).await)
+        FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3 \
+        ORDER BY created_at DESC, id DESC LIMIT 100";
+    let cutoff = idle_cutoff(policy, now);
+    on_db!(db, p => sqlx::query_as(sql).bind(user_id).bind(now).bind(cutoff).fetch_all(p).await)
 }
 
 /// Revokes one of the user's own sessions; false if `sid` is not a live session of theirs.
@@ -159,8 +211,9 @@ pub async fn revoke_all_for_user(db: &Db, user_id: Uuid, now: Ts) -> Result<u64,
     on_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))
 }
 
-/// Records activity on the session.
+/// Records activity on the session (at most one write per session a second).
 pub async fn touch(db: &Db, sid: &str, now: Ts) -> Result<(), sqlx::Error> {
-    let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1";
-    on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).execute(p).await.map(|_| ()))
+    let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $3";
+    let before = Ts::new(now.0 - Duration::seconds(1));
+    on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).bind(before).execute(p).await.map(|_| ()))
 }

@@ -1,6 +1,7 @@
 //! End users of an app, in that app's identity store.
 
 use serde::Serialize;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::on_db;
@@ -54,10 +55,83 @@ pub struct User {
     #[serde(skip)]
     pub password_hash: Option<String>,
     pub token_version: i64,
+    /// Profile claims other than `name` (`given_name`, `family_name`, `phone_number`, …).
+    pub profile: Json<serde_json::Map<String, serde_json::Value>>,
+    pub password_changed_at: Option<Ts>,
     pub created_at: Ts,
 }
 
-const COLUMNS: &str = "id, email, email_verified, status, name, password_hash, token_version, created_at";
+impl User {
+    /// The value of a profile field (`name` included), if set and not blank.
+    pub fn profile_field(&self, field: &str) -> Option<String> {
+        let v = if field == "name" {
+            self.name.clone()
+        } else {
+            self.profile.0.get(field).and_then(|v| v.as_str()).map(str::to_string)
+        };
+        v.filter(|s| !s.trim().is_empty())
+    }
+}
+
+impl User {
+    /// The profile claims released for `scopes` (OIDC Core §5.4): `profile` → name, given_name,
+    /// family_name, nickname, locale, birthdate; `phone` → phone_number.
+    pub fn scoped_claims(&self, scopes: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        let mut put = |k: &str| {
+            if let Some(v) = self.profile_field(k) {
+                out.insert(k.to_string(), v.into());
+            }
+        };
+        if scopes.contains(&"profile") {
+            for k in ["name", "given_name", "family_name", "nickname", "locale", "birthdate"] {
+                put(k);
+            }
+        }
+        if scopes.contains(&"phone") {
+            put("phone_number");
+        }
+        out
+    }
+}
+
+/// The profile fields an app may require (SPEC §8), with the labels the pages show.
+pub const PROFILE_FIELDS: &[(&str, &str)] = &[
+    ("name", "Full name"),
+    ("given_name", "Given name"),
+    ("family_name", "Family name"),
+    ("nickname", "Nickname"),
+    ("phone_number", "Phone number"),
+    ("locale", "Language (for example en-GB)"),
+    ("birthdate", "Date of birth (YYYY-MM-DD)"),
+];
+
+/// Checks and normalises a value typed for `field`; the message says what is wrong.
+pub fn clean_profile_value(field: &str, raw: &str) -> Result<String, String> {
+    let v: String = raw.trim().chars().filter(|c| !c.is_control()).collect();
+    if v.is_empty() {
+        return Err("This field is required.".into());
+    }
+    if v.chars().count() > 200 {
+        return Err("Use at most 200 characters.".into());
+    }
+    let ok = match field {
+        "phone_number" => {
+            v.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+                && v.chars().filter(char::is_ascii_digit).count() >= 6
+        }
+        "locale" => {
+            v.len() <= 35
+                && v.split(['-', '_']).all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        }
+        "birthdate" => chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").is_ok(),
+        _ => true,
+    };
+    if ok { Ok(v) } else { Err(format!("This does not look like a valid {}.", field.replace('_', " "))) }
+}
+
+const COLUMNS: &str = "id, email, email_verified, status, name, password_hash, token_version, profile, \
+    password_changed_at, created_at";
 
 pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE email_normalized = $1");
@@ -69,22 +143,52 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     on_db!(db, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
 }
 
-/// Inserts a new user; `Ok(None)` if the address is already registered.
+/// What a new user starts with.
+pub struct NewUser<'a> {
+    pub email: &'a Email,
+    pub password_hash: Option<&'a str>,
+    pub email_verified: bool,
+    /// `active` or `pending_approval`.
+    pub status: &'a str,
+    pub name: Option<&'a str>,
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Inserts a new active user with a password; `Ok(None)` if the address is already registered.
 pub async fn insert(
     db: &Db,
     email: &Email,
     password_hash: &str,
     now: Ts,
 ) -> Result<Option<User>, sqlx::Error> {
+    let new = NewUser {
+        email,
+        password_hash: Some(password_hash),
+        email_verified: false,
+        status: "active",
+        name: None,
+        profile: Default::default(),
+    };
+    create(db, &new, now).await
+}
+
+/// Inserts a new user; `Ok(None)` if the address is already registered.
+pub async fn create(db: &Db, new: &NewUser<'_>, now: Ts) -> Result<Option<User>, sqlx::Error> {
     let id = Uuid::now_v7();
-    let sql = "INSERT INTO users (id, email, email_normalized, email_verified, status, password_hash, token_version, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, 'active', $5, 0, $6, $6)";
+    let sql = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
+        password_changed_at, token_version, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)";
+    let changed = new.password_hash.map(|_| now);
     let res = on_db!(db, p => sqlx::query(sql)
         .bind(id)
-        .bind(email.as_str())
-        .bind(email.normalized())
-        .bind(false)
-        .bind(password_hash)
+        .bind(new.email.as_str())
+        .bind(new.email.normalized())
+        .bind(new.email_verified)
+        .bind(new.status)
+        .bind(new.name)
+        .bind(Json(&new.profile))
+        .bind(new.password_hash)
+        .bind(changed)
         .bind(now)
         .execute(p)
         .await
@@ -101,9 +205,51 @@ pub async fn set_name(db: &Db, id: Uuid, name: Option<&str>, now: Ts) -> Result<
     on_db!(db, p => sqlx::query(sql).bind(id).bind(name).bind(now).execute(p).await.map(|_| ()))
 }
 
+/// Replaces the stored hash of the same password (an upgrade to Argon2id): the password's age
+/// does not change.
 pub async fn set_password_hash(db: &Db, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))
+}
+
+/// Sets a new password (its age starts now).
+pub async fn change_password(db: &Db, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1";
+    on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))
+}
+
+/// Sets profile fields (`name` goes to its column, the rest into `profile`).
+pub async fn set_profile_fields(
+    db: &Db,
+    user: &User,
+    fields: &[(String, String)],
+    now: Ts,
+) -> Result<(), sqlx::Error> {
+    let mut profile = user.profile.0.clone();
+    let mut name = user.name.clone();
+    for (k, v) in fields {
+        if k == "name" {
+            name = Some(v.clone());
+        } else {
+            profile.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+    }
+    let sql = "UPDATE users SET name = $2, profile = $3, updated_at = $4 WHERE id = $1";
+    on_db!(db, p => sqlx::query(sql).bind(user.id).bind(&name).bind(Json(&profile)).bind(now).execute(p).await.map(|_| ()))
+}
+
+/// Changes the status (`active`, `pending_approval`, `disabled`); false if no such user or the
+/// status was not `from`.
+pub async fn transition_status(
+    db: &Db,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    now: Ts,
+) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE users SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2";
+    let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(from).bind(to).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 #[cfg(test)]

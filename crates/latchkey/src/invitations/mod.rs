@@ -1,0 +1,246 @@
+//! Registration tokens for one address (SPEC §4, §8), in the app's identity store:
+//!
+//! - **invitations** (`invite_only`): an operator invites an address; the link (mailed, and
+//!   returned once by the admin API) opens `/signup?invitation=…` with the address fixed.
+//! - **first-access links** (`auto_on_first_access`): a magic link asked for by an address that
+//!   has no account yet; following it creates the account and signs it in.
+//!
+//! Tokens are 256 random bits, stored as SHA-256; accepting one and creating the user happen in
+//! one transaction, so a token is never spent without an account to show for it.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::crypto::tokens;
+use crate::mail::outbox::Queued;
+use crate::mail::{Kind, templates};
+use crate::oidc::issuer::Issuer;
+use crate::on_db;
+use crate::store::{Db, Ts};
+use crate::users::{Email, User};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Invitation,
+    FirstAccess,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Invitation => "invitation",
+            Purpose::FirstAccess => "first_access",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvitationError {
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+    #[error("mail: {0}")]
+    Mail(String),
+}
+
+/// An invitation as operators see it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub email: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Ts,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Ts,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub used_at: Option<Ts>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Ts>,
+    /// The account it created, once used.
+    pub user_id: Option<Uuid>,
+}
+
+/// What a live token allows.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Ticket {
+    pub id: Uuid,
+    pub email: String,
+    pub auth_request_id: Option<String>,
+}
+
+fn hash(token: &str) -> String {
+    tokens::sha256_hex(&SecretString::from(token.to_string()))
+}
+
+fn plausible(token: &str) -> bool {
+    (16..=128).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Creates a registration token for `email` and queues its message in one transaction; returns
+/// the row and the link.
+pub async fn create(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    purpose: Purpose,
+    email: &Email,
+    ttl: Duration,
+    auth_request_id: Option<&str>,
+) -> Result<(Invitation, String), InvitationError> {
+    let now = state.now();
+    let token = tokens::new_secret("lki_");
+    let (kind, page) = match purpose {
+        Purpose::Invitation => (Kind::Invitation, "signup?invitation="),
+        Purpose::FirstAccess => (Kind::MagicLink, "magic-link?token="),
+    };
+    let link = format!("{}/{page}{}", issuer.url, token.expose_secret());
+    let letter = templates::render_for(&issuer.app, kind, email.as_str(), &link, ttl)
+        .map_err(InvitationError::Mail)?;
+    let expires = Ts::new(now.0 + ttl);
+    let queued = Queued::seal(
+        &state.secrets,
+        issuer.app.id,
+        kind,
+        None,
+        email.as_str(),
+        letter,
+        link.clone(),
+        now,
+        expires,
+    )
+    .map_err(|e| InvitationError::Mail(e.to_string()))?;
+    let row = Invitation {
+        id: Uuid::now_v7(),
+        email: email.as_str().to_string(),
+        created_at: now,
+        expires_at: expires,
+        used_at: None,
+        revoked_at: None,
+        user_id: None,
+    };
+    let sql = "INSERT INTO invitations (id, kind, email, email_normalized, token_hash, auth_request_id, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    on_db!(&issuer.identity, p => {
+        let mut tx = p.begin().await?;
+        sqlx::query(sql)
+            .bind(row.id).bind(purpose.as_str()).bind(&row.email).bind(email.normalized())
+            .bind(tokens::sha256_hex(&token)).bind(auth_request_id).bind(now).bind(expires)
+            .execute(&mut *tx).await?;
+        crate::insert_queued!(&mut *tx, queued)?;
+        tx.commit().await
+    })?;
+    metrics::counter!("latchkey_mail_queued_total", "kind" => kind.as_str()).increment(1);
+    state.mailer.wake(issuer);
+    Ok((row, link))
+}
+
+/// The live token, without using it.
+pub async fn peek(db: &Db, purpose: Purpose, token: &str, now: Ts) -> Result<Option<Ticket>, sqlx::Error> {
+    if !plausible(token) {
+        return Ok(None);
+    }
+    let sql = "SELECT id, email, auth_request_id FROM invitations WHERE token_hash = $1 AND kind = $2 \
+        AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3";
+    on_db!(db, p => sqlx::query_as(sql).bind(hash(token)).bind(purpose.as_str()).bind(now).fetch_optional(p).await)
+}
+
+/// The account a token creates (its address is the token's).
+pub struct Account<'a> {
+    pub password_hash: Option<&'a str>,
+    pub email_verified: bool,
+    pub status: &'a str,
+    pub name: Option<&'a str>,
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How accepting a token ended.
+pub enum Accepted {
+    Created(Ticket, Box<User>),
+    /// Unknown, used, revoked or expired.
+    Invalid,
+    /// The address registered in the meantime; the token stays unused.
+    AlreadyRegistered,
+}
+
+/// Uses the token up and creates the user it allows, in one transaction. The address is the
+/// token's, whatever was typed.
+pub async fn accept(
+    db: &Db,
+    purpose: Purpose,
+    token: &str,
+    account: &Account<'_>,
+    now: Ts,
+) -> Result<Accepted, sqlx::Error> {
+    if !plausible(token) {
+        return Ok(Accepted::Invalid);
+    }
+    let claim = "UPDATE invitations SET used_at = $3 WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL \
+        AND revoked_at IS NULL AND expires_at > $3 RETURNING id, email, auth_request_id";
+    let link_user = "UPDATE invitations SET user_id = $2 WHERE id = $1";
+    let insert = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
+        password_changed_at, token_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)";
+    let id = Uuid::now_v7();
+    let outcome: Result<Option<Ticket>, sqlx::Error> = on_db!(db, p => {
+        let mut tx = p.begin().await?;
+        let ticket: Option<Ticket> = sqlx::query_as(claim)
+            .bind(hash(token)).bind(purpose.as_str()).bind(now)
+            .fetch_optional(&mut *tx).await?;
+        let Some(ticket) = ticket else { return Ok(Accepted::Invalid) };
+        let Ok(email) = Email::parse(&ticket.email) else { return Ok(Accepted::Invalid) };
+        let n = account;
+        let inserted = sqlx::query(insert)
+            .bind(id).bind(email.as_str()).bind(email.normalized()).bind(n.email_verified).bind(n.status)
+            .bind(n.name).bind(Json(&n.profile)).bind(n.password_hash).bind(n.password_hash.map(|_| now)).bind(now)
+            .execute(&mut *tx).await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if crate::store::is_unique_violation(&e) => return Ok(Accepted::AlreadyRegistered),
+            Err(e) => return Err(e),
+        }
+        sqlx::query(link_user).bind(ticket.id).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(ticket))
+    });
+    match outcome? {
+        Some(ticket) => match crate::users::get(db, id).await? {
+            Some(user) => Ok(Accepted::Created(ticket, Box::new(user))),
+            None => Ok(Accepted::Invalid),
+        },
+        None => Ok(Accepted::Invalid),
+    }
+}
+
+/// Invitations, newest first, after the cursor (an invitation id).
+pub async fn list(db: &Db, after: Option<Uuid>, limit: i64) -> Result<Vec<Invitation>, sqlx::Error> {
+    let cols = "id, email, created_at, expires_at, used_at, revoked_at, user_id";
+    match after {
+        Some(a) => {
+            let sql = format!(
+                "SELECT {cols} FROM invitations WHERE kind = 'invitation' AND id < $1 ORDER BY id DESC LIMIT $2"
+            );
+            on_db!(db, p => sqlx::query_as(&sql).bind(a).bind(limit).fetch_all(p).await)
+        }
+        None => {
+            let sql =
+                format!("SELECT {cols} FROM invitations WHERE kind = 'invitation' ORDER BY id DESC LIMIT $1");
+            on_db!(db, p => sqlx::query_as(&sql).bind(limit).fetch_all(p).await)
+        }
+    }
+}
+
+/// Revokes an unused invitation; `None` if there is no such invitation, `Some(false)` if it
+/// was already used or revoked.
+pub async fn revoke(db: &Db, id: Uuid, now: Ts) -> Result<Option<bool>, sqlx::Error> {
+    let sql = "UPDATE invitations SET revoked_at = $2 WHERE id = $1 AND kind = 'invitation' AND used_at IS NULL AND revoked_at IS NULL";
+    let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+    if n == 1 {
+        return Ok(Some(true));
+    }
+    let exists: Option<i32> = on_db!(db, p => sqlx::query_scalar("SELECT 1 FROM invitations WHERE id = $1 AND kind = 'invitation'").bind(id).fetch_optional(p).await)?;
+    Ok(exists.map(|_| false))
+}
