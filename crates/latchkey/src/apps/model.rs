@@ -205,7 +205,7 @@ impl PasswordPolicy {
         if self.require_uppercase && !password.chars().any(char::is_uppercase) {
             return Err("Include at least one uppercase letter.".into());
         }
-        if self.require_symbol && password.chars().all(char::is_alphanumeric) {
+        if self.require_symbol && !password.chars().any(|c| !c.is_alphanumeric() && !c.is_whitespace()) {
             return Err("Include at least one symbol (a character that is not a letter or digit).".into());
         }
         Ok(())

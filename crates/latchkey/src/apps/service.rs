@@ -309,7 +309,8 @@ pub async fn update(
     let mut doc = editable_of(&app)?;
     let before = doc.clone();
     merge_patch(&mut doc, &patch);
-    let ed: Editable = serde_json::from_value(doc).map_err(|e| AppError::Invalid(e.to_string()))?;
+    // The error names the field (`policy.session.ttl_hours: …`).
+    let ed: Editable = serde_path_to_error::deserialize(doc).map_err(|e| AppError::Invalid(e.to_string()))?;
     app.display_name = validate_display_name(&ed.display_name)?;
     let mut policy = ed.policy;
     policy.validate().map_err(AppError::Invalid)?;

@@ -39,7 +39,7 @@ pub(crate) async fn sign_up(app: &TestApp, slug: &str, email: &str, password: &s
 }
 
 /// GETs `page_url` in `b`, then posts its form (with the page's CSRF token) to `action`.
-async fn post_page(
+pub(crate) async fn post_page(
     b: &reqwest::Client,
     page_url: &str,
     action: &str,
@@ -59,7 +59,7 @@ async fn post_page(
 }
 
 /// A public client that may refresh.
-async fn refreshing_client(app: &TestApp, slug: &str) -> String {
+pub(crate) async fn refreshing_client(app: &TestApp, slug: &str) -> String {
     let (s, c) = app
         .admin(
             Method::POST,
@@ -74,11 +74,11 @@ async fn refreshing_client(app: &TestApp, slug: &str) -> String {
     c["client_id"].as_str().expect("id").to_string()
 }
 
-fn token_of(link: &str) -> String {
+pub(crate) fn token_of(link: &str) -> String {
     query_of(link)["token"].clone()
 }
 
-async fn userinfo(app: &TestApp, slug: &str, access: &str) -> (StatusCode, Value) {
+pub(crate) async fn userinfo(app: &TestApp, slug: &str, access: &str) -> (StatusCode, Value) {
     let res = app
         .http
         .get(format!("{}/userinfo", app.issuer(slug)))

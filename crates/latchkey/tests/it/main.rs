@@ -17,6 +17,7 @@ mod keys;
 mod mail;
 mod openapi;
 mod passwords;
+mod policy;
 mod replicas;
 mod signin;
 mod throttle;
