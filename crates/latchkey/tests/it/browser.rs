@@ -321,3 +321,180 @@ async fn magic_link_and_password_reset_in_the_browser(backend: Backend) {
     app.stop().await;
 }
 both!(magic_link_and_password_reset_in_the_browser);
+
+/// An app with `policy` (mail to `sink`), a public client redirecting to `target`, and the
+/// relying party built from discovery.
+async fn policy_app(
+    app: &TestApp,
+    sink: &crate::mail_kit::Sink,
+    target: &RedirectTarget,
+    slug: &str,
+    policy: serde_json::Value,
+) -> (Rp, String, String) {
+    crate::mail::app_with_sink(app, slug, sink).await;
+    let (s, v) = app.admin(Method::PATCH, &format!("/apps/{slug}"), Some(json!({"policy": policy}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let redirect_uri = target.url("/cb");
+    let (s, c) = app
+        .admin(
+            Method::POST,
+            &format!("/apps/{slug}/clients"),
+            Some(json!({
+                "name": "web", "redirect_uris": [redirect_uri],
+                "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none"
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let issuer = app.issuer(slug);
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).expect("url"), &app.http)
+        .await
+        .expect("OIDC discovery");
+    let rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(c["client_id"].as_str().expect("id").into()),
+        None,
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect_uri.clone()).expect("redirect url"));
+    (rp, issuer, redirect_uri)
+}
+
+/// /authorize → /login (cookies cleared first); returns the request to finish.
+async fn to_login(browser: &Browser, rp: &Rp, issuer: &str) -> Pending {
+    browser.clear_cookies(&format!("{issuer}/jwks")).await;
+    let p = authorize_request(rp);
+    browser.goto(p.url.as_str()).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/login"), Duration::from_secs(10)).await;
+    p
+}
+
+async fn sign_in_with_password(browser: &Browser, email: &str, password: &str, redirect_uri: &str) {
+    browser.fill("input[name=email]", email).await;
+    browser.fill("input[name=password]", password).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url_prefix(redirect_uri, Duration::from_secs(15)).await;
+}
+
+// An open consumer app that asks for a name at sign-up.
+async fn scenario_open_b2c(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = crate::mail_kit::Sink::start();
+    let target = RedirectTarget::start().await;
+    let browser = Browser::start(&format!("b2c-{backend:?}")).await;
+    let (rp, issuer, redirect_uri) = policy_app(
+        &app,
+        &sink,
+        &target,
+        "shop",
+        json!({"signup_policy": "open", "required_profile_fields": ["name"]}),
+    )
+    .await;
+    let pending = to_login(&browser, &rp, &issuer).await;
+    browser.click(r#"a[href*="signup"]"#).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/signup"), Duration::from_secs(10)).await;
+    browser.fill("input[name=email]", "cleo@example.com").await;
+    browser.fill("input[name=name]", "Cleo Shopper").await;
+    browser.fill("input[name=password]", "Window Shopping 24").await;
+    browser.screenshot_sizes("b2c-signup").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url_prefix(&redirect_uri, Duration::from_secs(15)).await;
+    finish(&app, &rp, &target, &issuer, pending, "cleo@example.com").await;
+    // Later: a plain sign-in.
+    let pending = to_login(&browser, &rp, &issuer).await;
+    sign_in_with_password(&browser, "cleo@example.com", "Window Shopping 24", &redirect_uri).await;
+    finish(&app, &rp, &target, &issuer, pending, "cleo@example.com").await;
+    drop(browser);
+    app.stop().await;
+}
+both!(scenario_open_b2c);
+
+// An enterprise app: only its own domain, and every account approved by an operator.
+async fn scenario_enterprise_with_approval(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = crate::mail_kit::Sink::start();
+    let target = RedirectTarget::start().await;
+    let browser = Browser::start(&format!("corp-{backend:?}")).await;
+    let policy = json!({"signup_policy": "admin_approval", "allowed_email_domains": ["corp.test"],
+                        "password": {"min_length": 12, "require_symbol": true}});
+    let (rp, issuer, redirect_uri) = policy_app(&app, &sink, &target, "corp", policy).await;
+    to_login(&browser, &rp, &issuer).await;
+    browser.click(r#"a[href*="signup"]"#).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/signup"), Duration::from_secs(10)).await;
+    assert!(browser.source().await.contains("with a symbol"), "the rules are stated up front");
+    browser.fill("input[name=email]", "dan@gmail.test").await;
+    browser.fill("input[name=password]", "Quarterly-Report-9").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("cannot be created here", Duration::from_secs(10)).await;
+    browser.screenshot_sizes("corp-domain-refused").await;
+    browser.fill("input[name=email]", "dan@corp.test").await;
+    browser.fill("input[name=password]", "Quarterly-Report-9").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("waiting for approval", Duration::from_secs(10)).await;
+    browser.screenshot_sizes("corp-awaiting-approval").await;
+
+    let store = crate::mail::identity_store(&app, "corp").await;
+    let id: uuid::Uuid = latchkey::on_db!(&store, p => sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = 'dan@corp.test'").fetch_one(p).await).expect("user");
+    let (s, v) = app.admin(Method::POST, &format!("/apps/corp/users/{id}/approve"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let pending = to_login(&browser, &rp, &issuer).await;
+    sign_in_with_password(&browser, "dan@corp.test", "Quarterly-Report-9", &redirect_uri).await;
+    finish(&app, &rp, &target, &issuer, pending, "dan@corp.test").await;
+    drop(browser);
+    app.stop().await;
+}
+both!(scenario_enterprise_with_approval);
+
+// An invite-only app: the operator invites, the invitee registers from the mailed link.
+async fn scenario_invite_only(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = crate::mail_kit::Sink::start();
+    let target = RedirectTarget::start().await;
+    let browser = Browser::start(&format!("invite-{backend:?}")).await;
+    let (rp, issuer, redirect_uri) =
+        policy_app(&app, &sink, &target, "club", json!({"signup_policy": "invite_only"})).await;
+    to_login(&browser, &rp, &issuer).await;
+    assert!(!browser.exists(r#"a[href*="signup"]"#).await, "no open sign-up");
+    let (s, inv) =
+        app.admin(Method::POST, "/apps/club/invitations", Some(json!({"email": "gia@example.com"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{inv}");
+    let mail = sink.wait_for("gia@example.com").await;
+    assert_eq!(mail.subject, "You are invited to Acme");
+    let link = crate::mail_kit::link_in(&mail.text, &format!("{issuer}/signup?invitation="));
+    browser.goto(&link).await;
+    assert!(browser.source().await.contains("The invitation is for this address."));
+    browser.fill("input[name=password]", "members only 2024").await;
+    browser.screenshot_sizes("invite-signup").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url_prefix(&format!("{issuer}/account"), Duration::from_secs(10)).await;
+    let pending = to_login(&browser, &rp, &issuer).await;
+    sign_in_with_password(&browser, "gia@example.com", "members only 2024", &redirect_uri).await;
+    finish(&app, &rp, &target, &issuer, pending, "gia@example.com").await;
+    drop(browser);
+    app.stop().await;
+}
+both!(scenario_invite_only);
+
+// A suite member provisioned on first access: no sign-up step, just the emailed link.
+async fn scenario_auto_provisioned_member(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = crate::mail_kit::Sink::start();
+    let target = RedirectTarget::start().await;
+    let browser = Browser::start(&format!("suite-{backend:?}")).await;
+    let policy = json!({"signup_policy": "auto_on_first_access", "allowed_email_domains": ["suite.test"]});
+    let (rp, issuer, redirect_uri) = policy_app(&app, &sink, &target, "suite", policy).await;
+    let pending = to_login(&browser, &rp, &issuer).await;
+    browser.click("#magic-link").await;
+    browser.wait_for_url_prefix(&format!("{issuer}/magic-link"), Duration::from_secs(10)).await;
+    browser.fill("input[name=email]", "hal@suite.test").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Check your inbox", Duration::from_secs(10)).await;
+    let mail = sink.wait_for("hal@suite.test").await;
+    browser.goto(&crate::mail_kit::link_in(&mail.text, &format!("{issuer}/magic-link?token="))).await;
+    browser.screenshot_sizes("suite-first-access").await;
+    browser.click("#continue").await;
+    browser.wait_for_url_prefix(&redirect_uri, Duration::from_secs(15)).await;
+    finish(&app, &rp, &target, &issuer, pending, "hal@suite.test").await;
+    drop(browser);
+    app.stop().await;
+}
+both!(scenario_auto_provisioned_member);
