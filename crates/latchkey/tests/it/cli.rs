@@ -141,6 +141,34 @@ async fn cli_end_to_end(backend: Backend) {
     assert_eq!((got["slug"].as_str(), got["status"].as_str()), (Some("demo"), Some("active")), "{got}");
     assert_eq!(got["issuer"], issuer);
 
+    // Policy: shown, then changed with --set (nested keys merge; JSON values parse).
+    let policy = run(&app, &["app", "policy", "demo"]).await.json();
+    assert_eq!(policy["signup_policy"], "open");
+    let policy = run(
+        &app,
+        &[
+            "app",
+            "policy",
+            "demo",
+            "--set",
+            "signup_policy=invite_only",
+            "--set",
+            "password.min_length=14",
+            "--set",
+            "allowed_email_domains=[\"demo.test\"]",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(policy["signup_policy"], "invite_only");
+    assert_eq!(policy["password"]["min_length"], 14);
+    assert_eq!(policy["password"]["require_uppercase"], false, "the rest of password stays");
+    assert_eq!(policy["allowed_email_domains"], serde_json::json!(["demo.test"]));
+    assert_eq!(app.get_app("demo").await["policy"], policy);
+    let bad = run(&app, &["app", "policy", "demo", "--set", "password.min_length=3"]).await;
+    assert_ne!(bad.code, Some(0));
+    assert!(bad.stderr.contains("min_length"), "{}", bad.stderr);
+
     // Clients.
     let c = run(
         &app,
