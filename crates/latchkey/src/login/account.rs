@@ -135,6 +135,8 @@ async fn show_account(
     let (csrf, set) = csrf_for(state, headers, slug);
     let ctx = context! {
         base => base(state, slug), csrf, notice, email => user.email, email_verified => user.email_verified,
+        has_password => user.password_hash.is_some(), password_rules => issuer.app.policy.password.rules_text(),
+        min_length => issuer.app.policy.password.min_length,
         name => user.name.unwrap_or_default(), sessions => items,
     };
     let res = state.pages.render(StatusCode::OK, Some(&issuer.app), "account.html", ctx);
@@ -230,6 +232,93 @@ pub async fn post_revoke_session(
         Ok(false) => show_account(&state, &issuer, &headers, Some("That session had already ended.")).await,
         Err(e) => internal(&state, &issuer, &e),
     }
+}
+
+/// Changes the password: the current one is required (and throttled like a sign-in), the new
+/// one follows the app's rules; every other session of the user ends (`password.change`).
+pub async fn post_password(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (session, form) = match signed_in_post(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let user = match users::get(&issuer.identity, session.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Redirect::to(&format!("{}/login", base(&state, &slug))).into_response(),
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let new = form.get("new_password").unwrap_or("");
+    if let Err(msg) = issuer.app.policy.password.check(new) {
+        let mut res = show_account(&state, &issuer, &headers, Some(&msg)).await;
+        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return res;
+    }
+    let key = super::throttle::account_key(&user.email);
+    let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
+        Ok(a) => a,
+        Err(refused) => {
+            let mut res = show_account(&state, &issuer, &headers, Some(&refused.message())).await;
+            *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
+            return res;
+        }
+    };
+    let current = secrecy::SecretString::from(form.get("current_password").unwrap_or("").to_string());
+    // An account without a password (magic link only) sets its first one without a current one.
+    if user.password_hash.is_some() {
+        let ok = state
+            .passwords
+            .verify(&current, user.password_hash.as_deref())
+            .await
+            .map(|v| v.ok)
+            .unwrap_or(false);
+        if !ok {
+            attempt.failed(state.clock.now());
+            let mut res =
+                show_account(&state, &issuer, &headers, Some("The current password is not correct.")).await;
+            *res.status_mut() = StatusCode::UNAUTHORIZED;
+            return res;
+        }
+    }
+    attempt.succeeded(state.clock.now());
+    let hash = match state.passwords.hash(&secrecy::SecretString::from(new.to_string())).await {
+        Ok(h) => h,
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let now = state.now();
+    if let Err(e) = users::change_password(&issuer.identity, user.id, &hash, now).await {
+        return internal(&state, &issuer, &e);
+    }
+    let others = match sessions::revoke_others(&issuer.identity, user.id, &session.id, now).await {
+        Ok(n) => n,
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    record_event(
+        &state,
+        &issuer,
+        "password.change",
+        Some(user.id),
+        &headers,
+        addr,
+        serde_json::json!({"sessions_ended": others}),
+    )
+    .await;
+    show_account(
+        &state,
+        &issuer,
+        &headers,
+        Some("Your password was changed. Every other session was signed out."),
+    )
+    .await
 }
 
 /// Sends the email confirmation link again (throttled like every mail request).

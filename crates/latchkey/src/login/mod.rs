@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{slug}/continue", get(steps::get_continue).post(steps::post_continue))
         .route("/apps/{slug}/account", get(account::get_account))
         .route("/apps/{slug}/account/profile", post(account::post_profile))
+        .route("/apps/{slug}/account/password", post(account::post_password))
         .route("/apps/{slug}/account/sessions/{sid}/revoke", post(account::post_revoke_session))
         .route("/apps/{slug}/account/logout-all", post(account::post_logout_all))
         .route("/apps/{slug}/logout", get(account::logout).post(account::logout))

@@ -211,6 +211,12 @@ pub async fn revoke_all_for_user(db: &Db, user_id: Uuid, now: Ts) -> Result<u64,
     on_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))
 }
 
+/// Ends every session of the user except `keep`.
+pub async fn revoke_others(db: &Db, user_id: Uuid, keep: &str, now: Ts) -> Result<u64, sqlx::Error> {
+    let sql = "UPDATE sessions SET revoked_at = $3, revoked_reason = 'password_change' WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL";
+    on_db!(db, p => sqlx::query(sql).bind(user_id).bind(keep).bind(now).execute(p).await.map(|r| r.rows_affected()))
+}
+
 /// Records activity on the session (at most one write per session a second).
 pub async fn touch(db: &Db, sid: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $3";

@@ -15,10 +15,8 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 
 /// What SPEC §4 requires for signup policies (checked for documentation; the sweep only sees
 /// that they answer without a 5xx, as it has no user or invitation to name).
-const REQUIRED_POLICY: &[(&str, &str)] = &[
-    ("post", "/admin/v1/apps/{slug}/invitations"),
-    ("post", "/admin/v1/apps/{slug}/users/{id}/approve"),
-];
+const REQUIRED_POLICY: &[(&str, &str)] =
+    &[("post", "/admin/v1/apps/{slug}/invitations"), ("post", "/admin/v1/apps/{slug}/users/{id}/approve")];
 
 /// What SPEC §4 requires for apps, clients and keys.
 const REQUIRED: [(&str, &str); 15] = [

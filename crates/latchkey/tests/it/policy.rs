@@ -653,3 +653,65 @@ async fn required_profile_fields(backend: Backend) {
     app.stop().await;
 }
 both!(required_profile_fields);
+
+async fn account_password_change_follows_the_rules(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("chg").await;
+    set_policy(&app, "chg", json!({"password": {"min_length": 10, "require_uppercase": true}})).await;
+    let me = crate::mail::sign_up(&app, "chg", "cat@example.com", "Original pass 1").await;
+    let (_, other) = login(&app, "chg", "cat@example.com", "Original pass 1").await;
+    let account = format!("{}/account", app.issuer("chg"));
+    let change = format!("{}/account/password", app.issuer("chg"));
+    let html = me.get(&account).send().await.expect("account").text().await.expect("html");
+    assert!(html.contains("At least 10 characters, with an uppercase letter."), "rules stated");
+    let res = post_page(
+        &me,
+        &account,
+        &change,
+        &[("current_password", "wrong one here"), ("new_password", "Brand new pass 2")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = post_page(
+        &me,
+        &account,
+        &change,
+        &[("current_password", "Original pass 1"), ("new_password", "weak")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = post_page(
+        &me,
+        &account,
+        &change,
+        &[("current_password", "Original pass 1"), ("new_password", "Brand new pass 2")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(me.get(&account).send().await.expect("me").status(), StatusCode::OK, "this session stays");
+    assert_eq!(
+        other.get(&account).send().await.expect("other").status(),
+        StatusCode::SEE_OTHER,
+        "others end"
+    );
+    assert_eq!(
+        login(&app, "chg", "cat@example.com", "Original pass 1").await.0.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(&app, "chg", "cat@example.com", "Brand new pass 2").await.0.status(),
+        StatusCode::SEE_OTHER
+    );
+    let store = identity_store(&app, "chg").await;
+    let mut n = 0;
+    for _ in 0..50 {
+        n = count(&store, "SELECT count(*) FROM audit_events WHERE type = 'password.change'").await;
+        if n == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 1);
+    app.stop().await;
+}
+both!(account_password_change_follows_the_rules);
