@@ -14,6 +14,7 @@ pub mod janitor;
 pub mod keys;
 pub mod login;
 pub mod mail;
+pub mod mfa;
 pub mod oidc;
 pub mod ops;
 pub mod router;

@@ -41,6 +41,13 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::KeysCmd,
     },
+    /// Manage an app's end users (list, show, invite, approve, sign out, erase).
+    User {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        cmd: cli::UserCmd,
+    },
 }
 
 fn init_logs(format: LogFormat) {
@@ -77,6 +84,7 @@ fn main() -> ExitCode {
             Command::App { remote, cmd } => cli::app(&remote, cmd).await,
             Command::Client { remote, cmd } => cli::client(&remote, cmd).await,
             Command::Keys { remote, cmd } => cli::keys(&remote, cmd).await,
+            Command::User { remote, cmd } => cli::user(&remote, cmd).await,
         }
     });
     match result {

@@ -58,6 +58,13 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::rotate_keys))
         .routes(routes!(people::create_invitation, people::list_invitations))
         .routes(routes!(people::revoke_invitation))
+        .routes(routes!(people::list_users))
+        .routes(routes!(people::get_user, people::erase_user))
+        .routes(routes!(people::list_sessions))
+        .routes(routes!(people::revoke_session))
+        .routes(routes!(people::logout_all))
+        .routes(routes!(people::reset_mfa))
+        .routes(routes!(people::audit))
         .routes(routes!(people::approve_user))
         .routes(routes!(people::reject_user))
         .split_for_parts();

@@ -281,3 +281,356 @@ pub async fn reject_user(
 ) -> Result<axum::Json<UserResponse>, ApiError> {
     decide(&state, &slug, &id, false).await
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    /// Part of the address, any case.
+    pub email: Option<String>,
+    /// `active`, `pending_approval` or `disabled`.
+    pub status: Option<String>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// One user with the state operators ask about.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: UserResponse,
+    /// How the user signs in: `email` (password and/or magic link) for now.
+    pub identities: Vec<Identity>,
+    pub active_sessions: i64,
+    pub mfa: MfaState,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Identity {
+    pub provider: String,
+    pub email: String,
+    pub has_password: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaState {
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// Equal to the `sid` claim.
+    pub id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_seen_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub amr: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogoutAllResponse {
+    pub sessions_ended: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventResponse {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub user_id: Option<Uuid>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub user_id: Option<String>,
+    /// Event type, e.g. `login.failed`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// RFC 3339 time, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339 time, exclusive.
+    pub until: Option<String>,
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+fn limit_of(limit: Option<u32>) -> Result<i64, ApiError> {
+    let limit = i64::from(limit.unwrap_or(50));
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::validation("limit must be between 1 and 200"));
+    }
+    Ok(limit)
+}
+
+fn cursor_of(cursor: &Option<String>) -> Result<Option<Uuid>, ApiError> {
+    cursor
+        .as_ref()
+        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::malformed("cursor is not one this API issued")))
+        .transpose()
+}
+
+async fn user_of(issuer: &Issuer, id: &str) -> Result<User, ApiError> {
+    let id = user_id(id)?;
+    users::get(&issuer.identity, id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .ok_or_else(|| ApiError::not_found("user"))
+}
+
+fn record_for(
+    issuer: &Issuer,
+    state: &AppState,
+    kind: &'static str,
+    user: Option<Uuid>,
+    data: serde_json::Value,
+) -> crate::audit::AuditEvent {
+    crate::audit::AuditEvent {
+        app_id: issuer.app.id,
+        store: issuer.identity.clone(),
+        time: state.now(),
+        kind,
+        user_id: user,
+        client_id: None,
+        ip: None,
+        user_agent: None,
+        data,
+    }
+}
+
+/// List or search the app's end users (creation order).
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/users", tag = "users", params(("slug" = String, Path), UserQuery),
+    responses((status = 200, body = List<UserResponse>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    AdminQuery(q): AdminQuery<UserQuery>,
+) -> Result<axum::Json<List<UserResponse>>, ApiError> {
+    let issuer = active(&state, &slug).await?;
+    let limit = limit_of(q.limit)?;
+    if let Some(s) = &q.status
+        && !["active", "pending_approval", "disabled"].contains(&s.as_str())
+    {
+        return Err(ApiError::validation("status must be active, pending_approval or disabled"));
+    }
+    if q.email.as_ref().is_some_and(|e| e.len() > 254) {
+        return Err(ApiError::validation("email is longer than 254 characters"));
+    }
+    let filter = users::UserFilter { email: q.email.clone(), status: q.status.clone() };
+    let rows = users::list(&issuer.identity, &filter, cursor_of(&q.cursor)?, limit)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|u| u.id.to_string())).flatten();
+    Ok(axum::Json(List { items: rows.into_iter().map(UserResponse::from).collect(), next_cursor: next }))
+}
+
+/// One user with identities, active sessions and second-factor state (never a secret).
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/users/{id}", tag = "users", params(("slug" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = UserDetail), (status = 404, body = Problem)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<axum::Json<UserDetail>, ApiError> {
+    let issuer = active(&state, &slug).await?;
+    let user = user_of(&issuer, &id).await?;
+    let extras =
+        users::extras(&issuer.identity, user.id, state.now()).await.map_err(|e| ApiError::internal(&e))?;
+    let identities = vec![Identity {
+        provider: "email".into(),
+        email: user.email.clone(),
+        has_password: user.password_hash.is_some(),
+    }];
+    Ok(axum::Json(UserDetail {
+        user: user.into(),
+        identities,
+        active_sessions: extras.active_sessions,
+        mfa: MfaState { totp: extras.totp, recovery_codes_left: extras.recovery_codes_left },
+    }))
+}
+
+/// GDPR erasure: the user and everything of theirs in the app's identity store, in one
+/// transaction. The control plane records only that an erasure happened.
+#[utoipa::path(delete, path = "/admin/v1/apps/{slug}/users/{id}", tag = "users", params(("slug" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn erase_user(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let issuer = active(&state, &slug).await?;
+    let id = user_id(&id)?;
+    // Audit events about the user still queued would recreate rows after the erasure.
+    state.audit.flush().await;
+    if !users::erase(&issuer.identity, id).await.map_err(|e| ApiError::internal(&e))? {
+        return Err(ApiError::not_found("user"));
+    }
+    operator::record(&state.control, state.now(), "user.erased", Some(&slug), None, serde_json::json!({}))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user's live sessions, newest first.
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/users/{id}/sessions", tag = "users", params(("slug" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = List<SessionResponse>), (status = 404, body = Problem)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<axum::Json<List<SessionResponse>>, ApiError> {
+    let issuer = active(&state, &slug).await?;
+    let user = user_of(&issuer, &id).await?;
+    let list =
+        crate::sessions::list_for_user(&issuer.identity, user.id, &issuer.app.policy.session, state.now())
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    let items = list
+        .into_iter()
+        .map(|s| SessionResponse {
+            id: s.id,
+            created_at: s.created_at.0,
+            last_seen_at: s.last_seen_at.0,
+            expires_at: s.expires_at.0,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            amr: s.amr.0,
+        })
+        .collect();
+    Ok(axum::Json(List { items, next_cursor: None }))
+}
+
+/// End one session: its cookie, refresh tokens and access tokens stop working at once.
+#[utoipa::path(delete, path = "/admin/v1/apps/{slug}/users/{id}/sessions/{sid}", tag = "users",
+    params(("slug" = String, Path), ("id" = String, Path), ("sid" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Path((slug, id, sid)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let issuer = active(&state, &slug).await?;
+    let user = user_of(&issuer, &id).await?;
+    if !crate::sessions::revoke_own(&issuer.identity, user.id, &sid, state.now())
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+    {
+        return Err(ApiError::not_found("session"));
+    }
+    state
+        .audit
+        .record(record_for(
+            &issuer,
+            &state,
+            "session.revoked",
+            Some(user.id),
+            serde_json::json!({"sid": sid, "by": "operator"}),
+        ))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End every session of the user and invalidate every outstanding access token (`logout.all`).
+#[utoipa::path(post, path = "/admin/v1/apps/{slug}/users/{id}/logout-all", tag = "users",
+    params(("slug" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = LogoutAllResponse), (status = 404, body = Problem)))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<axum::Json<LogoutAllResponse>, ApiError> {
+    let issuer = active(&state, &slug).await?;
+    let id = user_id(&id)?;
+    let ended = crate::sessions::logout_all(&issuer.identity, id, state.now())
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    state
+        .audit
+        .record(record_for(&issuer, &state, "logout.all", Some(id), serde_json::json!({"by": "operator"})))
+        .await;
+    Ok(axum::Json(LogoutAllResponse { sessions_ended: ended }))
+}
+
+/// Remove the user's second factor and recovery codes (`mfa.removed`), for a user who lost
+/// their device.
+#[utoipa::path(delete, path = "/admin/v1/apps/{slug}/users/{id}/mfa", tag = "users",
+    params(("slug" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn reset_mfa(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let issuer = active(&state, &slug).await?;
+    let user = user_of(&issuer, &id).await?;
+    crate::mfa::remove(&issuer.identity, user.id).await.map_err(|e| ApiError::internal(&e))?;
+    state
+        .audit
+        .record(record_for(
+            &issuer,
+            &state,
+            "mfa.removed",
+            Some(user.id),
+            serde_json::json!({"by": "operator"}),
+        ))
+        .await;
+    operator::record(&state.control, state.now(), "mfa.reset", Some(&slug), None, serde_json::json!({}))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Audit events of the app's end users, newest first.
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/audit", tag = "users", params(("slug" = String, Path), AuditQuery),
+    responses((status = 200, body = List<AuditEventResponse>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    AdminQuery(q): AdminQuery<AuditQuery>,
+) -> Result<axum::Json<List<AuditEventResponse>>, ApiError> {
+    let issuer = active(&state, &slug).await?;
+    let limit = limit_of(q.limit)?;
+    let time = |what: &str, v: &Option<String>| -> Result<Option<crate::store::Ts>, ApiError> {
+        v.as_ref()
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|d| crate::store::Ts::new(d.with_timezone(&chrono::Utc)))
+                    .map_err(|_| ApiError::validation(format!("{what} must be an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let filter = crate::audit::EventFilter {
+        user_id: q
+            .user_id
+            .as_ref()
+            .map(|u| Uuid::parse_str(u).map_err(|_| ApiError::validation("user_id must be a UUID")))
+            .transpose()?,
+        kind: q.kind.clone().filter(|k| k.len() <= 64),
+        since: time("since", &q.since)?,
+        until: time("until", &q.until)?,
+    };
+    let rows = crate::audit::query(&issuer.identity, &filter, cursor_of(&q.cursor)?, limit)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|e| e.id.to_string())).flatten();
+    let items = rows
+        .into_iter()
+        .map(|e| AuditEventResponse {
+            id: e.id,
+            kind: e.kind,
+            time: e.time.0,
+            user_id: e.user_id,
+            client_id: e.client_id,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            data: e.data.0,
+        })
+        .collect();
+    Ok(axum::Json(List { items, next_cursor: next }))
+}

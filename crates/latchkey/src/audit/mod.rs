@@ -28,3 +28,41 @@ pub struct AuditEvent {
     /// Extra detail. Never a secret, password, token or code.
     pub data: serde_json::Value,
 }
+
+/// A stored event, as the admin API lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: Uuid,
+    pub time: Ts,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub user_id: Option<Uuid>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub data: sqlx::types::Json<serde_json::Value>,
+}
+
+/// Filters of the audit query; all optional.
+#[derive(Debug, Default)]
+pub struct EventFilter {
+    pub user_id: Option<Uuid>,
+    pub kind: Option<String>,
+    pub since: Option<Ts>,
+    pub until: Option<Ts>,
+}
+
+/// Events newest first; the cursor is the last event id of the previous page.
+pub async fn query(
+    db: &Db,
+    f: &EventFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = "SELECT id, time, type, user_id, client_id, ip, user_agent, data FROM audit_events \
+        WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR time >= $3) \
+        AND ($4 IS NULL OR time < $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6";
+    crate::on_db!(db, p => sqlx::query_as(sql)
+        .bind(f.user_id).bind(&f.kind).bind(f.since).bind(f.until).bind(before).bind(limit)
+        .fetch_all(p).await)
+}

@@ -18,7 +18,13 @@ const BATCH: usize = 256;
 /// Hands events to the writer. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: mpsc::Sender<AuditEvent>,
+    tx: mpsc::Sender<Msg>,
+}
+
+enum Msg {
+    Event(AuditEvent),
+    /// Answered once everything queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl AuditSink {
@@ -26,10 +32,21 @@ impl AuditSink {
     /// room rather than lose the event.
     pub async fn record(&self, event: AuditEvent) {
         let kind = event.kind;
-        if self.tx.send(event).await.is_err() {
+        if self.tx.send(Msg::Event(event)).await.is_err() {
             // Only after shutdown has begun, when no request is in flight any more.
             tracing::error!(audit.kind = kind, "audit event arrived after shutdown and was not written");
             metrics::counter!("latchkey_audit_events_lost_total").increment(1);
+        }
+    }
+}
+
+impl AuditSink {
+    /// Waits until every event queued so far is written (for GDPR erasure, which must not be
+    /// followed by late events about the erased user).
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
         }
     }
 }
@@ -55,23 +72,38 @@ impl AuditWriter {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<AuditEvent>, mut closed: tokio::sync::oneshot::Receiver<()>) {
+async fn run(mut rx: mpsc::Receiver<Msg>, mut closed: tokio::sync::oneshot::Receiver<()>) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => {
                 if n == 0 { break; }
-                write_batch(std::mem::take(&mut batch)).await;
+                handle(std::mem::take(&mut batch)).await;
             }
             _ = &mut closed => {
                 rx.close();
                 while rx.recv_many(&mut batch, BATCH).await > 0 {
-                    write_batch(std::mem::take(&mut batch)).await;
+                    handle(std::mem::take(&mut batch)).await;
                 }
                 break;
             }
         }
     }
+}
+
+/// Writes the events in order, answering each flush once what came before it is written.
+async fn handle(msgs: Vec<Msg>) {
+    let mut events = Vec::new();
+    for m in msgs {
+        match m {
+            Msg::Event(e) => events.push(e),
+            Msg::Flush(done) => {
+                write_batch(std::mem::take(&mut events)).await;
+                let _ = done.send(());
+            }
+        }
+    }
+    write_batch(events).await;
 }
 
 async fn write_batch(batch: Vec<AuditEvent>) {

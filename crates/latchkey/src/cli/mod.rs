@@ -107,6 +107,101 @@ pub enum KeysCmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// List or search users.
+    List {
+        app: String,
+        /// Part of the address.
+        #[arg(long)]
+        email: Option<String>,
+        /// active, pending_approval or disabled.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one user (identities, sessions, second factor).
+    Get { app: String, id: String },
+    /// Invite an address (prints the link once).
+    Invite {
+        app: String,
+        email: String,
+        #[arg(long)]
+        expires_in: Option<u32>,
+    },
+    /// Approve a user waiting for approval.
+    Approve { app: String, id: String },
+    /// End every session of a user and invalidate their tokens.
+    LogoutAll { app: String, id: String },
+    /// GDPR erasure: remove the user and everything of theirs from the app's identity store.
+    Erase {
+        app: String,
+        id: String,
+        /// Required: erasure cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+const USER_COLUMNS: &[&str] = &["id", "email", "email_verified", "status", "created_at"];
+
+pub async fn user(remote: &Remote, cmd: UserCmd) -> anyhow::Result<()> {
+    let api = Api::new(remote)?;
+    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    match cmd {
+        UserCmd::List { app, email, status } => {
+            let mut q = Vec::new();
+            if let Some(e) = email {
+                q.push(format!("email={}", enc(&e)));
+            }
+            if let Some(s) = status {
+                q.push(format!("status={}", enc(&s)));
+            }
+            let path = if q.is_empty() {
+                format!("/apps/{app}/users")
+            } else {
+                format!("/apps/{app}/users?{}", q.join("&"))
+            };
+            let items = api.all(&path).await?;
+            api.show_table(&items, USER_COLUMNS);
+        }
+        UserCmd::Get { app, id } => {
+            let u = api.get(&format!("/apps/{app}/users/{}", enc(&id))).await?;
+            api.show_one(
+                &u,
+                &["id", "email", "email_verified", "status", "created_at", "active_sessions", "mfa"],
+            );
+        }
+        UserCmd::Invite { app, email, expires_in } => {
+            let mut body = json!({ "email": email });
+            if let Some(e) = expires_in {
+                body["expires_in"] = json!(e);
+            }
+            let inv = api.post(&format!("/apps/{app}/invitations"), body).await?;
+            api.show_one(&inv, &["id", "email", "link", "expires_at"]);
+        }
+        UserCmd::Approve { app, id } => {
+            let u = api.post(&format!("/apps/{app}/users/{}/approve", enc(&id)), json!({})).await?;
+            api.show_one(&u, USER_COLUMNS);
+        }
+        UserCmd::LogoutAll { app, id } => {
+            let r = api.post(&format!("/apps/{app}/users/{}/logout-all", enc(&id)), json!({})).await?;
+            api.show_one(&r, &["sessions_ended"]);
+        }
+        UserCmd::Erase { app, id, yes } => {
+            if !yes {
+                bail!("erasure cannot be undone; pass --yes to erase user {id} of app {app}");
+            }
+            api.call(reqwest::Method::DELETE, &format!("/apps/{app}/users/{}", enc(&id)), None).await?;
+            if api.json {
+                println!("{}", json!({"erased": id}));
+            } else {
+                println!("erased user {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A merge patch for `policy` from `key.path=value` pairs.
 fn policy_patch(pairs: &[String]) -> anyhow::Result<Value> {
     let mut patch = json!({});

@@ -380,7 +380,7 @@ pub async fn post_logout_all(
         Ok(v) => v,
         Err(r) => return *r,
     };
-    if let Err(e) = sessions::revoke_all_for_user(&issuer.identity, session.user_id, state.now()).await {
+    if let Err(e) = sessions::logout_all(&issuer.identity, session.user_id, state.now()).await {
         return internal(&state, &issuer, &e);
     }
     record_event(&state, &issuer, "logout.all", Some(session.user_id), &headers, addr, serde_json::json!({}))

@@ -146,7 +146,7 @@ pub async fn exchange(
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
 
     let (access_token, jti, ttl) =
-        mint_user_access(issuer, &client.client_id, user.id, &session.id, &row.scope, now).await?;
+        mint_user_access(issuer, &client.client_id, &user, &session.id, &row.scope, now).await?;
     let wants_refresh =
         row.scope.split(' ').any(|s| s == "offline_access") || client.allows(GrantType::RefreshToken);
     let refresh = if wants_refresh {
@@ -202,11 +202,12 @@ pub async fn exchange(
 async fn mint_user_access(
     issuer: &Arc<Issuer>,
     client_id: &str,
-    user_id: Uuid,
+    user: &crate::users::User,
     sid: &str,
     scope: &str,
     now: Ts,
 ) -> Result<(String, String, u32), OAuthError> {
+    let user_id = user.id;
     let ttl = issuer.app.tokens.access_token_ttl_seconds;
     let jti = tokens::new_id();
     let access = AccessClaims {
@@ -218,6 +219,7 @@ async fn mint_user_access(
         scope: scope.to_string(),
         token_type: "user".into(),
         sid: Some(sid.to_string()),
+        tv: Some(user.token_version),
     };
     let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
     let token = super::service::sign(issuer, "at+jwt", access, now.unix(), exp).await?;
@@ -292,8 +294,12 @@ pub async fn refresh(
     // A refresh is activity on the session (idle timeout).
     sessions::touch(&issuer.identity, &grant.session_id, now).await.map_err(internal)?;
     let scope = requested.unwrap_or_else(|| grant.scope.clone());
+    let user = match crate::users::get(&issuer.identity, grant.user_id).await.map_err(internal)? {
+        Some(u) if u.status == "active" => u,
+        _ => return Err((OAuthError::invalid_grant("the account cannot sign in"), None)),
+    };
     let (access_token, _, ttl) =
-        mint_user_access(issuer, &client.client_id, grant.user_id, &grant.session_id, &scope, now)
+        mint_user_access(issuer, &client.client_id, &user, &grant.session_id, &scope, now)
             .await
             .map_err(|e| (e, None))?;
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "refresh_token").increment(1);

@@ -28,6 +28,10 @@ pub struct AccessClaims {
     /// The browser session the token came from (user tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The user's token version when issued (user tokens); `logout-all` moves it on, which
+    /// invalidates every outstanding access token of the user at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tv: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +87,7 @@ pub async fn client_credentials(
         scope: scope.clone(),
         token_type: "service".into(),
         sid: None,
+        tv: None,
     };
     let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
     let access_token = sign(issuer, "at+jwt", claims, now.unix(), exp).await?;
@@ -219,7 +224,16 @@ async fn still_valid(issuer: &Issuer, claims: &AccessClaims, now: Ts) -> Result<
         return Ok(false);
     }
     match &claims.sid {
-        Some(sid) => crate::sessions::is_live(&issuer.identity, sid, &issuer.app.policy.session, now).await,
+        Some(sid) => {
+            crate::sessions::is_live_for_token(
+                &issuer.identity,
+                sid,
+                claims.tv.unwrap_or(0),
+                &issuer.app.policy.session,
+                now,
+            )
+            .await
+        }
         None => Ok(claims.token_type == "service"),
     }
 }

@@ -171,6 +171,41 @@ pub fn set_cookie(value: Option<&SecretString>, path: &str, secure: bool, max_ag
     }
 }
 
+/// Whether an access token of session `sid`, issued at the user's token version `tv`, still
+/// stands: the session is live and the user active with that token version (SPEC §8).
+pub async fn is_live_for_token(
+    db: &Db,
+    sid: &str,
+    tv: i64,
+    policy: &SessionPolicy,
+    now: Ts,
+) -> Result<bool, sqlx::Error> {
+    let sql = "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+        WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_seen_at > $3 \
+        AND u.token_version = $4 AND u.status = 'active'";
+    let cutoff = idle_cutoff(policy, now);
+    let found: Option<i32> = on_db!(db, p => sqlx::query_scalar(sql).bind(sid).bind(now).bind(cutoff).bind(tv).fetch_optional(p).await)?;
+    Ok(found.is_some())
+}
+
+/// Ends every session of the user and moves their token version on, in one transaction:
+/// every cookie, refresh token and access token of the user stops working at once. False if
+/// there is no such user.
+pub async fn logout_all(db: &Db, user_id: Uuid, now: Ts) -> Result<Option<u64>, sqlx::Error> {
+    let bump = "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1";
+    let end = "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL";
+    on_db!(db, p => {
+        let mut tx = p.begin().await?;
+        let found = sqlx::query(bump).bind(user_id).bind(now).execute(&mut *tx).await?.rows_affected();
+        if found == 0 {
+            return Ok(None);
+        }
+        let ended = sqlx::query(end).bind(user_id).bind(now).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(Some(ended))
+    })
+}
+
 /// The live session `sid`.
 pub async fn get(
     db: &Db,

@@ -252,6 +252,94 @@ pub async fn transition_status(
     Ok(n == 1)
 }
 
+/// Filters of the operators' user list.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    /// Part of the address, any case.
+    pub email: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Users in creation order (ids are time-ordered), after the cursor id.
+pub async fn list(
+    db: &Db,
+    filter: &UserFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    // `$n IS NULL OR …` keeps one SQL text for every combination of filters.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE ($1 IS NULL OR email_normalized LIKE $1 ESCAPE '\\') \
+         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+    );
+    let pattern = filter.email.as_ref().map(|e| {
+        let escaped = e.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    on_db!(db, p => sqlx::query_as(&sql).bind(&pattern).bind(&filter.status).bind(after).bind(limit).fetch_all(p).await)
+}
+
+/// What an operator sees about a user besides the row: live sessions and second factors.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    pub active_sessions: i64,
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+}
+
+pub async fn extras(db: &Db, id: Uuid, now: Ts) -> Result<Extras, sqlx::Error> {
+    let sessions =
+        "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2";
+    let totp = "SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
+    let codes = "SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL";
+    let active_sessions: i64 =
+        on_db!(db, p => sqlx::query_scalar(sessions).bind(id).bind(now).fetch_one(p).await)?;
+    let totp: i64 = on_db!(db, p => sqlx::query_scalar(totp).bind(id).fetch_one(p).await)?;
+    let recovery_codes_left: i64 = on_db!(db, p => sqlx::query_scalar(codes).bind(id).fetch_one(p).await)?;
+    Ok(Extras { active_sessions, totp: totp > 0, recovery_codes_left })
+}
+
+/// GDPR erasure (SPEC §8): in one transaction, every row of the app's identity store that
+/// belongs to or mentions the user goes: sessions, refresh tokens, codes, mailed links, queued
+/// mail, invitations, pending sign-ins, second factors, recovery codes, the audit events about
+/// them, and the user. `false` if there is no such user; on any failure nothing is removed.
+pub async fn erase(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+    let Some(user) = get(db, id).await? else { return Ok(false) };
+    let email = Email::parse(&user.email)
+        .map(|e| e.normalized().to_string())
+        .unwrap_or_else(|_| user.email.to_lowercase());
+    // Children first (foreign keys), the user last.
+    let by_user = [
+        "DELETE FROM refresh_tokens WHERE user_id = $1",
+        "DELETE FROM authorization_codes WHERE user_id = $1",
+        "DELETE FROM pending_logins WHERE user_id = $1",
+        "DELETE FROM sessions WHERE user_id = $1",
+        "DELETE FROM email_tokens WHERE user_id = $1",
+        "DELETE FROM outbox WHERE user_id = $1",
+        "DELETE FROM mfa_totp WHERE user_id = $1",
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        "DELETE FROM invitations WHERE user_id = $1",
+        "DELETE FROM audit_events WHERE user_id = $1",
+    ];
+    let by_email = [
+        "DELETE FROM outbox WHERE lower(recipient) = $1",
+        "DELETE FROM invitations WHERE email_normalized = $1",
+        "DELETE FROM auth_requests WHERE lower(login_hint) = $1",
+    ];
+    on_db!(db, p => {
+        let mut tx = p.begin().await?;
+        for sql in by_user {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        for sql in by_email {
+            sqlx::query(sql).bind(&email).execute(&mut *tx).await?;
+        }
+        let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,3 +22,4 @@ mod replicas;
 mod signin;
 mod throttle;
 mod tokens;
+mod users;
