@@ -20,11 +20,11 @@ use crate::oidc::issuer::Issuer;
 use crate::sessions::{self, Session};
 use crate::users;
 
-fn base(state: &AppState, slug: &str) -> String {
+pub(super) fn base(state: &AppState, slug: &str) -> String {
     format!("{}/apps/{slug}", state.config.public_base())
 }
 
-fn internal(state: &AppState, issuer: &Issuer, err: &dyn std::fmt::Display) -> Response {
+pub(super) fn internal(state: &AppState, issuer: &Issuer, err: &dyn std::fmt::Display) -> Response {
     tracing::error!(app.slug = %issuer.app.slug, error = %err, "account page failed");
     state.pages.message(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -45,7 +45,7 @@ async fn current_session(
     }
 }
 
-fn with_cookie(mut res: Response, value: String) -> Response {
+pub(super) fn with_cookie(mut res: Response, value: String) -> Response {
     if let Ok(h) = HeaderValue::from_str(&value) {
         res.headers_mut().append(header::SET_COOKIE, h);
     }
@@ -53,7 +53,7 @@ fn with_cookie(mut res: Response, value: String) -> Response {
 }
 
 /// The CSRF token for this browser, and the cookie to set if it had none.
-fn csrf_for(state: &AppState, headers: &HeaderMap, slug: &str) -> (String, Option<String>) {
+pub(super) fn csrf_for(state: &AppState, headers: &HeaderMap, slug: &str) -> (String, Option<String>) {
     match csrf::cookie(headers, csrf::COOKIE) {
         Some(v) if !v.is_empty() && v.len() <= 64 => (csrf::form_token(&state.secrets, v), None),
         _ => {
@@ -78,7 +78,7 @@ pub async fn get_account(
     show_account(&state, &issuer, &headers, None).await
 }
 
-async fn show_account(
+pub(super) async fn show_account(
     state: &AppState,
     issuer: &Arc<Issuer>,
     headers: &HeaderMap,
@@ -118,6 +118,10 @@ async fn show_account(
         _ => None,
     };
     let notice = notice.map(str::to_string).or(limit_notice);
+    let extras = match users::extras(&issuer.identity, user.id, now).await {
+        Ok(x) => x,
+        Err(e) => return internal(state, issuer, &e),
+    };
     let fmt = |t: crate::store::Ts| t.0.format("%Y-%m-%d %H:%M UTC").to_string();
     let items: Vec<minijinja::Value> = list
         .iter()
@@ -136,6 +140,7 @@ async fn show_account(
     let ctx = context! {
         base => base(state, slug), csrf, notice, email => user.email, email_verified => user.email_verified,
         has_password => user.password_hash.is_some(), password_rules => issuer.app.policy.password.rules_text(),
+        mfa => extras.totp, recovery_left => extras.recovery_codes_left,
         min_length => issuer.app.policy.password.min_length,
         name => user.name.unwrap_or_default(), sessions => items,
     };
@@ -147,7 +152,7 @@ async fn show_account(
 }
 
 /// A signed-in, CSRF-checked form post, or the response to give instead.
-async fn signed_in_post(
+pub(super) async fn signed_in_post(
     state: &AppState,
     issuer: &Arc<Issuer>,
     headers: &HeaderMap,

@@ -258,9 +258,20 @@ pub(super) async fn finish(
         }
     }
     let amr_owned: Vec<String> = amr.iter().map(|s| s.to_string()).collect();
-    if !super::steps::steps(issuer, &user, &amr_owned, state.now()).is_empty() {
-        return super::steps::park(state, issuer, user.id, amr, request.as_ref().map(|r| r.id.as_str()))
-            .await;
+    let mfa = match crate::mfa::enrolled(&issuer.identity, user.id).await {
+        Ok(m) => m,
+        Err(e) => return internal(state, issuer, &e),
+    };
+    if let Some(first) = super::steps::steps(issuer, &user, mfa, &amr_owned, state.now()).first() {
+        return super::steps::park(
+            state,
+            issuer,
+            user.id,
+            amr,
+            request.as_ref().map(|r| r.id.as_str()),
+            first,
+        )
+        .await;
     }
     start_session(state, issuer, user.id, request, origin, amr).await
 }

@@ -7,6 +7,7 @@ mod account;
 pub mod csrf;
 mod email;
 mod handlers;
+mod mfa_pages;
 pub mod pages;
 pub mod password;
 mod signup;
@@ -27,9 +28,14 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{slug}/reset-password", get(email::get_reset_password).post(email::post_reset_password))
         .route("/apps/{slug}/verify-email", get(email::get_verify_email).post(account::post_verify_email))
         .route("/apps/{slug}/continue", get(steps::get_continue).post(steps::post_continue))
+        .route("/apps/{slug}/mfa", get(steps::get_continue).post(steps::post_continue))
         .route("/apps/{slug}/account", get(account::get_account))
         .route("/apps/{slug}/account/profile", post(account::post_profile))
         .route("/apps/{slug}/account/password", post(account::post_password))
+        .route("/apps/{slug}/account/mfa/setup", post(mfa_pages::post_setup))
+        .route("/apps/{slug}/account/mfa/confirm", post(mfa_pages::post_confirm))
+        .route("/apps/{slug}/account/mfa/recovery-codes", post(mfa_pages::post_recovery_codes))
+        .route("/apps/{slug}/account/mfa/remove", post(mfa_pages::post_remove))
         .route("/apps/{slug}/account/sessions/{sid}/revoke", post(account::post_revoke_session))
         .route("/apps/{slug}/account/logout-all", post(account::post_logout_all))
         .route("/apps/{slug}/logout", get(account::logout).post(account::logout))

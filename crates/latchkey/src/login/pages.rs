@@ -25,6 +25,8 @@ impl Pages {
             ("reset_request.html", include_str!("../../../../templates/pages/reset_request.html")),
             ("reset_password.html", include_str!("../../../../templates/pages/reset_password.html")),
             ("continue.html", include_str!("../../../../templates/pages/continue.html")),
+            ("mfa_setup.html", include_str!("../../../../templates/pages/mfa_setup.html")),
+            ("mfa_codes.html", include_str!("../../../../templates/pages/mfa_codes.html")),
         ] {
             // The templates are part of the binary; a syntax error is caught by the tests.
             if let Err(err) = env.add_template(name, src) {

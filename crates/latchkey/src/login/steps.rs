@@ -38,15 +38,23 @@ const TTL: i64 = 30;
 /// A step still to do, in the order they are asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// The second factor (TOTP or a recovery code), always first: nothing else is asked of
+    /// someone who has only proven the first factor.
+    Totp,
     VerifyEmail,
     PasswordChange,
     Profile(Vec<&'static str>),
 }
 
-/// The steps `user` must still take under the app's current policy.
-pub fn steps(issuer: &Issuer, user: &User, amr: &[String], now: Ts) -> Vec<Step> {
+/// The steps `user` (with a confirmed second factor or not: `mfa`) must still take under the
+/// app's current policy.
+pub fn steps(issuer: &Issuer, user: &User, mfa: bool, amr: &[String], now: Ts) -> Vec<Step> {
     let policy = &issuer.app.policy;
     let mut out = Vec::new();
+    if mfa && !amr.iter().any(|m| m == "mfa") {
+        out.push(Step::Totp);
+        return out;
+    }
     if policy.require_email_verification && !user.email_verified {
         out.push(Step::VerifyEmail);
     }
@@ -95,13 +103,15 @@ fn with_cookie(mut res: Response, cookie: &str) -> Response {
     res
 }
 
-/// Parks a sign-in whose first factor succeeded and sends the browser to `/continue`.
+/// Parks a sign-in whose first factor succeeded and sends the browser to `/mfa` (second
+/// factor) or `/continue` (any other step).
 pub async fn park(
     state: &AppState,
     issuer: &Issuer,
     user_id: Uuid,
     amr: &[&str],
     auth_request_id: Option<&str>,
+    first: &Step,
 ) -> Response {
     let token = tokens::random_b64(32);
     let now = state.now();
@@ -116,7 +126,8 @@ pub async fn park(
         return internal(state, issuer, &e);
     }
     let slug = issuer.app.slug.as_str();
-    let to = format!("{}/apps/{slug}/continue", state.config.public_base());
+    let page = if *first == Step::Totp { "mfa" } else { "continue" };
+    let to = format!("{}/apps/{slug}/{page}", state.config.public_base());
     with_cookie(Redirect::to(&to).into_response(), &set_cookie(Some(&token), slug, secure(state)))
 }
 
@@ -168,7 +179,11 @@ async fn next(
         Ok(_) => return expired_page(state, issuer),
         Err(e) => return internal(state, issuer, &e),
     };
-    let todo = steps(issuer, &user, &pending.amr.0, now);
+    let mfa = match crate::mfa::enrolled(&issuer.identity, user.id).await {
+        Ok(m) => m,
+        Err(e) => return internal(state, issuer, &e),
+    };
+    let todo = steps(issuer, &user, mfa, &pending.amr.0, now);
     let Some(step) = todo.first() else {
         if let Err(e) = forget(&issuer.identity, token_hash).await {
             return internal(state, issuer, &e);
@@ -186,6 +201,7 @@ async fn next(
     };
     let policy = &issuer.app.policy;
     let ctx = match step {
+        Step::Totp => context! { step => "totp", email => user.email },
         Step::VerifyEmail => context! { step => "verify_email", email => user.email },
         Step::PasswordChange => context! {
             step => "password", email => user.email, rules => policy.password.rules_text(),
@@ -260,6 +276,90 @@ pub async fn post_continue(
         async move { next(state, issuer, headers, addr, h, pending, status, view).await }
     };
     match form.get("step").unwrap_or("") {
+        step @ ("totp" | "recovery") => {
+            let key = format!("mfa:{}", user.id);
+            let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
+                Ok(a) => a,
+                Err(refused) => {
+                    let msg = refused.message().replace("to sign in", "at the code");
+                    let mut res = again(StatusCode::TOO_MANY_REQUESTS, context! { code_error => msg }).await;
+                    res.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
+                    return res;
+                }
+            };
+            let code = form.get("code").unwrap_or("");
+            let ok = if step == "totp" {
+                crate::mfa::check_code(
+                    &issuer.identity,
+                    &state.secrets,
+                    issuer.app.id,
+                    user.id,
+                    code,
+                    true,
+                    now,
+                )
+                .await
+            } else {
+                crate::mfa::use_recovery_code(&issuer.identity, &state.secrets, user.id, code, now)
+                    .await
+                    .map_err(crate::mfa::MfaError::from)
+            };
+            match ok {
+                Ok(true) => {
+                    attempt.succeeded(state.clock.now());
+                    let mut amr = pending.amr.0.clone();
+                    if step == "totp" {
+                        amr.push("otp".into());
+                    }
+                    amr.push("mfa".into());
+                    let sql = "UPDATE pending_logins SET amr = $2 WHERE token_hash = $1";
+                    if let Err(e) = on_db!(&issuer.identity, p => sqlx::query(sql).bind(&h).bind(Json(&amr)).execute(p).await.map(|_| ()))
+                    {
+                        return internal(&state, &issuer, &e);
+                    }
+                    if step == "recovery" {
+                        record_event(
+                            &state,
+                            &issuer,
+                            "mfa.recovery_code_used",
+                            Some(user.id),
+                            &headers,
+                            addr,
+                            serde_json::json!({}),
+                        )
+                        .await;
+                    }
+                    let updated = Pending {
+                        user_id: pending.user_id,
+                        amr: Json(amr),
+                        auth_request_id: pending.auth_request_id.clone(),
+                    };
+                    return next(&state, &issuer, &headers, addr, &h, &updated, StatusCode::OK, context! {})
+                        .await;
+                }
+                Ok(false) => {
+                    attempt.failed(state.clock.now());
+                    record_event(
+                        &state,
+                        &issuer,
+                        "mfa.failed",
+                        Some(user.id),
+                        &headers,
+                        addr,
+                        serde_json::json!({"method": step}),
+                    )
+                    .await;
+                    let msg = if step == "totp" {
+                        "That code is not right, or was already used. Wait for the next one and try again."
+                    } else {
+                        "That recovery code is not valid or was already used."
+                    };
+                    return again(StatusCode::UNAUTHORIZED, context! { code_error => msg }).await;
+                }
+                Err(e) => return internal(&state, &issuer, &e),
+            }
+        }
         "password" => {
             let password = form.get("password").unwrap_or("");
             if let Err(msg) = issuer.app.policy.password.check(password) {

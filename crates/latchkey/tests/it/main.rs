@@ -15,6 +15,7 @@ mod cors;
 mod first_run;
 mod keys;
 mod mail;
+mod mfa;
 mod openapi;
 mod passwords;
 mod policy;

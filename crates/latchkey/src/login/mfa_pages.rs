@@ -1,0 +1,320 @@
+//! Second factor on `/account` (SPEC §7): set up an authenticator app (QR code drawn on the
+//! server, the key as text, confirmed by a first code), recovery codes shown once and
+//! regenerable with a fresh code, and removal with a fresh code or a recovery code. Every code
+//! check is throttled like a sign-in and failures are audited (`mfa.failed`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use minijinja::context;
+
+use super::account::{base, csrf_for, internal, show_account, signed_in_post, with_cookie};
+use super::handlers::{issuer_or_page, record_event};
+use crate::app::AppState;
+use crate::mfa;
+use crate::oidc::issuer::Issuer;
+use crate::users::{self, User};
+
+fn render(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Response {
+    let slug = issuer.app.slug.as_str();
+    let (csrf, set) = csrf_for(state, headers, slug);
+    let res = state.pages.render(
+        status,
+        Some(&issuer.app),
+        name,
+        context! { ..ctx, ..context! { base => base(state, slug), csrf } },
+    );
+    match set {
+        Some(c) => with_cookie(res, c),
+        None => res,
+    }
+}
+
+async fn signed_in_user(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(User, crate::oidc::form::Form), Box<Response>> {
+    let (session, form) = signed_in_post(state, issuer, headers, body).await?;
+    match users::get(&issuer.identity, session.user_id).await {
+        Ok(Some(u)) => Ok((u, form)),
+        Ok(None) => Err(Box::new(internal(state, issuer, &"user vanished"))),
+        Err(e) => Err(Box::new(internal(state, issuer, &e))),
+    }
+}
+
+fn codes_page(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    codes: Vec<String>,
+    message: &str,
+) -> Response {
+    render(state, issuer, headers, StatusCode::OK, "mfa_codes.html", context! { codes, message })
+}
+
+/// Checks a fresh code (TOTP, or a recovery code when `recovery_ok`) under the sign-in throttle.
+async fn fresh_code(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    user: &User,
+    code: &str,
+    recovery_ok: bool,
+) -> Result<(), Box<Response>> {
+    let key = format!("mfa:{}", user.id);
+    let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
+        Ok(a) => a,
+        Err(refused) => {
+            let mut res = show_account(state, issuer, headers, Some(&refused.message())).await;
+            *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
+            return Err(Box::new(res));
+        }
+    };
+    let now = state.now();
+    let mut ok =
+        mfa::check_code(&issuer.identity, &state.secrets, issuer.app.id, user.id, code, true, now).await;
+    if recovery_ok && matches!(ok, Ok(false)) {
+        ok = mfa::use_recovery_code(&issuer.identity, &state.secrets, user.id, code, now)
+            .await
+            .map_err(mfa::MfaError::from);
+    }
+    match ok {
+        Ok(true) => {
+            attempt.succeeded(state.clock.now());
+            Ok(())
+        }
+        Ok(false) => {
+            attempt.failed(state.clock.now());
+            record_event(
+                state,
+                issuer,
+                "mfa.failed",
+                Some(user.id),
+                headers,
+                addr,
+                serde_json::json!({"on": "account"}),
+            )
+            .await;
+            let mut res =
+                show_account(state, issuer, headers, Some("That code is not right, or was already used."))
+                    .await;
+            *res.status_mut() = StatusCode::UNAUTHORIZED;
+            Err(Box::new(res))
+        }
+        Err(e) => Err(Box::new(internal(state, issuer, &e))),
+    }
+}
+
+pub async fn post_setup(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (user, _) = match signed_in_user(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let started = mfa::start(
+        &issuer.identity,
+        &state.secrets,
+        issuer.app.id,
+        user.id,
+        &issuer.app.display_name,
+        &user.email,
+        state.now(),
+    )
+    .await;
+    match started {
+        Ok(Some(e)) => render(
+            &state,
+            &issuer,
+            &headers,
+            StatusCode::OK,
+            "mfa_setup.html",
+            context! { qr_svg => e.qr_svg, secret => e.secret_base32, uri => e.uri },
+        ),
+        Ok(None) => {
+            show_account(&state, &issuer, &headers, Some("Two-step verification is already on.")).await
+        }
+        Err(e) => internal(&state, &issuer, &e),
+    }
+}
+
+pub async fn post_confirm(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (user, form) = match signed_in_user(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let key = format!("mfa:{}", user.id);
+    let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
+        Ok(a) => a,
+        Err(refused) => {
+            let mut res = show_account(&state, &issuer, &headers, Some(&refused.message())).await;
+            *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
+            return res;
+        }
+    };
+    let now = state.now();
+    let code = form.get("code").unwrap_or("");
+    match mfa::check_code(&issuer.identity, &state.secrets, issuer.app.id, user.id, code, false, now).await {
+        Ok(true) => attempt.succeeded(state.clock.now()),
+        Ok(false) => {
+            attempt.failed(state.clock.now());
+            record_event(
+                &state,
+                &issuer,
+                "mfa.failed",
+                Some(user.id),
+                &headers,
+                addr,
+                serde_json::json!({"on": "enrolment"}),
+            )
+            .await;
+            let again = mfa::pending_enrolment(
+                &issuer.identity,
+                &state.secrets,
+                issuer.app.id,
+                user.id,
+                &issuer.app.display_name,
+                &user.email,
+            )
+            .await;
+            return match again {
+                Ok(Some(e)) => render(
+                    &state,
+                    &issuer,
+                    &headers,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "mfa_setup.html",
+                    context! {
+                        qr_svg => e.qr_svg, secret => e.secret_base32, uri => e.uri,
+                        code_error => "That code is not right. Check the time on your device and enter the newest code.",
+                    },
+                ),
+                Ok(None) => show_account(&state, &issuer, &headers, Some("Start the setup again.")).await,
+                Err(e) => internal(&state, &issuer, &e),
+            };
+        }
+        Err(e) => return internal(&state, &issuer, &e),
+    }
+    let codes = match mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, now).await {
+        Ok(c) => c,
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    record_event(
+        &state,
+        &issuer,
+        "mfa.enrolled",
+        Some(user.id),
+        &headers,
+        addr,
+        serde_json::json!({"method": "totp"}),
+    )
+    .await;
+    codes_page(&state, &issuer, &headers, codes, "Two-step verification is on.")
+}
+
+pub async fn post_recovery_codes(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (user, form) = match signed_in_user(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if let Err(r) =
+        fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), false).await
+    {
+        return *r;
+    }
+    match mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, state.now()).await {
+        Ok(codes) => {
+            record_event(
+                &state,
+                &issuer,
+                "mfa.recovery_codes_renewed",
+                Some(user.id),
+                &headers,
+                addr,
+                serde_json::json!({}),
+            )
+            .await;
+            codes_page(&state, &issuer, &headers, codes, "Your old recovery codes no longer work.")
+        }
+        Err(e) => internal(&state, &issuer, &e),
+    }
+}
+
+pub async fn post_remove(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let issuer = match issuer_or_page(&state, &slug).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let (user, form) = match signed_in_user(&state, &issuer, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if let Err(r) =
+        fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), true).await
+    {
+        return *r;
+    }
+    if let Err(e) = mfa::remove(&issuer.identity, user.id).await {
+        return internal(&state, &issuer, &e);
+    }
+    record_event(
+        &state,
+        &issuer,
+        "mfa.removed",
+        Some(user.id),
+        &headers,
+        addr,
+        serde_json::json!({"by": "user"}),
+    )
+    .await;
+    show_account(&state, &issuer, &headers, Some("Two-step verification is off.")).await
+}
