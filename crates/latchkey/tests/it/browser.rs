@@ -498,3 +498,53 @@ async fn scenario_auto_provisioned_member(backend: Backend) {
     app.stop().await;
 }
 both!(scenario_auto_provisioned_member);
+
+// TOTP in the browser: enrol on /account (the key read from the page, codes computed with
+// totp-lite), then a sign-in through /authorize is held at /mfa until the code is entered.
+async fn totp_enrolment_and_sign_in_in_the_browser(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = crate::mail_kit::Sink::start();
+    let target = RedirectTarget::start().await;
+    let browser = Browser::start(&format!("totp-{backend:?}")).await;
+    let (rp, issuer, redirect_uri) = policy_app(&app, &sink, &target, "vault", json!({})).await;
+    let email = "ada@example.com";
+    let password = "correct horse battery";
+    let pending = to_login(&browser, &rp, &issuer).await;
+    browser.click(r#"a[href*="signup"]"#).await;
+    browser.wait_for_url_prefix(&format!("{issuer}/signup"), Duration::from_secs(10)).await;
+    browser.fill("input[name=email]", email).await;
+    browser.fill("input[name=password]", password).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url_prefix(&redirect_uri, Duration::from_secs(15)).await;
+    finish(&app, &rp, &target, &issuer, pending, email).await;
+
+    browser.goto(&format!("{issuer}/account")).await;
+    browser.click("#mfa-setup").await;
+    browser.wait_for_text("Scan this code", Duration::from_secs(10)).await;
+    assert!(browser.exists("figure.qr svg").await, "the QR code is an inline SVG");
+    browser.screenshot_sizes("totp-setup").await;
+    let secret = browser.text("#totp-secret").await;
+    browser.fill("input[name=code]", &crate::mfa::code_now(&app, &secret)).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("Save your recovery codes", Duration::from_secs(10)).await;
+    browser.screenshot_sizes("totp-recovery-codes").await;
+
+    crate::mfa::next_step(&app);
+    let pending = to_login(&browser, &rp, &issuer).await;
+    browser.fill("input[name=email]", email).await;
+    browser.fill("input[name=password]", password).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_url_prefix(&format!("{issuer}/mfa"), Duration::from_secs(10)).await;
+    assert!(
+        target.last().is_none_or(|cb| cb.get("state") != Some(pending.state.secret().as_str())),
+        "nothing reached the client yet"
+    );
+    browser.screenshot_sizes("totp-challenge").await;
+    browser.fill("input[name=code]", &crate::mfa::code_now(&app, &secret)).await;
+    browser.click("#code ~ button[type=submit]").await;
+    browser.wait_for_url_prefix(&redirect_uri, Duration::from_secs(15)).await;
+    finish(&app, &rp, &target, &issuer, pending, email).await;
+    drop(browser);
+    app.stop().await;
+}
+both!(totp_enrolment_and_sign_in_in_the_browser);
