@@ -301,3 +301,37 @@ async fn cli_unreachable_server() {
     assert_eq!(err.trim().lines().count(), 1, "{out:?}");
     assert!(err.contains("127.0.0.1:1"), "{out:?}");
 }
+
+async fn cli_users(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("crew").await;
+    crate::mail::sign_up(&app, "crew", "kai@example.com", "correct horse battery").await;
+    crate::mail::sign_up(&app, "crew", "lea@example.com", "correct horse battery").await;
+    let list = run(&app, &["user", "list", "crew", "--email", "kai", "--json"]).await.json();
+    let kai = items(&list)[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(items(&list).len(), 1);
+    let table = run(&app, &["user", "list", "crew"]).await;
+    assert!(
+        table.stdout.contains("lea@example.com") && table.stdout.contains("kai@example.com"),
+        "{}",
+        table.stdout
+    );
+    let one = run(&app, &["user", "get", "crew", &kai, "--json"]).await.json();
+    assert_eq!(one["active_sessions"], 1);
+    let out = run(&app, &["user", "logout-all", "crew", &kai, "--json"]).await.json();
+    assert_eq!(out["sessions_ended"], 1);
+    let inv = run(&app, &["user", "invite", "crew", "max@example.com", "--json"]).await.json();
+    assert!(inv["link"].as_str().expect("link").contains("/signup?invitation="));
+    // Erasure asks for --yes, then removes the user.
+    let refused = run(&app, &["user", "erase", "crew", &kai]).await;
+    assert_eq!(refused.code, Some(2));
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    run(&app, &["user", "erase", "crew", &kai, "--yes"]).await.ok();
+    let (s, _) = app.admin(reqwest::Method::GET, &format!("/apps/crew/users/{kai}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let missing = run(&app, &["user", "erase", "crew", &kai, "--yes"]).await;
+    assert_eq!(missing.code, Some(2));
+    assert!(missing.stderr.contains("404"), "{}", missing.stderr);
+    app.stop().await;
+}
+both!(cli_users);
