@@ -275,7 +275,25 @@ pub async fn post_continue(
         let pending = &pending;
         async move { next(state, issuer, headers, addr, h, pending, status, view).await }
     };
-    match form.get("step").unwrap_or("") {
+    // Only the step that is due may be taken: someone who proved the first factor alone must
+    // not change the password or the profile before the second factor.
+    let mfa = match crate::mfa::enrolled(&issuer.identity, user.id).await {
+        Ok(m) => m,
+        Err(e) => return internal(&state, &issuer, &e),
+    };
+    let due = steps(&issuer, &user, mfa, &pending.amr.0, now).into_iter().next();
+    let posted = form.get("step").unwrap_or("");
+    let allowed = match &due {
+        Some(Step::Totp) => matches!(posted, "totp" | "recovery"),
+        Some(Step::VerifyEmail) => matches!(posted, "resend" | "check"),
+        Some(Step::PasswordChange) => posted == "password",
+        Some(Step::Profile(_)) => posted == "profile",
+        None => false,
+    };
+    if !allowed {
+        return again(StatusCode::OK, context! {}).await;
+    }
+    match posted {
         step @ ("totp" | "recovery") => {
             let key = format!("mfa:{}", user.id);
             let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {

@@ -215,3 +215,44 @@ async fn removal_needs_a_fresh_code_and_operators_can_reset(backend: Backend) {
     app.stop().await;
 }
 both!(removal_needs_a_fresh_code_and_operators_can_reset);
+
+// Someone who knows the password but not the second factor cannot use the other sign-in steps
+// (a password change, profile fields) to get around it.
+async fn other_steps_cannot_skip_the_second_factor(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("skip").await;
+    let me = crate::mail::sign_up(&app, "skip", "vic@example.com", "correct horse battery").await;
+    enrol(&app, "skip", &me).await;
+    let (s, v) = app
+        .admin(
+            Method::PATCH,
+            "/apps/skip",
+            Some(
+                json!({"policy": {"password": {"expiry_days": 1}, "required_profile_fields": ["nickname"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.clock.advance(chrono::Duration::days(2));
+    let client = refreshing_client(&app, "skip").await;
+    let (flow, res) = first_factor(&app, "skip", &client, "vic@example.com").await;
+    assert!(location(&res).ends_with("/mfa"));
+    let cont = format!("{}/continue", app.issuer("skip"));
+    for fields in [
+        vec![("step", "password"), ("password", "An entirely new one 1")],
+        vec![("step", "profile"), ("nickname", "vee")],
+        vec![("step", "check")],
+    ] {
+        let res = post_page(&flow.browser, &cont, &cont, &fields).await;
+        assert_eq!(res.status(), StatusCode::OK, "{fields:?}");
+        assert!(!has_session_cookie(&res));
+        assert!(res.text().await.expect("html").contains("Enter your verification code"), "{fields:?}");
+    }
+    let store = identity_store(&app, "skip").await;
+    let changed = count(&store, "SELECT count(*) FROM users WHERE CAST(profile AS TEXT) LIKE '%vee%'").await;
+    assert_eq!(changed, 0, "the profile was not touched");
+    let (_, res) = first_factor(&app, "skip", &client, "vic@example.com").await;
+    assert!(location(&res).ends_with("/mfa"), "the old password still is the first factor");
+    app.stop().await;
+}
+both!(other_steps_cannot_skip_the_second_factor);
