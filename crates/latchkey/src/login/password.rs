@@ -18,15 +18,79 @@ use tokio::sync::Semaphore;
 pub struct Passwords {
     permits: Arc<Semaphore>,
     dummy: String,
+    /// Argon2 working memory (19 MiB each), reused across hashes, at most one per permit.
+    /// Allocating it per hash made glibc keep hundreds of MiB in per-thread arenas under load.
+    memory: Arc<Memory>,
+}
+
+#[derive(Default)]
+struct Memory(parking_lot::Mutex<Vec<Vec<argon2::Block>>>);
+
+impl Memory {
+    fn take(&self) -> Vec<argon2::Block> {
+        self.0.lock().pop().unwrap_or_else(|| vec![argon2::Block::default(); argon2_params().block_count()])
+    }
+
+    fn give(&self, blocks: Vec<argon2::Block>) {
+        self.0.lock().push(blocks);
+    }
 }
 
 // OWASP's first Argon2id configuration.
 const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 const ARGON2_PASSES: u32 = 2;
 
+fn argon2_params() -> Params {
+    Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, None).unwrap_or_default()
+}
+
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params())
+}
+
+/// Our Argon2id of `password` with a fresh salt, computed in `memory`, as a PHC string.
+fn hash_in(password: &[u8], memory: &mut [argon2::Block]) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(|_| HashError)?;
+    let a = argon2();
+    let output = argon2::password_hash::Output::init_with(argon2::Params::DEFAULT_OUTPUT_LEN, |out| {
+        a.hash_password_into_with_memory(password, salt_bytes, out, &mut *memory)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|_| HashError)?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(a.params()).map_err(|_| HashError)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `hash` is exactly our Argon2id scheme (so it can be checked in pooled memory).
+fn is_ours(hash: &PasswordHash<'_>) -> bool {
+    let ours = argon2_params();
+    hash.algorithm == argon2::ARGON2ID_IDENT
+        && hash.version == Some(0x13)
+        && argon2::Params::try_from(hash).is_ok_and(|p| {
+            p.m_cost() == ours.m_cost() && p.t_cost() == ours.t_cost() && p.p_cost() == ours.p_cost()
+        })
+        && hash.hash.is_some_and(|h| h.len() == argon2::Params::DEFAULT_OUTPUT_LEN)
+}
+
+/// Checks our own Argon2id hash in `memory`; the comparison is constant-time (`Output`).
+fn verify_in(password: &[u8], hash: &PasswordHash<'_>, memory: &mut [argon2::Block]) -> bool {
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else { return false };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return false };
+    let a = argon2();
+    argon2::password_hash::Output::init_with(expected.len(), |out| {
+        a.hash_password_into_with_memory(password, salt_bytes, out, &mut *memory)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .is_ok_and(|got| got == expected)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +105,7 @@ impl Passwords {
             .hash_password(b"latchkey dummy password", &salt)
             .map(|h| h.to_string())
             .unwrap_or_default();
-        Passwords { permits: Arc::new(Semaphore::new(lanes)), dummy }
+        Passwords { permits: Arc::new(Semaphore::new(lanes)), dummy, memory: Arc::default() }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -54,12 +118,12 @@ impl Passwords {
 
     pub async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
         let pw = password.clone();
+        let memory = self.memory.clone();
         self.blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2()
-                .hash_password(pw.expose_secret().as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|_| HashError)
+            let mut blocks = memory.take();
+            let out = hash_in(pw.expose_secret().as_bytes(), &mut blocks);
+            memory.give(blocks);
+            out
         })
         .await?
     }
@@ -71,7 +135,22 @@ impl Passwords {
         let exists = stored.is_some();
         let phc = stored.unwrap_or(&self.dummy).to_string();
         let pw = password.clone();
-        let v = self.blocking(move || check(pw.expose_secret().as_bytes(), &phc)).await?;
+        let memory = self.memory.clone();
+        let v = self
+            .blocking(move || {
+                // The usual case, our own scheme, runs in pooled memory; anything else (imported
+                // or older hashes) through the general check.
+                match PasswordHash::new(&phc) {
+                    Ok(h) if is_ours(&h) => {
+                        let mut blocks = memory.take();
+                        let ok = verify_in(pw.expose_secret().as_bytes(), &h, &mut blocks);
+                        memory.give(blocks);
+                        Verified { ok, needs_rehash: false }
+                    }
+                    _ => check(pw.expose_secret().as_bytes(), &phc),
+                }
+            })
+            .await?;
         Ok(if exists { v } else { Verified::default() })
     }
 }
@@ -179,6 +258,23 @@ impl Default for Passwords {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooled_memory_hashes_are_standard_argon2id() {
+        let mut memory = vec![argon2::Block::default(); argon2_params().block_count()];
+        let phc = hash_in(b"correct horse", &mut memory).expect("hash");
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        // The general (allocating) check agrees, so nothing depends on the pool.
+        assert_eq!(check(b"correct horse", &phc), Verified { ok: true, needs_rehash: false });
+        assert!(!check(b"wrong horse", &phc).ok);
+        let parsed = PasswordHash::new(&phc).expect("phc");
+        assert!(is_ours(&parsed));
+        assert!(verify_in(b"correct horse", &parsed, &mut memory));
+        assert!(!verify_in(b"wrong horse", &parsed, &mut memory));
+        // A hash made by the library itself verifies in the pool too.
+        let lib = argon2().hash_password(b"pw", &SaltString::generate(&mut OsRng)).expect("lib").to_string();
+        assert!(verify_in(b"pw", &PasswordHash::new(&lib).expect("phc"), &mut memory));
+    }
 
     const PW: &[u8] = b"correct horse";
 
