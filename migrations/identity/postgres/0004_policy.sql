@@ -12,6 +12,7 @@ CREATE TABLE invitations (
     email            text NOT NULL,
     email_normalized text NOT NULL,
     token_hash       text NOT NULL UNIQUE,
+    token_sealed     text,                  -- invitations: the token, sealed, so operators can list the link
     auth_request_id  text,
     created_at       timestamptz NOT NULL,
     expires_at       timestamptz NOT NULL,

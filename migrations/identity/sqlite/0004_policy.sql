@@ -12,6 +12,7 @@ CREATE TABLE invitations (
     email            TEXT NOT NULL,
     email_normalized TEXT NOT NULL,
     token_hash       TEXT NOT NULL UNIQUE,
+    token_sealed     TEXT,                  -- invitations: the token, sealed, so operators can list the link
     auth_request_id  TEXT,
     created_at       TEXT NOT NULL,
     expires_at       TEXT NOT NULL,

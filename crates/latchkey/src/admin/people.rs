@@ -57,7 +57,8 @@ pub struct NewInvitation {
 pub struct InvitationResponse {
     pub id: Uuid,
     pub email: String,
-    /// The absolute link that registers the invited address; only in the create response.
+    /// The absolute link that registers the invited address (null once used, revoked or
+    /// expired).
     pub link: Option<String>,
     pub expires_at: chrono::DateTime<chrono::Utc>,
     /// `pending`, `used`, `revoked` or `expired`.
@@ -77,6 +78,7 @@ impl InvitationResponse {
         } else {
             "pending"
         };
+        let link = if status == "pending" { link } else { None };
         InvitationResponse {
             id: i.id,
             email: i.email,
@@ -150,7 +152,7 @@ pub async fn create_invitation(
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
 
-/// Invitations, newest first (the link is never shown again).
+/// Invitations, newest first, with the link of those still pending.
 #[utoipa::path(get, path = "/admin/v1/apps/{slug}/invitations", tag = "users", params(("slug" = String, Path), PageQuery),
     responses((status = 200, body = List<InvitationResponse>), (status = 404, body = Problem)))]
 pub async fn list_invitations(
@@ -172,10 +174,14 @@ pub async fn list_invitations(
     let rows = invitations::list(&issuer.identity, after, limit).await.map_err(|e| ApiError::internal(&e))?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
     let now = state.now().0;
-    Ok(axum::Json(List {
-        items: rows.into_iter().map(|r| InvitationResponse::new(r, None, now)).collect(),
-        next_cursor: next,
-    }))
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let link = invitations::link_of(&state.secrets, &issuer, &r);
+            InvitationResponse::new(r, link, now)
+        })
+        .collect();
+    Ok(axum::Json(List { items, next_cursor: next }))
 }
 
 /// Withdraw an unused invitation.

@@ -63,6 +63,21 @@ pub struct Invitation {
     pub revoked_at: Option<Ts>,
     /// The account it created, once used.
     pub user_id: Option<Uuid>,
+    /// The token, sealed (invitations only; dropped once used or revoked).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub token_sealed: Option<String>,
+}
+
+fn seal_ctx(app_id: Uuid, id: Uuid) -> String {
+    format!("app:{app_id}:invitation:{id}")
+}
+
+/// The link of a pending invitation, for operators.
+pub fn link_of(secrets: &crate::crypto::SecretBox, issuer: &Issuer, inv: &Invitation) -> Option<String> {
+    let sealed = inv.token_sealed.as_deref()?;
+    let token = secrets.open_string(&seal_ctx(issuer.app.id, inv.id), sealed).ok()?;
+    Some(format!("{}/signup?invitation={token}", issuer.url))
 }
 
 /// What a live token allows.
@@ -122,14 +137,17 @@ pub async fn create(
         used_at: None,
         revoked_at: None,
         user_id: None,
+        token_sealed: None,
     };
-    let sql = "INSERT INTO invitations (id, kind, email, email_normalized, token_hash, auth_request_id, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let token_sealed = (purpose == Purpose::Invitation)
+        .then(|| state.secrets.seal(&seal_ctx(issuer.app.id, row.id), token.expose_secret().as_bytes()));
+    let sql = "INSERT INTO invitations (id, kind, email, email_normalized, token_hash, auth_request_id, created_at, expires_at, token_sealed) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     on_db!(&issuer.identity, p => {
         let mut tx = p.begin().await?;
         sqlx::query(sql)
             .bind(row.id).bind(purpose.as_str()).bind(&row.email).bind(email.normalized())
-            .bind(tokens::sha256_hex(&token)).bind(auth_request_id).bind(now).bind(expires)
+            .bind(tokens::sha256_hex(&token)).bind(auth_request_id).bind(now).bind(expires).bind(&token_sealed)
             .execute(&mut *tx).await?;
         crate::insert_queued!(&mut *tx, queued)?;
         tx.commit().await
@@ -179,7 +197,7 @@ pub async fn accept(
     if !plausible(token) {
         return Ok(Accepted::Invalid);
     }
-    let claim = "UPDATE invitations SET used_at = $3 WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL \
+    let claim = "UPDATE invitations SET used_at = $3, token_sealed = NULL WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL \
         AND revoked_at IS NULL AND expires_at > $3 RETURNING id, email, auth_request_id";
     let link_user = "UPDATE invitations SET user_id = $2 WHERE id = $1";
     let insert = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
@@ -217,7 +235,7 @@ pub async fn accept(
 
 /// Invitations, newest first, after the cursor (an invitation id).
 pub async fn list(db: &Db, after: Option<Uuid>, limit: i64) -> Result<Vec<Invitation>, sqlx::Error> {
-    let cols = "id, email, created_at, expires_at, used_at, revoked_at, user_id";
+    let cols = "id, email, created_at, expires_at, used_at, revoked_at, user_id, token_sealed";
     match after {
         Some(a) => {
             let sql = format!(
@@ -236,7 +254,7 @@ pub async fn list(db: &Db, after: Option<Uuid>, limit: i64) -> Result<Vec<Invita
 /// Revokes an unused invitation; `None` if there is no such invitation, `Some(false)` if it
 /// was already used or revoked.
 pub async fn revoke(db: &Db, id: Uuid, now: Ts) -> Result<Option<bool>, sqlx::Error> {
-    let sql = "UPDATE invitations SET revoked_at = $2 WHERE id = $1 AND kind = 'invitation' AND used_at IS NULL AND revoked_at IS NULL";
+    let sql = "UPDATE invitations SET revoked_at = $2, token_sealed = NULL WHERE id = $1 AND kind = 'invitation' AND used_at IS NULL AND revoked_at IS NULL";
     let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     if n == 1 {
         return Ok(Some(true));

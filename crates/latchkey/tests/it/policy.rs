@@ -293,8 +293,22 @@ async fn invite_only_registration(backend: Backend) {
     assert!(list["items"][1]["user_id"].is_string());
     assert!(
         list["items"].as_array().expect("items").iter().all(|i| i["link"].is_null()),
-        "links are shown once"
+        "no link once used or revoked"
     );
+    let (_, third) =
+        app.admin(Method::POST, "/apps/inv/invitations", Some(json!({"email": "kit@example.com"}))).await;
+    let (_, list) = app.admin(Method::GET, "/apps/inv/invitations", None).await;
+    assert_eq!(list["items"][0]["link"], third["link"], "a pending invitation lists its link");
+    let store = identity_store(&app, "inv").await;
+    let token = query_of(third["link"].as_str().expect("link"))["invitation"].clone();
+    let leaked = count(
+        &store,
+        &format!(
+            "SELECT count(*) FROM invitations WHERE token_sealed LIKE '%{token}%' OR token_hash = '{token}'"
+        ),
+    )
+    .await;
+    assert_eq!(leaked, 0, "the token is stored sealed and hashed, never plain");
     app.stop().await;
 }
 both!(invite_only_registration);
