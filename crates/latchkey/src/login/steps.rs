@@ -162,7 +162,7 @@ fn expired_page(state: &AppState, issuer: &Issuer) -> Response {
 }
 
 /// Shows the next step, or finishes the sign-in when none is left.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "each is a distinct part of the row or request")]
 async fn next(
     state: &AppState,
     issuer: &Arc<Issuer>,

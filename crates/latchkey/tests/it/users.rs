@@ -386,3 +386,44 @@ async fn erasure_is_all_or_nothing(backend: Backend) {
     app.stop().await;
 }
 both!(erasure_is_all_or_nothing);
+
+// Two apps on one server: one app's users, sessions, links and invitations are invisible to the
+// other (each app has its own identity store; SPEC §2).
+async fn apps_do_not_see_each_others_people(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sink = Sink::start();
+    app_with_sink(&app, "one", &sink).await;
+    app_with_sink(&app, "two", &sink).await;
+    crate::mail::sign_up(&app, "one", "pat@example.com", "correct horse battery").await;
+    let pat = user_id(&app, "one", "pat@example.com").await;
+    for (method, path) in [
+        (Method::GET, format!("/apps/two/users/{pat}")),
+        (Method::GET, format!("/apps/two/users/{pat}/sessions")),
+        (Method::POST, format!("/apps/two/users/{pat}/logout-all")),
+        (Method::DELETE, format!("/apps/two/users/{pat}/mfa")),
+        (Method::DELETE, format!("/apps/two/users/{pat}")),
+    ] {
+        assert_eq!(app.admin(method.clone(), &path, None).await.0, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let (_, list) = app.admin(Method::GET, "/apps/two/users?email=pat", None).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+    // A mailed link or an invitation of app one means nothing at app two.
+    let mail = sink.wait_for("pat@example.com").await;
+    let link = crate::mail_kit::link_in(&mail.text, &format!("{}/verify-email?token=", app.issuer("one")));
+    let elsewhere = link.replace("/apps/one/", "/apps/two/");
+    assert_eq!(
+        crate::signin::browser().get(&elsewhere).send().await.expect("get").status(),
+        StatusCode::BAD_REQUEST
+    );
+    let (_, inv) =
+        app.admin(Method::POST, "/apps/one/invitations", Some(json!({"email": "new@example.com"}))).await;
+    let elsewhere = inv["link"].as_str().expect("link").replace("/apps/one/", "/apps/two/");
+    assert_eq!(
+        crate::signin::browser().get(&elsewhere).send().await.expect("get").status(),
+        StatusCode::BAD_REQUEST
+    );
+    // And the link still works where it belongs.
+    assert_eq!(crate::signin::browser().get(&link).send().await.expect("get").status(), StatusCode::OK);
+    app.stop().await;
+}
+both!(apps_do_not_see_each_others_people);
