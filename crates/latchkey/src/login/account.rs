@@ -182,20 +182,52 @@ pub(super) async fn signed_in_post(
     }
 }
 
-pub async fn post_profile(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (session, form) = match signed_in_post(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+/// A CSRF-checked form post from a signed-in browser on the account pages: the app's issuer, the
+/// session and its user, the form. When it is not one, the rejection is the page (or the
+/// redirect to `/login`) to answer with.
+pub(super) struct SignedIn {
+    pub issuer: Arc<Issuer>,
+    pub slug: String,
+    pub session: Session,
+    pub user: users::User,
+    pub form: Form,
+    pub addr: SocketAddr,
+    pub headers: HeaderMap,
+}
+
+impl axum::extract::FromRequest<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let not_found = || (StatusCode::NOT_FOUND, "not found").into_response();
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(&mut parts, state)
+                .await
+                .map_err(|_| not_found())?;
+        let slug = params.get("slug").cloned().ok_or_else(not_found)?;
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let headers = parts.headers.clone();
+        let issuer = issuer_or_page(state, &slug).await?;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        let (session, form) = signed_in_post(state, &issuer, &headers, &body).await.map_err(|r| *r)?;
+        let user = match users::get(&issuer.identity, session.user_id).await {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(Redirect::to(&format!("{}/login", base(state, &slug))).into_response()),
+            Err(e) => return Err(internal(state, &issuer, &e)),
+        };
+        Ok(SignedIn { issuer, slug, session, user, form, addr, headers })
+    }
+}
+
+pub async fn post_profile(State(state): State<AppState>, me: SignedIn) -> Response {
+    let SignedIn { issuer, session, form, headers, .. } = me;
     let name: String =
         form.get("name").unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(200).collect();
     let name = (!name.is_empty()).then_some(name);
@@ -207,19 +239,10 @@ pub async fn post_profile(
 
 pub async fn post_revoke_session(
     State(state): State<AppState>,
-    Path((slug, sid)): Path<(String, String)>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    Path((_, sid)): Path<(String, String)>,
+    me: SignedIn,
 ) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (session, _) = match signed_in_post(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+    let SignedIn { issuer, slug, session, addr, headers, .. } = me;
     match sessions::revoke_own(&issuer.identity, session.user_id, &sid, state.now()).await {
         Ok(true) => {
             record_event(
@@ -241,26 +264,8 @@ pub async fn post_revoke_session(
 
 /// Changes the password: the current one is required (and throttled like a sign-in), the new
 /// one follows the app's rules; every other session of the user ends (`password.change`).
-pub async fn post_password(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (session, form) = match signed_in_post(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let user = match users::get(&issuer.identity, session.user_id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return Redirect::to(&format!("{}/login", base(&state, &slug))).into_response(),
-        Err(e) => return internal(&state, &issuer, &e),
-    };
+pub async fn post_password(State(state): State<AppState>, me: SignedIn) -> Response {
+    let SignedIn { issuer, session, user, form, addr, headers, .. } = me;
     let new = form.get("new_password").unwrap_or("");
     if let Err(msg) = issuer.app.policy.password.check(new) {
         let mut res = show_account(&state, &issuer, &headers, Some(&msg)).await;
@@ -327,26 +332,8 @@ pub async fn post_password(
 }
 
 /// Sends the email confirmation link again (throttled like every mail request).
-pub async fn post_verify_email(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (session, _) = match signed_in_post(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let user = match users::get(&issuer.identity, session.user_id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return Redirect::to(&format!("{}/login", base(&state, &slug))).into_response(),
-        Err(e) => return internal(&state, &issuer, &e),
-    };
+pub async fn post_verify_email(State(state): State<AppState>, me: SignedIn) -> Response {
+    let SignedIn { issuer, user, addr, headers, .. } = me;
     if user.email_verified {
         return show_account(&state, &issuer, &headers, Some("Your email address is already confirmed."))
             .await;
@@ -370,21 +357,8 @@ pub async fn post_verify_email(
     show_account(&state, &issuer, &headers, Some(&notice)).await
 }
 
-pub async fn post_logout_all(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (session, _) = match signed_in_post(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn post_logout_all(State(state): State<AppState>, me: SignedIn) -> Response {
+    let SignedIn { issuer, slug, session, addr, headers, .. } = me;
     if let Err(e) = sessions::logout_all(&issuer.identity, session.user_id, state.now()).await {
         return internal(&state, &issuer, &e);
     }

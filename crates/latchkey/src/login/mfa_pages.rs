@@ -6,18 +6,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 
-use super::account::{base, csrf_for, internal, show_account, signed_in_post, with_cookie};
-use super::handlers::{issuer_or_page, record_event};
+use super::account::{SignedIn, base, csrf_for, internal, show_account, with_cookie};
+use super::handlers::record_event;
 use crate::app::AppState;
 use crate::mfa;
 use crate::oidc::issuer::Issuer;
-use crate::users::{self, User};
+use crate::users::User;
 
 fn render(
     state: &AppState,
@@ -41,20 +40,6 @@ fn render(
     }
 }
 
-async fn signed_in_user(
-    state: &AppState,
-    issuer: &Arc<Issuer>,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(User, crate::oidc::form::Form), Box<Response>> {
-    let (session, form) = signed_in_post(state, issuer, headers, body).await?;
-    match users::get(&issuer.identity, session.user_id).await {
-        Ok(Some(u)) => Ok((u, form)),
-        Ok(None) => Err(Box::new(internal(state, issuer, &"user vanished"))),
-        Err(e) => Err(Box::new(internal(state, issuer, &e))),
-    }
-}
-
 fn codes_page(
     state: &AppState,
     issuer: &Issuer,
@@ -65,16 +50,27 @@ fn codes_page(
     render(state, issuer, headers, StatusCode::OK, "mfa_codes.html", context! { codes, message })
 }
 
-/// Checks a fresh code (TOTP, or a recovery code when `recovery_ok`) under the sign-in throttle.
-async fn fresh_code(
+/// Which code a form carries.
+#[derive(Clone, Copy)]
+enum Code {
+    /// The first code of an enrolment under way.
+    Enrolment,
+    /// A code of the enrolled authenticator, or also a recovery code.
+    Fresh { recovery_ok: bool },
+}
+
+/// Checks a code under the sign-in throttle (key `mfa:<user id>`), auditing a failure
+/// (`mfa.failed`). `Ok(false)` is a wrong or spent code; `Err` is the page to answer with (429
+/// with `Retry-After`, or an internal error).
+async fn check_throttled(
     state: &AppState,
     issuer: &Arc<Issuer>,
     headers: &HeaderMap,
     addr: SocketAddr,
     user: &User,
     code: &str,
-    recovery_ok: bool,
-) -> Result<(), Box<Response>> {
+    kind: Code,
+) -> Result<bool, Box<Response>> {
     let key = format!("mfa:{}", user.id);
     let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
         Ok(a) => a,
@@ -86,20 +82,21 @@ async fn fresh_code(
         }
     };
     let now = state.now();
+    let (db, secrets) = (&issuer.identity, &state.secrets);
     let mut ok =
-        mfa::check_code(&issuer.identity, &state.secrets, issuer.app.id, user.id, code, true, now).await;
-    if recovery_ok && matches!(ok, Ok(false)) {
-        ok = mfa::use_recovery_code(&issuer.identity, &state.secrets, user.id, code, now)
-            .await
-            .map_err(mfa::MfaError::from);
+        mfa::check_code(db, secrets, issuer.app.id, user.id, code, !matches!(kind, Code::Enrolment), now)
+            .await;
+    if matches!(kind, Code::Fresh { recovery_ok: true }) && matches!(ok, Ok(false)) {
+        ok = mfa::use_recovery_code(db, secrets, user.id, code, now).await.map_err(mfa::MfaError::from);
     }
     match ok {
         Ok(true) => {
             attempt.succeeded(state.clock.now());
-            Ok(())
+            Ok(true)
         }
         Ok(false) => {
             attempt.failed(state.clock.now());
+            let on = if matches!(kind, Code::Enrolment) { "enrolment" } else { "account" };
             record_event(
                 state,
                 issuer,
@@ -107,33 +104,36 @@ async fn fresh_code(
                 Some(user.id),
                 headers,
                 addr,
-                serde_json::json!({"on": "account"}),
+                serde_json::json!({"on": on}),
             )
             .await;
-            let mut res =
-                show_account(state, issuer, headers, Some("That code is not right, or was already used."))
-                    .await;
-            *res.status_mut() = StatusCode::UNAUTHORIZED;
-            Err(Box::new(res))
+            Ok(false)
         }
         Err(e) => Err(Box::new(internal(state, issuer, &e))),
     }
 }
 
-pub async fn post_setup(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (user, _) = match signed_in_user(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+/// A fresh code for an account change; a wrong one answers the account page with 401.
+async fn fresh_code(
+    state: &AppState,
+    issuer: &Arc<Issuer>,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    user: &User,
+    code: &str,
+    recovery_ok: bool,
+) -> Result<(), Box<Response>> {
+    if check_throttled(state, issuer, headers, addr, user, code, Code::Fresh { recovery_ok }).await? {
+        return Ok(());
+    }
+    let mut res =
+        show_account(state, issuer, headers, Some("That code is not right, or was already used.")).await;
+    *res.status_mut() = StatusCode::UNAUTHORIZED;
+    Err(Box::new(res))
+}
+
+pub async fn post_setup(State(state): State<AppState>, me: SignedIn) -> Response {
+    let SignedIn { issuer, user, headers, .. } = me;
     let started = mfa::start(
         &issuer.identity,
         &state.secrets,
@@ -160,47 +160,14 @@ pub async fn post_setup(
     }
 }
 
-pub async fn post_confirm(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (user, form) = match signed_in_user(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let key = format!("mfa:{}", user.id);
-    let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
-        Ok(a) => a,
-        Err(refused) => {
-            let mut res = show_account(&state, &issuer, &headers, Some(&refused.message())).await;
-            *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
-            return res;
-        }
-    };
+pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Response {
+    let SignedIn { issuer, user, form, addr, headers, .. } = me;
     let now = state.now();
     let code = form.get("code").unwrap_or("");
-    match mfa::check_code(&issuer.identity, &state.secrets, issuer.app.id, user.id, code, false, now).await {
-        Ok(true) => attempt.succeeded(state.clock.now()),
+    match check_throttled(&state, &issuer, &headers, addr, &user, code, Code::Enrolment).await {
+        Ok(true) => {}
+        Err(r) => return *r,
         Ok(false) => {
-            attempt.failed(state.clock.now());
-            record_event(
-                &state,
-                &issuer,
-                "mfa.failed",
-                Some(user.id),
-                &headers,
-                addr,
-                serde_json::json!({"on": "enrolment"}),
-            )
-            .await;
             let again = mfa::pending_enrolment(
                 &issuer.identity,
                 &state.secrets,
@@ -226,7 +193,6 @@ pub async fn post_confirm(
                 Err(e) => internal(&state, &issuer, &e),
             };
         }
-        Err(e) => return internal(&state, &issuer, &e),
     }
     let codes = match mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, now).await {
         Ok(c) => c,
@@ -245,21 +211,8 @@ pub async fn post_confirm(
     codes_page(&state, &issuer, &headers, codes, "Two-step verification is on.")
 }
 
-pub async fn post_recovery_codes(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (user, form) = match signed_in_user(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn post_recovery_codes(State(state): State<AppState>, me: SignedIn) -> Response {
+    let SignedIn { issuer, user, form, addr, headers, .. } = me;
     if let Err(r) =
         fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), false).await
     {
@@ -283,21 +236,8 @@ pub async fn post_recovery_codes(
     }
 }
 
-pub async fn post_remove(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let (user, form) = match signed_in_user(&state, &issuer, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
+pub async fn post_remove(State(state): State<AppState>, me: SignedIn) -> Response {
+    let SignedIn { issuer, user, form, addr, headers, .. } = me;
     if let Err(r) =
         fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), true).await
     {
