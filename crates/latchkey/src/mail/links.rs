@@ -107,9 +107,9 @@ fn normalized(email: &str) -> String {
     crate::users::Email::parse(email).map(|e| e.normalized().to_string()).unwrap_or_default()
 }
 
-/// Follows a verification link: the token is used up and the address it was sent to becomes
-/// verified, in one transaction. `None` if the link is not (or no longer) valid.
-pub async fn verify_email(db: &Db, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+/// Uses up a token of `kind` and marks the address it was sent to verified (following the
+/// link proved the mailbox), in one transaction. `None` if the link is not (or no longer) valid.
+async fn consume_and_verify(db: &Db, kind: Kind, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
     if !plausible(token) {
         return Ok(None);
     }
@@ -118,7 +118,7 @@ pub async fn verify_email(db: &Db, token: &str, now: Ts) -> Result<Option<Token>
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         let found: Option<Token> = sqlx::query_as(CONSUME)
-            .bind(hash(token)).bind(Kind::VerifyEmail.as_str()).bind(now)
+            .bind(hash(token)).bind(kind.as_str()).bind(now)
             .fetch_optional(&mut *tx).await?;
         if let Some(t) = &found {
             sqlx::query(verify).bind(t.user_id).bind(normalized(&t.email)).bind(true).bind(now)
@@ -127,6 +127,16 @@ pub async fn verify_email(db: &Db, token: &str, now: Ts) -> Result<Option<Token>
         tx.commit().await?;
         Ok(found)
     })
+}
+
+/// Follows a verification link.
+pub async fn verify_email(db: &Db, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+    consume_and_verify(db, Kind::VerifyEmail, token, now).await
+}
+
+/// Follows a magic link (the sign-in itself is the caller's).
+pub async fn use_magic_link(db: &Db, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+    consume_and_verify(db, Kind::MagicLink, token, now).await
 }
 
 /// Follows a password-reset link: in one transaction the token is used up, the password
@@ -157,27 +167,6 @@ pub async fn reset_password(
                 .execute(&mut *tx).await?;
             sqlx::query(end_sessions).bind(t.user_id).bind(now).execute(&mut *tx).await?;
             sqlx::query(other_links).bind(t.user_id).bind(Kind::PasswordReset.as_str()).bind(now)
-                .execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(found)
-    })
-}
-
-/// Follows a magic link: the token is used up and the address marked verified.
-pub async fn use_magic_link(db: &Db, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
-    if !plausible(token) {
-        return Ok(None);
-    }
-    let verify =
-        "UPDATE users SET email_verified = $3, updated_at = $4 WHERE id = $1 AND email_normalized = $2";
-    on_db!(db, p => {
-        let mut tx = p.begin().await?;
-        let found: Option<Token> = sqlx::query_as(CONSUME)
-            .bind(hash(token)).bind(Kind::MagicLink.as_str()).bind(now)
-            .fetch_optional(&mut *tx).await?;
-        if let Some(t) = &found {
-            sqlx::query(verify).bind(t.user_id).bind(normalized(&t.email)).bind(true).bind(now)
                 .execute(&mut *tx).await?;
         }
         tx.commit().await?;
