@@ -34,7 +34,7 @@ use crate::users::{self, Email, NewUser};
 
 /// Everything the sign-up page shows.
 #[derive(Default)]
-struct Form2 {
+struct SignupView {
     request_id: String,
     invitation: String,
     email: String,
@@ -46,7 +46,13 @@ struct Form2 {
     errors: serde_json::Map<String, serde_json::Value>,
 }
 
-fn show(state: &AppState, issuer: &Issuer, headers: &HeaderMap, status: StatusCode, f: Form2) -> Response {
+fn show(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    status: StatusCode,
+    f: SignupView,
+) -> Response {
     let policy = &issuer.app.policy;
     let fields: Vec<minijinja::Value> = users::PROFILE_FIELDS
         .iter()
@@ -110,7 +116,7 @@ pub async fn get_signup(
     }
     let query = q.as_deref().and_then(|q| Form::parse(q.as_bytes()).ok());
     let invitation = query.as_ref().and_then(|f| f.get("invitation")).unwrap_or("").to_string();
-    let mut f = Form2 { request_id: request_id(q.as_deref()), ..Default::default() };
+    let mut f = SignupView { request_id: request_id(q.as_deref()), ..Default::default() };
     if !invitation.is_empty() {
         match invitations::peek(&issuer.identity, Purpose::Invitation, &invitation, state.now()).await {
             Ok(Some(t)) => {
@@ -148,7 +154,7 @@ pub async fn post_signup(
     let policy = issuer.app.policy.clone();
     let now = state.now();
     let invitation = form.get("invitation").unwrap_or("").to_string();
-    let mut f = Form2 {
+    let mut f = SignupView {
         request_id: clean_request_id(form.get("request").unwrap_or("")),
         email: form.get("email").unwrap_or("").to_string(),
         ..Default::default()
