@@ -21,8 +21,8 @@ use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    clean_request_id, email_allowed, finish, internal, issuer_or_page, origin, page, read_form, record_event,
-    request_id,
+    clean_request_id, email_allowed, email_method_form, finish, internal, issuer_or_page, not_offered,
+    origin, page, record_event, request_id,
 };
 use crate::app::AppState;
 use crate::apps::model::SignupPolicy;
@@ -192,15 +192,6 @@ fn ask_for_link(
     answer
 }
 
-fn not_offered(state: &AppState, issuer: &Issuer) -> Response {
-    state.pages.message(
-        StatusCode::FORBIDDEN,
-        Some(&issuer.app),
-        "Not available",
-        "Signing in with an emailed link is not available for this application.",
-    )
-}
-
 pub async fn get_magic_link(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -254,16 +245,9 @@ pub async fn post_magic_link(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
+    let (issuer, form) = match email_method_form(&state, &slug, &headers, &body, "magic_link.html").await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    if !email_allowed(&issuer) {
-        return not_offered(&state, &issuer);
-    }
-    let form = match read_form(&state, &issuer, &headers, &body, "magic_link.html") {
-        Ok(f) => f,
-        Err(r) => return *r,
     };
     let Some(token) = form.get("token") else {
         return ask_for_link(&state, &issuer, &headers, addr, &form, Kind::MagicLink, "magic_link.html");
@@ -387,16 +371,9 @@ pub async fn post_reset_password(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
+    let (issuer, form) = match email_method_form(&state, &slug, &headers, &body, "reset_request.html").await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    if !email_allowed(&issuer) {
-        return not_offered(&state, &issuer);
-    }
-    let form = match read_form(&state, &issuer, &headers, &body, "reset_request.html") {
-        Ok(f) => f,
-        Err(r) => return *r,
     };
     let Some(token) = form.get("token") else {
         return ask_for_link(

@@ -198,6 +198,24 @@ pub async fn get_login(
     )
 }
 
+/// The start of every form post of an email sign-in method (password, sign-up, magic link,
+/// reset): the app's issuer, the method allowed by policy (refused server-side, not only
+/// hidden), and the parsed, CSRF-checked form. `Err` is the page to answer with.
+pub(super) async fn email_method_form(
+    state: &AppState,
+    slug: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    page: &'static str,
+) -> Result<(Arc<Issuer>, Form), Response> {
+    let issuer = issuer_or_page(state, slug).await?;
+    if !email_allowed(&issuer) {
+        return Err(not_offered(state, &issuer));
+    }
+    let form = read_form(state, &issuer, headers, body, page).map_err(|r| *r)?;
+    Ok((issuer, form))
+}
+
 /// The parsed, CSRF-checked form, or the page to show instead.
 pub(super) fn read_form(
     state: &AppState,
@@ -334,16 +352,9 @@ pub async fn post_login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
+    let (issuer, form) = match email_method_form(&state, &slug, &headers, &body, "login.html").await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    if !email_allowed(&issuer) {
-        return not_offered(&state, &issuer);
-    }
-    let form = match read_form(&state, &issuer, &headers, &body, "login.html") {
-        Ok(f) => f,
-        Err(r) => return *r,
     };
     let request_id = clean_request_id(form.get("request").unwrap_or(""));
     let email_raw = form.get("email").unwrap_or("").to_string();

@@ -20,8 +20,8 @@ use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    awaiting_approval, begin_attempt, clean_request_id, finish, internal, issuer_or_page, not_offered,
-    origin, page, read_form, record_event, request_id,
+    awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, internal, issuer_or_page,
+    not_offered, origin, page, record_event, request_id,
 };
 use crate::app::AppState;
 use crate::apps::model::SignupPolicy;
@@ -140,16 +140,9 @@ pub async fn post_signup(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
+    let (issuer, form) = match email_method_form(&state, &slug, &headers, &body, "signup.html").await {
+        Ok(v) => v,
         Err(r) => return r,
-    };
-    if !issuer.app.policy.allows_email() {
-        return not_offered(&state, &issuer);
-    }
-    let form = match read_form(&state, &issuer, &headers, &body, "signup.html") {
-        Ok(f) => f,
-        Err(r) => return *r,
     };
     let policy = issuer.app.policy.clone();
     let now = state.now();

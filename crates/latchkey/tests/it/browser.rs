@@ -242,34 +242,12 @@ async fn magic_link_and_password_reset_in_the_browser(backend: Backend) {
     let sink = crate::mail_kit::Sink::start();
     let target = RedirectTarget::start().await;
     let browser = Browser::start(&format!("mail-{backend:?}")).await;
-    crate::mail::app_with_sink(&app, "mail", &sink).await;
+    let (rp, issuer, redirect_uri) = policy_app(&app, &sink, &target, "mail", json!({})).await;
     let (s, v) =
         app.admin(Method::PATCH, "/apps/mail", Some(json!({"branding": {"brand_color": "#b45309"}}))).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let email = "ivy@example.com";
     crate::mail::sign_up(&app, "mail", email, "first password 1").await;
-    let redirect_uri = target.url("/cb");
-    let (s, c) = app
-        .admin(
-            Method::POST,
-            "/apps/mail/clients",
-            Some(json!({
-                "name": "spa", "redirect_uris": [redirect_uri],
-                "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none"
-            })),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{c}");
-    let issuer = app.issuer("mail");
-    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).expect("url"), &app.http)
-        .await
-        .expect("OIDC discovery");
-    let rp = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(c["client_id"].as_str().expect("id").into()),
-        None,
-    )
-    .set_redirect_uri(RedirectUrl::new(redirect_uri.clone()).expect("redirect url"));
     let link_of = |text: &str, page: &str| crate::mail_kit::link_in(text, &format!("{issuer}/{page}?token="));
 
     // Magic link.
