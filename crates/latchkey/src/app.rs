@@ -1,18 +1,16 @@
-//! Application state and start-up: opening the stores, the master key and the admin token on
+//! Start-up: opening the stores, the master key and the admin token on
 //! first run, then serving until a shutdown signal, then draining.
 
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::admin::AdminTokens;
 use crate::apps::ChangeFeed;
-use crate::audit::{AuditSink, AuditWriter};
+use crate::audit::AuditWriter;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MasterKeySource, StoreConfig, read_trimmed};
 use crate::crypto::{MasterKey, SecretBox, tokens};
@@ -22,46 +20,9 @@ use crate::login::throttle::Throttle;
 use crate::mail::throttle::MailThrottle;
 use crate::mail::{Mailer, SenderHandle};
 use crate::oidc::IssuerCache;
-use crate::store::{self, Db, IdentityStores, Ts};
+use crate::state::{AppState, Inner};
+use crate::store::{self, ControlDb, IdentityStores, Ts};
 use crate::{on_db, ops};
-
-/// Everything a request or background task may need. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    pub config: Config,
-    pub control: Db,
-    pub identity: IdentityStores,
-    pub secrets: SecretBox,
-    pub clock: Arc<dyn Clock>,
-    pub changes: ChangeFeed,
-    pub issuers: IssuerCache,
-    pub audit: AuditSink,
-    pub admin_tokens: AdminTokens,
-    pub metrics: PrometheusHandle,
-    pub passwords: Passwords,
-    /// Failed sign-ins per account and client address (SPEC §7).
-    pub throttle: Throttle,
-    pub pages: Pages,
-    /// Wakes the outbox sender (mail::outbox).
-    pub mailer: Mailer,
-    /// How often mail may be asked for (mail::throttle).
-    pub mail_throttle: MailThrottle,
-}
-
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl AppState {
-    pub fn now(&self) -> Ts {
-        Ts::new(self.clock.now())
-    }
-}
 
 /// Builds a [`Server`]; tests swap the clock.
 pub struct ServerBuilder {
@@ -151,7 +112,7 @@ impl Server {
 }
 
 /// Resolves the master key and checks it is the one this store was created with.
-async fn resolve_master_key(cfg: &StoreConfig, control: &Db) -> anyhow::Result<MasterKey> {
+async fn resolve_master_key(cfg: &StoreConfig, control: &ControlDb) -> anyhow::Result<MasterKey> {
     let stored_id: Option<String> = on_db!(control, p => sqlx::query_scalar("SELECT value FROM meta WHERE key = 'master_key_id'").fetch_optional(p).await)?;
     let key = match &cfg.master_key {
         MasterKeySource::Given(k) => MasterKey::from_base64(k.expose_secret())?,
@@ -207,7 +168,7 @@ fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
 /// once. Only hashes are stored.
 async fn bootstrap_admin_token(
     config: &Config,
-    control: &Db,
+    control: &ControlDb,
     tokens_out: &AdminTokens,
     now: Ts,
 ) -> anyhow::Result<()> {

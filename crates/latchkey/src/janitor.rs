@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::apps::AppStatus;
 use crate::on_db;
 
@@ -50,7 +50,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<()> {
 /// The one place that walks every active app's identity store.
 async fn for_each_active_app<F, Fut>(state: &AppState, mut f: F) -> anyhow::Result<()>
 where
-    F: FnMut(crate::store::Db) -> Fut,
+    F: FnMut(crate::store::IdentityDb) -> Fut,
     Fut: Future<Output = Result<(), sqlx::Error>>,
 {
     let mut after: Option<String> = None;

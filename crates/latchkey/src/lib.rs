@@ -18,6 +18,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod ops;
 pub mod router;
+pub mod state;
 pub mod sessions;
 pub mod store;
 pub mod users;

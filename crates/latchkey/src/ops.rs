@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The process-wide Prometheus recorder. The `metrics` facade has one global recorder, so this
 /// is the one global in the program; every server in the process shares it.

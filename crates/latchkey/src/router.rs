@@ -7,7 +7,7 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::{admin, login, oidc, ops};
 
 pub fn build(state: AppState) -> Router {

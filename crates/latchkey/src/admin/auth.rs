@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::crypto::tokens;
 
 /// Hashes of every accepted operator token.

@@ -12,7 +12,7 @@ use super::extract::{AdminJson, AdminQuery, MaybeJson};
 use super::views::{
     AppResponse, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, RotateKeysRequest,
 };
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::apps::service::NewApp;
 use crate::apps::{self, App};
 use crate::clients::{self, ClientSettings};

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::error::{ApiError, Problem};
 use super::extract::{AdminJson, AdminQuery};
 use super::views::{List, PageQuery};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::audit::operator;
 use crate::invitations::{self, Purpose};
 use crate::oidc::issuer::{Issuer, Lookup};

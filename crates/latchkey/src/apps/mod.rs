@@ -10,6 +10,6 @@ pub use model::{App, AppSlug, AppStatus};
 pub use service::AppError;
 
 /// The configuration version of an app, for caches checking whether they are stale.
-pub async fn config_version(db: &crate::store::Db, slug: &str) -> Result<Option<i64>, sqlx::Error> {
+pub async fn config_version(db: &crate::store::ControlDb, slug: &str) -> Result<Option<i64>, sqlx::Error> {
     repo::version(db, slug).await
 }

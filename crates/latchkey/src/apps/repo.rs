@@ -7,7 +7,7 @@ use super::model::{
     App, AppSlug, AppStatus, Branding, EmailTemplates, Policy, SigningAlg, SmtpSettings, TokenSettings,
 };
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{ControlDb, Ts};
 
 const COLUMNS: &str = "id, slug, display_name, status, failure_reason, database_url, database_schema, \
      signing_alg, branding, policy, smtp, smtp_password, email_templates, tokens, config_version, created_at, \
@@ -59,7 +59,7 @@ impl AppRow {
     }
 }
 
-pub async fn insert(db: &Db, app: &App) -> Result<(), sqlx::Error> {
+pub async fn insert(db: &ControlDb, app: &App) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO apps (id, slug, display_name, status, failure_reason, database_url, \
         database_schema, signing_alg, branding, policy, smtp, smtp_password, tokens, config_version, \
         created_at, updated_at, email_templates) \
@@ -87,14 +87,14 @@ pub async fn insert(db: &Db, app: &App) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-pub async fn get(db: &Db, slug: &str) -> Result<Option<App>, sqlx::Error> {
+pub async fn get(db: &ControlDb, slug: &str) -> Result<Option<App>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM apps WHERE slug = $1");
     let row: Option<AppRow> = on_db!(db, p => sqlx::query_as(&sql).bind(slug).fetch_optional(p).await)?;
     row.map(AppRow::into_app).transpose()
 }
 
 /// Apps ordered by slug, starting after `after`.
-pub async fn list(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<App>, sqlx::Error> {
+pub async fn list(db: &ControlDb, after: Option<&str>, limit: i64) -> Result<Vec<App>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM apps WHERE slug > $1 ORDER BY slug LIMIT $2");
     let rows: Vec<AppRow> = on_db!(db, p => sqlx::query_as(&sql)
         .bind(after.unwrap_or(""))
@@ -105,7 +105,7 @@ pub async fn list(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<App>, 
 }
 
 /// Every app whose provisioning has not finished: resumed at start-up.
-pub async fn list_in_progress(db: &Db) -> Result<Vec<App>, sqlx::Error> {
+pub async fn list_in_progress(db: &ControlDb) -> Result<Vec<App>, sqlx::Error> {
     let sql =
         format!("SELECT {COLUMNS} FROM apps WHERE status IN ('pending', 'provisioning_schema', 'deploying')");
     let rows: Vec<AppRow> = on_db!(db, p => sqlx::query_as(&sql).fetch_all(p).await)?;
@@ -113,13 +113,13 @@ pub async fn list_in_progress(db: &Db) -> Result<Vec<App>, sqlx::Error> {
 }
 
 /// The app's configuration version and status: the cheap check behind the config cache.
-pub async fn version(db: &Db, slug: &str) -> Result<Option<i64>, sqlx::Error> {
+pub async fn version(db: &ControlDb, slug: &str) -> Result<Option<i64>, sqlx::Error> {
     let sql = "SELECT config_version FROM apps WHERE slug = $1";
     on_db!(db, p => sqlx::query_scalar(sql).bind(slug).fetch_optional(p).await)
 }
 
 /// Saves the operator-editable settings and bumps the configuration version.
-pub async fn update_settings(db: &Db, app: &App, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn update_settings(db: &ControlDb, app: &App, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE apps SET display_name = $2, branding = $3, policy = $4, smtp = $5, \
         smtp_password = $6, tokens = $7, signing_alg = $9, email_templates = $10, \
         config_version = config_version + 1, updated_at = $8 WHERE id = $1";
@@ -140,7 +140,7 @@ pub async fn update_settings(db: &Db, app: &App, now: Ts) -> Result<(), sqlx::Er
 }
 
 /// Marks an in-progress app `failed` with a reason an operator can act on.
-pub async fn set_failed(db: &Db, id: Uuid, failure_reason: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn set_failed(db: &ControlDb, id: Uuid, failure_reason: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE apps SET status = 'failed', failure_reason = $2, lease_until = NULL, \
         config_version = config_version + 1, updated_at = $3 WHERE id = $1 \
         AND status IN ('pending', 'provisioning_schema', 'deploying')";
@@ -150,7 +150,7 @@ pub async fn set_failed(db: &Db, id: Uuid, failure_reason: &str, now: Ts) -> Res
 
 /// Moves the app from `from` to `to` only if it is still in `from`; true if it moved.
 pub async fn transition(
-    db: &Db,
+    db: &ControlDb,
     id: Uuid,
     from: &[AppStatus],
     to: AppStatus,
@@ -168,7 +168,7 @@ pub async fn transition(
 
 /// Takes the provisioning lease of an in-progress app until `until`; false if another task
 /// (in this or another replica) holds a live lease.
-pub async fn claim_lease(db: &Db, id: Uuid, now: Ts, until: Ts) -> Result<bool, sqlx::Error> {
+pub async fn claim_lease(db: &ControlDb, id: Uuid, now: Ts, until: Ts) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE apps SET lease_until = $2 WHERE id = $1 \
         AND status IN ('pending', 'provisioning_schema', 'deploying') \
         AND (lease_until IS NULL OR lease_until < $3)";
@@ -176,13 +176,13 @@ pub async fn claim_lease(db: &Db, id: Uuid, now: Ts, until: Ts) -> Result<bool, 
     Ok(res == 1)
 }
 
-pub async fn release_lease(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn release_lease(db: &ControlDb, id: Uuid) -> Result<(), sqlx::Error> {
     let sql = "UPDATE apps SET lease_until = NULL WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(db: &ControlDb, id: Uuid) -> Result<bool, sqlx::Error> {
     let res = on_db!(db, p => sqlx::query("DELETE FROM apps WHERE id = $1").bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(res == 1)
 }

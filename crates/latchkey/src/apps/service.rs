@@ -15,12 +15,12 @@ use super::model::{
     App, AppSlug, AppStatus, Branding, EmailTemplates, Policy, SigningAlg, SmtpSettings, TokenSettings,
 };
 use super::repo;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::audit::operator;
 use crate::config::StoreConfig;
 use crate::crypto::SecretBox;
 use crate::keys;
-use crate::store::{self, Db, IdentityLocation, StoreError, Ts, is_postgres_url};
+use crate::store::{self, ControlDb, IdentityDb, IdentityLocation, StoreError, Ts, is_postgres_url};
 
 const LEASE: Duration = Duration::from_secs(120);
 
@@ -154,7 +154,7 @@ pub fn identity_location_for(
 }
 
 /// The app's identity store handle (pool opened lazily).
-pub fn identity_store(state: &AppState, app: &App) -> Result<Db, AppError> {
+pub fn identity_store(state: &AppState, app: &App) -> Result<IdentityDb, AppError> {
     let location = identity_location(state, app)?;
     state.identity.get(app.id, &location).map_err(|e| AppError::Unexpected(e.to_string()))
 }
@@ -257,7 +257,7 @@ pub async fn list(state: &AppState, after: Option<&str>, limit: i64) -> Result<V
     list_in(&state.control, after, limit).await
 }
 
-pub async fn list_in(control: &Db, after: Option<&str>, limit: i64) -> Result<Vec<App>, AppError> {
+pub async fn list_in(control: &ControlDb, after: Option<&str>, limit: i64) -> Result<Vec<App>, AppError> {
     Ok(repo::list(control, after, limit).await?)
 }
 

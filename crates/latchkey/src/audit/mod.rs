@@ -9,7 +9,7 @@ pub use writer::{AuditSink, AuditWriter};
 
 use uuid::Uuid;
 
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 
 /// One event about an app's end users or tokens, bound for that app's identity store.
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ pub struct AuditEvent {
     /// The app the event belongs to; events are grouped per app when written.
     pub app_id: Uuid,
     /// The app's identity store.
-    pub store: Db,
+    pub store: IdentityDb,
     pub time: Ts,
     /// Dotted event type, e.g. `login.success`, `key.rotated`.
     pub kind: &'static str,
@@ -54,7 +54,7 @@ pub struct EventFilter {
 
 /// Events newest first; the cursor is the last event id of the previous page.
 pub async fn query(
-    db: &Db,
+    db: &IdentityDb,
     f: &EventFilter,
     before: Option<Uuid>,
     limit: i64,

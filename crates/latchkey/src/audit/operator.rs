@@ -4,10 +4,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{ControlDb, Ts};
 
 pub async fn record(
-    db: &Db,
+    db: &ControlDb,
     time: Ts,
     action: &str,
     app_slug: Option<&str>,

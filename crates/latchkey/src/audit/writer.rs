@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::AuditEvent;
 use crate::on_db;
-use crate::store::Db;
+use crate::store::IdentityDb;
 
 const QUEUE: usize = 10_000;
 const BATCH: usize = 256;
@@ -134,7 +134,7 @@ async fn write_batch(batch: Vec<AuditEvent>) {
     }
 }
 
-async fn insert_all(store: &Db, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
+async fn insert_all(store: &IdentityDb, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO audit_events (id, time, type, user_id, client_id, ip, user_agent, data) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     on_db!(store, p => {

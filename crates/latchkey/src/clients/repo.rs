@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::model::{AuthMethod, Client, GrantType, RedirectUri, Scope};
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{ControlDb, Ts};
 
 /// Bumps the app's configuration version so every replica reloads its clients.
 macro_rules! bump {
@@ -59,7 +59,7 @@ impl ClientRow {
 }
 
 /// Inserts the client and bumps its app's configuration version, in one transaction.
-pub async fn insert(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
+pub async fn insert(db: &ControlDb, c: &Client) -> Result<(), sqlx::Error> {
     let sql =
         format!("INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
     on_db!(db, p => {
@@ -85,7 +85,7 @@ pub async fn insert(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
 }
 
 /// Saves every mutable field and bumps the app's configuration version.
-pub async fn update(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
+pub async fn update(db: &ControlDb, c: &Client) -> Result<(), sqlx::Error> {
     let sql = "UPDATE clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4, \
         grant_types = $5, token_endpoint_auth_method = $6, scopes = $7, secret_hash = $8, updated_at = $9 \
         WHERE id = $1";
@@ -108,7 +108,7 @@ pub async fn update(db: &Db, c: &Client) -> Result<(), sqlx::Error> {
     })
 }
 
-pub async fn delete(db: &Db, app_id: Uuid, client_id: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn delete(db: &ControlDb, app_id: Uuid, client_id: &str, now: Ts) -> Result<bool, sqlx::Error> {
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         let res = sqlx::query("DELETE FROM clients WHERE app_id = $1 AND client_id = $2")
@@ -122,7 +122,7 @@ pub async fn delete(db: &Db, app_id: Uuid, client_id: &str, now: Ts) -> Result<b
     })
 }
 
-pub async fn get(db: &Db, app_id: Uuid, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
+pub async fn get(db: &ControlDb, app_id: Uuid, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM clients WHERE app_id = $1 AND client_id = $2");
     let row: Option<ClientRow> =
         on_db!(db, p => sqlx::query_as(&sql).bind(app_id).bind(client_id).fetch_optional(p).await)?;
@@ -131,7 +131,7 @@ pub async fn get(db: &Db, app_id: Uuid, client_id: &str) -> Result<Option<Client
 
 /// Clients of an app ordered by `client_id`, after `after`.
 pub async fn list(
-    db: &Db,
+    db: &ControlDb,
     app_id: Uuid,
     after: Option<&str>,
     limit: i64,

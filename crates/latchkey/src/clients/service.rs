@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::model::{AuthMethod, Client, GrantType, RedirectUri, Scope};
 use super::repo;
 use crate::crypto::{SecretBox, tokens};
-use crate::store::{Db, Ts};
+use crate::store::{ControlDb, Ts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -69,7 +69,7 @@ fn apply(c: &mut Client, s: &ClientSettings) {
 
 /// Registers a client; returns it with its secret (confidential clients), shown only now.
 pub async fn create(
-    db: &Db,
+    db: &ControlDb,
     secrets: &SecretBox,
     app_id: Uuid,
     settings: ClientSettings,
@@ -101,12 +101,12 @@ pub async fn create(
     Ok((client, secret))
 }
 
-pub async fn get(db: &Db, app_id: Uuid, client_id: &str) -> Result<Client, ClientError> {
+pub async fn get(db: &ControlDb, app_id: Uuid, client_id: &str) -> Result<Client, ClientError> {
     repo::get(db, app_id, client_id).await?.ok_or(ClientError::NotFound)
 }
 
 pub async fn list(
-    db: &Db,
+    db: &ControlDb,
     app_id: Uuid,
     after: Option<&str>,
     limit: i64,
@@ -129,7 +129,7 @@ pub fn settings_of(c: &Client) -> ClientSettings {
 /// Applies already-merged settings. Switching between public and confidential is refused:
 /// register a new client instead.
 pub async fn update(
-    db: &Db,
+    db: &ControlDb,
     mut client: Client,
     settings: ClientSettings,
     now: Ts,
@@ -150,7 +150,7 @@ pub async fn update(
 
 /// Replaces the secret of a confidential client; the old one stops working at once.
 pub async fn rotate_secret(
-    db: &Db,
+    db: &ControlDb,
     secrets: &SecretBox,
     mut client: Client,
     now: Ts,
@@ -165,6 +165,6 @@ pub async fn rotate_secret(
     Ok((client, secret))
 }
 
-pub async fn delete(db: &Db, app_id: Uuid, client_id: &str, now: Ts) -> Result<(), ClientError> {
+pub async fn delete(db: &ControlDb, app_id: Uuid, client_id: &str, now: Ts) -> Result<(), ClientError> {
     if repo::delete(db, app_id, client_id, now).await? { Ok(()) } else { Err(ClientError::NotFound) }
 }

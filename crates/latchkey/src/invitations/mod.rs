@@ -16,13 +16,13 @@ use serde::Serialize;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::crypto::tokens;
 use crate::mail::outbox::Queued;
 use crate::mail::{Kind, templates};
 use crate::oidc::issuer::Issuer;
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 use crate::users::{Email, User};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +158,7 @@ pub async fn create(
 }
 
 /// The live token, without using it.
-pub async fn peek(db: &Db, purpose: Purpose, token: &str, now: Ts) -> Result<Option<Ticket>, sqlx::Error> {
+pub async fn peek(db: &IdentityDb, purpose: Purpose, token: &str, now: Ts) -> Result<Option<Ticket>, sqlx::Error> {
     if !plausible(token) {
         return Ok(None);
     }
@@ -188,7 +188,7 @@ pub enum Accepted {
 /// Uses the token up and creates the user it allows, in one transaction. The address is the
 /// token's, whatever was typed.
 pub async fn accept(
-    db: &Db,
+    db: &IdentityDb,
     purpose: Purpose,
     token: &str,
     account: &Account<'_>,
@@ -234,7 +234,7 @@ pub async fn accept(
 }
 
 /// Invitations, newest first, after the cursor (an invitation id).
-pub async fn list(db: &Db, after: Option<Uuid>, limit: i64) -> Result<Vec<Invitation>, sqlx::Error> {
+pub async fn list(db: &IdentityDb, after: Option<Uuid>, limit: i64) -> Result<Vec<Invitation>, sqlx::Error> {
     let cols = "id, email, created_at, expires_at, used_at, revoked_at, user_id, token_sealed";
     match after {
         Some(a) => {
@@ -253,7 +253,7 @@ pub async fn list(db: &Db, after: Option<Uuid>, limit: i64) -> Result<Vec<Invita
 
 /// Revokes an unused invitation; `None` if there is no such invitation, `Some(false)` if it
 /// was already used or revoked.
-pub async fn revoke(db: &Db, id: Uuid, now: Ts) -> Result<Option<bool>, sqlx::Error> {
+pub async fn revoke(db: &IdentityDb, id: Uuid, now: Ts) -> Result<Option<bool>, sqlx::Error> {
     let sql = "UPDATE invitations SET revoked_at = $2, token_sealed = NULL WHERE id = $1 AND kind = 'invitation' AND used_at IS NULL AND revoked_at IS NULL";
     let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     if n == 1 {

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::model::{KeyState, SigningAlg, SigningKey};
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{ControlDb, Ts};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct KeyRow {
@@ -45,13 +45,13 @@ pub(super) const INSERT: &str = "INSERT INTO signing_keys (kid, app_id, alg, sta
     public_jwk, created_at, activated_at, retire_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Every key of the app, oldest first.
-pub async fn list(db: &Db, app_id: Uuid) -> Result<Vec<SigningKey>, sqlx::Error> {
+pub async fn list(db: &ControlDb, app_id: Uuid) -> Result<Vec<SigningKey>, sqlx::Error> {
     let rows: Vec<KeyRow> = on_db!(db, p => sqlx::query_as(SELECT).bind(app_id).fetch_all(p).await)?;
     rows.into_iter().map(KeyRow::into_key).collect()
 }
 
 /// Writes down `retired` for keys whose grace window has ended (janitor); returns how many.
-pub async fn retire_expired(db: &Db, now: Ts) -> Result<u64, sqlx::Error> {
+pub async fn retire_expired(db: &ControlDb, now: Ts) -> Result<u64, sqlx::Error> {
     let sql = "UPDATE signing_keys SET state = 'retired' WHERE state = 'retiring' AND retire_at <= $1";
     let res = on_db!(db, p => sqlx::query(sql).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(res)

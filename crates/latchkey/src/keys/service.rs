@@ -9,7 +9,7 @@ use super::model::{KeyState, SigningAlg, SigningKey};
 use super::repo::{self, INSERT, KeyRow, SELECT};
 use crate::crypto::{CryptoError, SecretBox, tokens};
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{ControlDb, Ts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -69,7 +69,7 @@ macro_rules! insert_key {
 
 /// Gives a new app its first `current` key and a published `next` key, unless it has them.
 pub async fn ensure_initial(
-    db: &Db,
+    db: &ControlDb,
     secrets: &SecretBox,
     app_id: Uuid,
     alg: SigningAlg,
@@ -93,7 +93,7 @@ pub async fn ensure_initial(
 /// transaction that first bumps the app's configuration version, which serialises concurrent
 /// rotations of the same app on both backends.
 pub async fn rotate(
-    db: &Db,
+    db: &ControlDb,
     secrets: &SecretBox,
     app_id: Uuid,
     alg: SigningAlg,
@@ -127,7 +127,7 @@ pub async fn rotate(
     Ok(rows.into_iter().map(KeyRow::into_key).collect::<Result<_, _>>()?)
 }
 
-pub async fn list(db: &Db, app_id: Uuid) -> Result<Vec<SigningKey>, KeyError> {
+pub async fn list(db: &ControlDb, app_id: Uuid) -> Result<Vec<SigningKey>, KeyError> {
     Ok(repo::list(db, app_id).await?)
 }
 

@@ -13,7 +13,7 @@ use minijinja::context;
 
 use super::csrf;
 use super::handlers::{issuer_or_page, record_event, secure};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::keys::material;
 use crate::oidc::form::Form;
 use crate::oidc::issuer::Issuer;

@@ -12,7 +12,7 @@ use minijinja::context;
 use secrecy::SecretString;
 
 use super::csrf;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::oidc::authorize::{self, AuthRequest};
 use crate::oidc::form::Form;
 use crate::oidc::issuer::{Issuer, Lookup};

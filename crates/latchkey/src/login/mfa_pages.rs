@@ -13,7 +13,7 @@ use minijinja::context;
 
 use super::account::{SignedIn, base, csrf_for, internal, show_account, with_cookie};
 use super::handlers::record_event;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::mfa;
 use crate::oidc::issuer::Issuer;
 use crate::users::User;

@@ -23,7 +23,7 @@ use super::handlers::{
     awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, internal, issuer_or_page,
     not_offered, origin, page, record_event, request_id,
 };
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::apps::model::SignupPolicy;
 use crate::invitations::{self, Accepted, Purpose};
 use crate::mail::{Kind, links};

@@ -20,14 +20,14 @@ use uuid::Uuid;
 
 use super::csrf;
 use super::handlers::{internal, issuer_or_page, origin, page, record_event, secure, start_session};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::crypto::tokens;
 use crate::mail::{Kind, links};
 use crate::oidc::authorize;
 use crate::oidc::form::Form;
 use crate::oidc::issuer::Issuer;
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 use crate::users::{self, User};
 
 /// Cookie naming the sign-in under way (scoped to the issuer path).
@@ -131,7 +131,7 @@ pub async fn park(
     with_cookie(Redirect::to(&to).into_response(), &set_cookie(Some(&token), slug, secure(state)))
 }
 
-async fn load(db: &Db, headers: &HeaderMap, now: Ts) -> Result<Option<(String, Pending)>, sqlx::Error> {
+async fn load(db: &IdentityDb, headers: &HeaderMap, now: Ts) -> Result<Option<(String, Pending)>, sqlx::Error> {
     let Some(token) = csrf::cookie(headers, COOKIE).filter(|t| !t.is_empty() && t.len() <= 64) else {
         return Ok(None);
     };
@@ -143,7 +143,7 @@ async fn load(db: &Db, headers: &HeaderMap, now: Ts) -> Result<Option<(String, P
     Ok(row.map(|r| (h, r)))
 }
 
-async fn forget(db: &Db, token_hash: &str) -> Result<(), sqlx::Error> {
+async fn forget(db: &IdentityDb, token_hash: &str) -> Result<(), sqlx::Error> {
     on_db!(db, p => sqlx::query("DELETE FROM pending_logins WHERE token_hash = $1").bind(token_hash).execute(p).await.map(|_| ()))
 }
 

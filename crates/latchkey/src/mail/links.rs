@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::Kind;
 use super::outbox::Queued;
 use super::templates;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::crypto::tokens;
 use crate::oidc::issuer::Issuer;
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 use crate::users::User;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +89,7 @@ pub async fn issue(
 }
 
 /// The live (unused, unexpired) token, without using it up.
-pub async fn peek(db: &Db, kind: Kind, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+pub async fn peek(db: &IdentityDb, kind: Kind, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
     if !plausible(token) {
         return Ok(None);
     }
@@ -109,7 +109,7 @@ fn normalized(email: &str) -> String {
 
 /// Uses up a token of `kind` and marks the address it was sent to verified (following the
 /// link proved the mailbox), in one transaction. `None` if the link is not (or no longer) valid.
-async fn consume_and_verify(db: &Db, kind: Kind, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+async fn consume_and_verify(db: &IdentityDb, kind: Kind, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
     if !plausible(token) {
         return Ok(None);
     }
@@ -130,12 +130,12 @@ async fn consume_and_verify(db: &Db, kind: Kind, token: &str, now: Ts) -> Result
 }
 
 /// Follows a verification link.
-pub async fn verify_email(db: &Db, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+pub async fn verify_email(db: &IdentityDb, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
     consume_and_verify(db, Kind::VerifyEmail, token, now).await
 }
 
 /// Follows a magic link (the sign-in itself is the caller's).
-pub async fn use_magic_link(db: &Db, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+pub async fn use_magic_link(db: &IdentityDb, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
     consume_and_verify(db, Kind::MagicLink, token, now).await
 }
 
@@ -144,7 +144,7 @@ pub async fn use_magic_link(db: &Db, token: &str, now: Ts) -> Result<Option<Toke
 /// user ended (their refresh tokens and access tokens die with them) and every other reset link
 /// of the user used up.
 pub async fn reset_password(
-    db: &Db,
+    db: &IdentityDb,
     token: &str,
     password_hash: &str,
     now: Ts,

@@ -26,10 +26,10 @@ use uuid::Uuid;
 
 use super::templates::Letter;
 use super::transport::Transport;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::apps::AppStatus;
 use crate::oidc::issuer::{Issuer, Lookup};
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 use crate::{apps, on_db};
 
 /// How often every active app's outbox is looked at without being woken.
@@ -340,7 +340,7 @@ fn backoff(attempt: i32) -> chrono::Duration {
     chrono::Duration::seconds(secs)
 }
 
-async fn claim(db: &Db, id: Uuid, now: Ts) -> Result<bool, sqlx::Error> {
+async fn claim(db: &IdentityDb, id: Uuid, now: Ts) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 \
         WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3)";
     let lease = Ts::new(now.0 + LEASE);
@@ -348,14 +348,14 @@ async fn claim(db: &Db, id: Uuid, now: Ts) -> Result<bool, sqlx::Error> {
     Ok(n == 1)
 }
 
-async fn finish(db: &Db, id: Uuid, status: &str, error: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
+async fn finish(db: &IdentityDb, id: Uuid, status: &str, error: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE outbox SET status = $2, message_sealed = NULL, lease_until = NULL, last_error = $3, \
         finished_at = $4 WHERE id = $1";
     let error = error.map(|e| e.chars().take(500).collect::<String>());
     on_db!(db, p => sqlx::query(sql).bind(id).bind(status).bind(error).bind(now).execute(p).await.map(|_| ()))
 }
 
-async fn retry_later(db: &Db, id: Uuid, error: &str, next: Ts) -> Result<(), sqlx::Error> {
+async fn retry_later(db: &IdentityDb, id: Uuid, error: &str, next: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE outbox SET lease_until = NULL, last_error = $2, next_attempt_at = $3 WHERE id = $1";
     let error: String = error.chars().take(500).collect();
     on_db!(db, p => sqlx::query(sql).bind(id).bind(error).bind(next).execute(p).await.map(|_| ()))

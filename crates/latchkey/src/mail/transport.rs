@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use super::templates::Letter;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::apps::App;
 
 /// How long one SMTP conversation may take before the attempt counts as failed.

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::crypto::SecretBox;
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 
 const DIGITS: u8 = 6;
 const STEP: u64 = 30;
@@ -61,7 +61,7 @@ pub struct Enrolment {
 /// Starts (or restarts) enrolment: a new unconfirmed secret replaces any unconfirmed one. A
 /// confirmed second factor is left alone (`None`).
 pub async fn start(
-    db: &Db,
+    db: &IdentityDb,
     secrets: &SecretBox,
     app_id: Uuid,
     user_id: Uuid,
@@ -99,7 +99,7 @@ fn enrolment(raw: Vec<u8>, issuer_name: &str, account: &str) -> Result<Enrolment
 
 /// The enrolment under way (unconfirmed), to show again after a wrong code.
 pub async fn pending_enrolment(
-    db: &Db,
+    db: &IdentityDb,
     secrets: &SecretBox,
     app_id: Uuid,
     user_id: Uuid,
@@ -115,7 +115,7 @@ pub async fn pending_enrolment(
 }
 
 /// Whether the user has a confirmed second factor.
-pub async fn enrolled(db: &Db, user_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn enrolled(db: &IdentityDb, user_id: Uuid) -> Result<bool, sqlx::Error> {
     let sql = "SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
     let n: i64 = on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).fetch_one(p).await)?;
     Ok(n > 0)
@@ -124,7 +124,7 @@ pub async fn enrolled(db: &Db, user_id: Uuid) -> Result<bool, sqlx::Error> {
 /// Checks `code` against the user's secret (`confirmed`: the enrolled one, else the one being
 /// enrolled) and spends its time step. False for a wrong code or a step already used.
 pub async fn check_code(
-    db: &Db,
+    db: &IdentityDb,
     secrets: &SecretBox,
     app_id: Uuid,
     user_id: Uuid,
@@ -165,7 +165,7 @@ fn normalize_recovery(code: &str) -> String {
 
 /// Replaces the user's recovery codes with ten new ones, returned once (`xxxx-xxxx-xxxx`).
 pub async fn new_recovery_codes(
-    db: &Db,
+    db: &IdentityDb,
     secrets: &SecretBox,
     user_id: Uuid,
     now: Ts,
@@ -193,7 +193,7 @@ pub async fn new_recovery_codes(
 
 /// Uses a recovery code; false if it is not one of the user's unused codes.
 pub async fn use_recovery_code(
-    db: &Db,
+    db: &IdentityDb,
     secrets: &SecretBox,
     user_id: Uuid,
     code: &str,
@@ -212,7 +212,7 @@ pub async fn use_recovery_code(
 
 /// Removes the user's TOTP secret and recovery codes (an operator's reset, or the user's own
 /// removal after a fresh code), in one transaction.
-pub async fn remove(db: &Db, user_id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn remove(db: &IdentityDb, user_id: Uuid) -> Result<(), sqlx::Error> {
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;

@@ -12,12 +12,12 @@ use url::Url;
 
 use super::form::Form;
 use super::issuer::Issuer;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::clients::{Client, Scope};
 use crate::crypto::tokens;
 use crate::on_db;
 use crate::sessions::Session;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 
 /// A validated authorization request, kept while the user signs in.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -210,7 +210,7 @@ pub async fn authorize(
     Ok(Outcome::SignIn(Box::new(request)))
 }
 
-async fn save(db: &Db, r: &AuthRequest, now: Ts) -> Result<(), sqlx::Error> {
+async fn save(db: &IdentityDb, r: &AuthRequest, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO auth_requests (id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint, created_at, expires_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     let expires = Ts::new(now.0 + Duration::minutes(30));
@@ -221,7 +221,7 @@ async fn save(db: &Db, r: &AuthRequest, now: Ts) -> Result<(), sqlx::Error> {
 }
 
 /// A pending request by id, if it has not expired.
-pub async fn pending(db: &Db, id: &str, now: Ts) -> Result<Option<AuthRequest>, sqlx::Error> {
+pub async fn pending(db: &IdentityDb, id: &str, now: Ts) -> Result<Option<AuthRequest>, sqlx::Error> {
     if id.len() > 64 {
         return Ok(None);
     }

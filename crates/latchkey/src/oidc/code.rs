@@ -17,7 +17,7 @@ use super::issuer::Issuer;
 use super::service::{AccessClaims, TokenResponse};
 use crate::clients::{Client, GrantType};
 use crate::crypto::tokens;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 use crate::{on_db, sessions, users};
 
 #[derive(sqlx::FromRow)]
@@ -72,7 +72,7 @@ fn at_hash(access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
 }
 
-async fn revoke_jti(db: &Db, jti: &str, until: Ts) -> Result<(), sqlx::Error> {
+async fn revoke_jti(db: &IdentityDb, jti: &str, until: Ts) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
     on_db!(db, p => sqlx::query(sql).bind(jti).bind(until).execute(p).await.map(|_| ()))
 }

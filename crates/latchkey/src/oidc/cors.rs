@@ -41,7 +41,7 @@ use axum::routing::MethodRouter;
 use futures::future::{BoxFuture, Either, FutureExt, Map};
 
 use super::issuer::Lookup;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::clients::Client;
 
 const ALLOW_HEADERS: HeaderValue = HeaderValue::from_static("Authorization, Content-Type");

@@ -12,7 +12,7 @@ use super::error::OAuthError;
 use super::form::Form;
 use super::issuer::{Issuer, Lookup};
 use super::service;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Largest form body accepted on the OAuth endpoints.
 pub const FORM_LIMIT: usize = 16 * 1024;

@@ -14,11 +14,11 @@ use axum::body::Bytes;
 use parking_lot::RwLock;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::apps::{self, App, AppStatus};
 use crate::clients::{self, Client};
 use crate::keys::{self, KeyState, Signer, SigningAlg};
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 
 const REVALIDATE_MS: u64 = 1000;
 
@@ -33,7 +33,7 @@ pub struct Issuer {
     pub discovery: Bytes,
     pub oauth_metadata: Bytes,
     pub jwks: Bytes,
-    pub identity: Db,
+    pub identity: IdentityDb,
     /// Origins of the clients' `http(s)` redirect URIs: the only CORS origins (`oidc::cors`).
     pub cors_origins: HashSet<String>,
 }

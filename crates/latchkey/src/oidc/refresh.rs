@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::issuer::Issuer;
 use crate::crypto::{SecretBox, tokens};
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 
 pub const PREFIX: &str = "lkr_";
 
@@ -48,13 +48,13 @@ struct Row {
 }
 
 /// Issues the first token of a new family.
-pub async fn issue(db: &Db, grant: &Grant, ttl_seconds: u32, now: Ts) -> Result<SecretString, sqlx::Error> {
+pub async fn issue(db: &IdentityDb, grant: &Grant, ttl_seconds: u32, now: Ts) -> Result<SecretString, sqlx::Error> {
     let token = tokens::new_secret(PREFIX);
     insert(db, &hash(token.expose_secret()), grant, ttl_seconds, now).await?;
     Ok(token)
 }
 
-async fn insert(db: &Db, token_hash: &str, g: &Grant, ttl_seconds: u32, now: Ts) -> Result<(), sqlx::Error> {
+async fn insert(db: &IdentityDb, token_hash: &str, g: &Grant, ttl_seconds: u32, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, created_at, expires_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     let expires = Ts::new(now.0 + Duration::seconds(i64::from(ttl_seconds)));
@@ -64,7 +64,7 @@ async fn insert(db: &Db, token_hash: &str, g: &Grant, ttl_seconds: u32, now: Ts)
         .execute(p).await.map(|_| ()))
 }
 
-pub async fn revoke_family(db: &Db, family_id: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn revoke_family(db: &IdentityDb, family_id: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE refresh_tokens SET revoked_at = $2, successor_sealed = NULL WHERE family_id = $1 AND revoked_at IS NULL";
     on_db!(db, p => sqlx::query(sql).bind(family_id).bind(now).execute(p).await.map(|_| ()))
 }
@@ -134,7 +134,7 @@ pub async fn rotate(
 
 /// The grant of a live, unrotated-or-rotated token of `client_id`, without changing anything
 /// (to check a requested scope before rotating).
-pub async fn peek(db: &Db, presented: &str, client_id: &str) -> Result<Option<Grant>, sqlx::Error> {
+pub async fn peek(db: &IdentityDb, presented: &str, client_id: &str) -> Result<Option<Grant>, sqlx::Error> {
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(None);
     }
@@ -144,7 +144,7 @@ pub async fn peek(db: &Db, presented: &str, client_id: &str) -> Result<Option<Gr
 
 /// Revokes the family of `presented` if it belongs to `client_id` (RFC 7009); false if it is
 /// not one of this client's refresh tokens.
-pub async fn revoke(db: &Db, presented: &str, client_id: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &IdentityDb, presented: &str, client_id: &str, now: Ts) -> Result<bool, sqlx::Error> {
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(false);
     }
@@ -157,7 +157,7 @@ pub async fn revoke(db: &Db, presented: &str, client_id: &str, now: Ts) -> Resul
 }
 
 /// Clears sealed successors whose grace window is over (janitor).
-pub async fn forget_successors(db: &Db, before: Ts) -> Result<(), sqlx::Error> {
+pub async fn forget_successors(db: &IdentityDb, before: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND rotated_at < $1";
     on_db!(db, p => sqlx::query(sql).bind(before).execute(p).await.map(|_| ()))
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::apps::model::SessionPolicy;
 use crate::crypto::tokens;
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 
 /// Name of the session cookie (scoped by `Path` to the app's issuer path).
 pub const COOKIE: &str = "lk_session";
@@ -52,7 +52,7 @@ fn idle_cutoff(policy: &SessionPolicy, now: Ts) -> Ts {
 /// `policy.max_concurrent`, the user's oldest live sessions beyond it end (reason
 /// `max_concurrent`); how many is returned too.
 pub async fn create(
-    db: &Db,
+    db: &IdentityDb,
     user_id: Uuid,
     amr: &[&str],
     policy: &SessionPolicy,
@@ -102,7 +102,7 @@ pub async fn create(
 
 /// How many of the user's sessions were ended by `max_concurrent` since `since` (for the notice
 /// on `/account`).
-pub async fn ended_for_limit_since(db: &Db, user_id: Uuid, since: Ts) -> Result<i64, sqlx::Error> {
+pub async fn ended_for_limit_since(db: &IdentityDb, user_id: Uuid, since: Ts) -> Result<i64, sqlx::Error> {
     let sql = "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_reason = 'max_concurrent' AND revoked_at >= $2";
     on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).bind(since).fetch_one(p).await)
 }
@@ -120,7 +120,7 @@ struct Row {
 /// The live session a cookie value names, if its secret matches. Using the cookie counts as
 /// activity for the idle timeout.
 pub async fn from_cookie(
-    db: &Db,
+    db: &IdentityDb,
     cookie: &str,
     policy: &SessionPolicy,
     now: Ts,
@@ -143,7 +143,7 @@ pub async fn from_cookie(
 }
 
 /// Whether the session `sid` is live at `now` (for tokens that carry `sid`).
-pub async fn is_live(db: &Db, sid: &str, policy: &SessionPolicy, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn is_live(db: &IdentityDb, sid: &str, policy: &SessionPolicy, now: Ts) -> Result<bool, sqlx::Error> {
     let sql = "SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3";
     let cutoff = idle_cutoff(policy, now);
     let found: Option<i32> =
@@ -151,7 +151,7 @@ pub async fn is_live(db: &Db, sid: &str, policy: &SessionPolicy, now: Ts) -> Res
     Ok(found.is_some())
 }
 
-pub async fn revoke(db: &Db, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &IdentityDb, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
     let n =
         on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
@@ -174,7 +174,7 @@ pub fn set_cookie(value: Option<&SecretString>, path: &str, secure: bool, max_ag
 /// Whether an access token of session `sid`, issued at the user's token version `tv`, still
 /// stands: the session is live and the user active with that token version (SPEC §8).
 pub async fn is_live_for_token(
-    db: &Db,
+    db: &IdentityDb,
     sid: &str,
     tv: i64,
     policy: &SessionPolicy,
@@ -191,7 +191,7 @@ pub async fn is_live_for_token(
 /// Ends every session of the user and moves their token version on, in one transaction:
 /// every cookie, refresh token and access token of the user stops working at once. False if
 /// there is no such user.
-pub async fn logout_all(db: &Db, user_id: Uuid, now: Ts) -> Result<Option<u64>, sqlx::Error> {
+pub async fn logout_all(db: &IdentityDb, user_id: Uuid, now: Ts) -> Result<Option<u64>, sqlx::Error> {
     let bump = "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1";
     let end = "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL";
     on_db!(db, p => {
@@ -208,7 +208,7 @@ pub async fn logout_all(db: &Db, user_id: Uuid, now: Ts) -> Result<Option<u64>, 
 
 /// The live session `sid`.
 pub async fn get(
-    db: &Db,
+    db: &IdentityDb,
     sid: &str,
     policy: &SessionPolicy,
     now: Ts,
@@ -221,7 +221,7 @@ pub async fn get(
 
 /// The user's live sessions, newest first.
 pub async fn list_for_user(
-    db: &Db,
+    db: &IdentityDb,
     user_id: Uuid,
     policy: &SessionPolicy,
     now: Ts,
@@ -234,26 +234,26 @@ pub async fn list_for_user(
 }
 
 /// Revokes one of the user's own sessions; false if `sid` is not a live session of theirs.
-pub async fn revoke_own(db: &Db, user_id: Uuid, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn revoke_own(db: &IdentityDb, user_id: Uuid, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
     let n = on_db!(db, p => sqlx::query(sql).bind(sid).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Ends every session of the user; their tokens stop passing userinfo and introspection.
-pub async fn revoke_all_for_user(db: &Db, user_id: Uuid, now: Ts) -> Result<u64, sqlx::Error> {
+pub async fn revoke_all_for_user(db: &IdentityDb, user_id: Uuid, now: Ts) -> Result<u64, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
     on_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))
 }
 
 /// Ends every session of the user except `keep`.
-pub async fn revoke_others(db: &Db, user_id: Uuid, keep: &str, now: Ts) -> Result<u64, sqlx::Error> {
+pub async fn revoke_others(db: &IdentityDb, user_id: Uuid, keep: &str, now: Ts) -> Result<u64, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $3, revoked_reason = 'password_change' WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL";
     on_db!(db, p => sqlx::query(sql).bind(user_id).bind(keep).bind(now).execute(p).await.map(|r| r.rows_affected()))
 }
 
 /// Records activity on the session (at most one write per session a second).
-pub async fn touch(db: &Db, sid: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn touch(db: &IdentityDb, sid: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $3";
     let before = Ts::new(now.0 - Duration::seconds(1));
     on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).bind(before).execute(p).await.map(|_| ()))

@@ -12,7 +12,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqlitePoolOptions;
 use uuid::Uuid;
 
-use super::{Db, StoreError, describe, ensure_pg_schema, pg_options, sqlite_file_options};
+use super::{Db, IdentityDb, StoreError, describe, ensure_pg_schema, pg_options, sqlite_file_options};
 
 /// Where one app's identity store lives.
 #[derive(Clone, Debug)]
@@ -24,7 +24,7 @@ pub enum IdentityLocation {
 }
 
 pub struct IdentityStores {
-    pools: Mutex<HashMap<Uuid, Db>>,
+    pools: Mutex<HashMap<Uuid, IdentityDb>>,
     migrated: Mutex<std::collections::HashSet<Uuid>>,
     max_connections: u32,
 }
@@ -35,7 +35,7 @@ impl IdentityStores {
     }
 
     /// The app's pool, opening it (without connecting yet) if this process has none.
-    pub fn get(&self, app_id: Uuid, location: &IdentityLocation) -> Result<Db, StoreError> {
+    pub fn get(&self, app_id: Uuid, location: &IdentityLocation) -> Result<IdentityDb, StoreError> {
         if let Some(db) = self.pools.lock().get(&app_id) {
             return Ok(db.clone());
         }
@@ -51,7 +51,7 @@ impl IdentityStores {
                     .idle_timeout(Duration::from_secs(300))
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_lazy_with(sqlite_file_options(path));
-                Db::Sqlite(pool)
+                IdentityDb(Db::Sqlite(pool))
             }
             IdentityLocation::Postgres { url, schema } => {
                 let pool = PgPoolOptions::new()
@@ -60,7 +60,7 @@ impl IdentityStores {
                     .idle_timeout(Duration::from_secs(300))
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_lazy_with(pg_options(url.expose_secret(), schema)?);
-                Db::Postgres(pool)
+                IdentityDb(Db::Postgres(pool))
             }
         };
         let mut pools = self.pools.lock();
@@ -68,7 +68,7 @@ impl IdentityStores {
     }
 
     /// Makes sure the store exists and answers: creates the schema on PostgreSQL, then pings.
-    pub async fn prepare(&self, app_id: Uuid, location: &IdentityLocation) -> Result<Db, StoreError> {
+    pub async fn prepare(&self, app_id: Uuid, location: &IdentityLocation) -> Result<IdentityDb, StoreError> {
         if let IdentityLocation::Postgres { url, schema } = location {
             ensure_pg_schema(url.expose_secret(), schema).await?;
         }
@@ -79,7 +79,7 @@ impl IdentityStores {
 
     /// Applies pending identity-store migrations once per process per app, so a new binary
     /// upgrades the stores of apps that were active before it started.
-    pub async fn ensure_migrated(&self, app_id: Uuid, db: &Db) -> Result<(), StoreError> {
+    pub async fn ensure_migrated(&self, app_id: Uuid, db: &IdentityDb) -> Result<(), StoreError> {
         if self.migrated.lock().contains(&app_id) {
             return Ok(());
         }
@@ -98,7 +98,7 @@ impl IdentityStores {
     }
 
     pub async fn close_all(&self) {
-        let pools: Vec<Db> = self.pools.lock().drain().map(|(_, db)| db).collect();
+        let pools: Vec<IdentityDb> = self.pools.lock().drain().map(|(_, db)| db).collect();
         for db in pools {
             db.close().await;
         }

@@ -36,11 +36,75 @@ pub enum Db {
     Postgres(PgPool),
 }
 
+/// The control-plane store: apps, clients, keys, operator audit. A distinct type from
+/// [`IdentityDb`], so a repo that takes one cannot be handed the other.
+#[derive(Clone, Debug)]
+pub struct ControlDb(Db);
+
+/// One app's identity store: its end users, sessions, tokens and audit trail.
+#[derive(Clone, Debug)]
+pub struct IdentityDb(Db);
+
+impl ControlDb {
+    pub fn new(db: Db) -> Self {
+        ControlDb(db)
+    }
+}
+
+impl IdentityDb {
+    pub fn new(db: Db) -> Self {
+        IdentityDb(db)
+    }
+}
+
+impl std::ops::Deref for ControlDb {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for IdentityDb {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        &self.0
+    }
+}
+
+/// The backend pool under a typed store handle; what [`on_db!`] matches on.
+pub trait AsDb {
+    fn as_db(&self) -> &Db;
+}
+
+impl AsDb for Db {
+    fn as_db(&self) -> &Db {
+        self
+    }
+}
+
+impl AsDb for ControlDb {
+    fn as_db(&self) -> &Db {
+        &self.0
+    }
+}
+
+impl AsDb for IdentityDb {
+    fn as_db(&self) -> &Db {
+        &self.0
+    }
+}
+
+impl<T: AsDb + ?Sized> AsDb for &T {
+    fn as_db(&self) -> &Db {
+        (**self).as_db()
+    }
+}
+
 /// Runs the same body against whichever backend `$db` is, binding the pool to `$pool`.
 #[macro_export]
 macro_rules! on_db {
     ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
+        match $crate::store::AsDb::as_db(&$db) {
             $crate::store::Db::Sqlite($pool) => $body,
             $crate::store::Db::Postgres($pool) => $body,
         }
@@ -60,10 +124,6 @@ pub enum StoreError {
 }
 
 impl Db {
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
-    }
-
     /// One round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
@@ -85,7 +145,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 /// Opens the control-plane store and applies its migrations.
-pub async fn open_control(url: &SecretString) -> Result<Db, StoreError> {
+pub async fn open_control(url: &SecretString) -> Result<ControlDb, StoreError> {
     let raw = url.expose_secret();
     let db = if is_postgres_url(raw) {
         let opts = pg_options(raw, CONTROL_SCHEMA)?;
@@ -107,20 +167,21 @@ pub async fn open_control(url: &SecretString) -> Result<Db, StoreError> {
             .map_err(|e| StoreError::Connect(describe(&e)))?;
         Db::Sqlite(pool)
     };
+    let db = ControlDb(db);
     migrate_control(&db).await?;
     Ok(db)
 }
 
-pub async fn migrate_control(db: &Db) -> Result<(), StoreError> {
-    let res = match db {
+pub async fn migrate_control(db: &ControlDb) -> Result<(), StoreError> {
+    let res = match &db.0 {
         Db::Sqlite(p) => CONTROL_SQLITE.run(p).await,
         Db::Postgres(p) => CONTROL_POSTGRES.run(p).await,
     };
     res.map_err(|e| StoreError::Migrate(e.to_string()))
 }
 
-pub async fn migrate_identity(db: &Db) -> Result<(), StoreError> {
-    let res = match db {
+pub async fn migrate_identity(db: &IdentityDb) -> Result<(), StoreError> {
+    let res = match &db.0 {
         Db::Sqlite(p) => IDENTITY_SQLITE.run(p).await,
         Db::Postgres(p) => IDENTITY_POSTGRES.run(p).await,
     };

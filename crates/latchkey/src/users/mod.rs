@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::on_db;
-use crate::store::{Db, Ts};
+use crate::store::{IdentityDb, Ts};
 
 /// A normalised email address: trimmed, at most 254 characters, one `@`, a dotted domain.
 /// The domain is lower-cased; the local part keeps its case for display but matching uses the
@@ -133,12 +133,12 @@ pub fn clean_profile_value(field: &str, raw: &str) -> Result<String, String> {
 const COLUMNS: &str = "id, email, email_verified, status, name, password_hash, token_version, profile, \
     password_changed_at, created_at";
 
-pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<User>, sqlx::Error> {
+pub async fn find_by_email(db: &IdentityDb, email: &Email) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE email_normalized = $1");
     on_db!(db, p => sqlx::query_as(&sql).bind(email.normalized()).fetch_optional(p).await)
 }
 
-pub async fn get(db: &Db, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+pub async fn get(db: &IdentityDb, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
     on_db!(db, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
 }
@@ -156,7 +156,7 @@ pub struct NewUser<'a> {
 
 /// Inserts a new active user with a password; `Ok(None)` if the address is already registered.
 pub async fn insert(
-    db: &Db,
+    db: &IdentityDb,
     email: &Email,
     password_hash: &str,
     now: Ts,
@@ -173,7 +173,7 @@ pub async fn insert(
 }
 
 /// Inserts a new user; `Ok(None)` if the address is already registered.
-pub async fn create(db: &Db, new: &NewUser<'_>, now: Ts) -> Result<Option<User>, sqlx::Error> {
+pub async fn create(db: &IdentityDb, new: &NewUser<'_>, now: Ts) -> Result<Option<User>, sqlx::Error> {
     let id = Uuid::now_v7();
     let sql = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
         password_changed_at, token_version, created_at, updated_at) \
@@ -200,27 +200,27 @@ pub async fn create(db: &Db, new: &NewUser<'_>, now: Ts) -> Result<Option<User>,
     }
 }
 
-pub async fn set_name(db: &Db, id: Uuid, name: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn set_name(db: &IdentityDb, id: Uuid, name: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).bind(name).bind(now).execute(p).await.map(|_| ()))
 }
 
 /// Replaces the stored hash of the same password (an upgrade to Argon2id): the password's age
 /// does not change.
-pub async fn set_password_hash(db: &Db, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash(db: &IdentityDb, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))
 }
 
 /// Sets a new password (its age starts now).
-pub async fn change_password(db: &Db, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn change_password(db: &IdentityDb, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))
 }
 
 /// Sets profile fields (`name` goes to its column, the rest into `profile`).
 pub async fn set_profile_fields(
-    db: &Db,
+    db: &IdentityDb,
     user: &User,
     fields: &[(String, String)],
     now: Ts,
@@ -241,7 +241,7 @@ pub async fn set_profile_fields(
 /// Changes the status (`active`, `pending_approval`, `disabled`); false if no such user or the
 /// status was not `from`.
 pub async fn transition_status(
-    db: &Db,
+    db: &IdentityDb,
     id: Uuid,
     from: &str,
     to: &str,
@@ -262,7 +262,7 @@ pub struct UserFilter {
 
 /// Users in creation order (ids are time-ordered), after the cursor id.
 pub async fn list(
-    db: &Db,
+    db: &IdentityDb,
     filter: &UserFilter,
     after: Option<Uuid>,
     limit: i64,
@@ -287,7 +287,7 @@ pub struct Extras {
     pub recovery_codes_left: i64,
 }
 
-pub async fn extras(db: &Db, id: Uuid, now: Ts) -> Result<Extras, sqlx::Error> {
+pub async fn extras(db: &IdentityDb, id: Uuid, now: Ts) -> Result<Extras, sqlx::Error> {
     let sessions =
         "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2";
     let totp = "SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
@@ -303,7 +303,7 @@ pub async fn extras(db: &Db, id: Uuid, now: Ts) -> Result<Extras, sqlx::Error> {
 /// belongs to or mentions the user goes: sessions, refresh tokens, codes, mailed links, queued
 /// mail, invitations, pending sign-ins, second factors, recovery codes, the audit events about
 /// them, and the user. `false` if there is no such user; on any failure nothing is removed.
-pub async fn erase(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn erase(db: &IdentityDb, id: Uuid) -> Result<bool, sqlx::Error> {
     let Some(user) = get(db, id).await? else { return Ok(false) };
     let email = Email::parse(&user.email)
         .map(|e| e.normalized().to_string())

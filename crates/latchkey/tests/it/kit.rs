@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use latchkey::app::{AppState, Server};
+use latchkey::app::Server;
+use latchkey::state::AppState;
 use latchkey::clock::OffsetClock;
 use latchkey::config::ServeArgs;
 use reqwest::{Method, StatusCode};
@@ -203,7 +204,7 @@ impl TestApp {
     }
 
     /// A direct connection to this server's control-plane store.
-    pub fn control(&self) -> latchkey::store::Db {
+    pub fn control(&self) -> latchkey::store::ControlDb {
         self.state.control.clone()
     }
 

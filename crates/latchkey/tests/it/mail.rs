@@ -394,12 +394,12 @@ async fn mail_requests_are_throttled(backend: Backend) {
 }
 both!(mail_requests_are_throttled);
 
-pub async fn identity_store(app: &TestApp, slug: &str) -> latchkey::store::Db {
+pub async fn identity_store(app: &TestApp, slug: &str) -> latchkey::store::IdentityDb {
     let a = latchkey::apps::service::get(&app.state, slug).await.expect("app");
     latchkey::apps::service::identity_store(&app.state, &a).expect("store")
 }
 
-pub async fn count(db: &latchkey::store::Db, sql: &str) -> i64 {
+pub async fn count(db: &latchkey::store::IdentityDb, sql: &str) -> i64 {
     latchkey::on_db!(db, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await).expect("count")
 }
 

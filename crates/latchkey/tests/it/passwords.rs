@@ -5,7 +5,7 @@ use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::on_db;
-use latchkey::store::Db;
+use latchkey::store::IdentityDb;
 use latchkey::users::{self, Email};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -26,12 +26,12 @@ fn browser() -> reqwest::Client {
         .expect("client")
 }
 
-async fn store_of(app: &TestApp, slug: &str) -> Db {
+async fn store_of(app: &TestApp, slug: &str) -> IdentityDb {
     let a = latchkey::apps::service::get(&app.state, slug).await.expect("app");
     latchkey::apps::service::identity_store(&app.state, &a).expect("store")
 }
 
-async fn stored_hash(store: &Db, email: &str) -> String {
+async fn stored_hash(store: &IdentityDb, email: &str) -> String {
     on_db!(store, p => sqlx::query_scalar("SELECT password_hash FROM users WHERE email_normalized = $1").bind(email).fetch_one(p).await)
         .expect("hash")
 }

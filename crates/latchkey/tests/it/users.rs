@@ -357,7 +357,7 @@ async fn erasure_is_all_or_nothing(backend: Backend) {
     let before = mentions(&db, ann_id, "ann@example.com").await;
     // A failure injected at the last statement of the transaction (deleting the user row),
     // after every other table was already cleaned.
-    match &db {
+    match &*db {
         latchkey::store::Db::Sqlite(p) => {
             sqlx::query("CREATE TRIGGER fail_erase BEFORE DELETE ON users BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
                 .execute(p)

@@ -1,0 +1,60 @@
+//! `AppState`: what a request handler or extractor may reach. Services and repos never take
+//! it; they are handed the narrow handles they use (a store, the `SecretBox`, the clock).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::admin::AdminTokens;
+use crate::apps::ChangeFeed;
+use crate::audit::AuditSink;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::SecretBox;
+use crate::login::pages::Pages;
+use crate::login::password::Passwords;
+use crate::login::throttle::Throttle;
+use crate::mail::Mailer;
+use crate::mail::throttle::MailThrottle;
+use crate::oidc::IssuerCache;
+use crate::store::{ControlDb, IdentityStores, Ts};
+
+/// Everything a request or background task may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub control: ControlDb,
+    pub identity: IdentityStores,
+    pub secrets: SecretBox,
+    pub clock: Arc<dyn Clock>,
+    pub changes: ChangeFeed,
+    pub issuers: IssuerCache,
+    pub audit: AuditSink,
+    pub admin_tokens: AdminTokens,
+    pub metrics: PrometheusHandle,
+    pub passwords: Passwords,
+    /// Failed sign-ins per account and client address (SPEC §7).
+    pub throttle: Throttle,
+    pub pages: Pages,
+    /// Wakes the outbox sender (mail::outbox).
+    pub mailer: Mailer,
+    /// How often mail may be asked for (mail::throttle).
+    pub mail_throttle: MailThrottle,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn now(&self) -> Ts {
+        Ts::new(self.clock.now())
+    }
+}
+
