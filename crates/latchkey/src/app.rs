@@ -9,19 +9,19 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::admin::AdminTokens;
-use crate::apps::ChangeFeed;
+use crate::apps::{Apps, AppsDeps, ChangeFeed};
 use crate::audit::AuditWriter;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MasterKeySource, StoreConfig, read_trimmed};
 use crate::crypto::{MasterKey, SecretBox, tokens};
-use crate::login::pages::Pages;
-use crate::login::password::Passwords;
-use crate::login::throttle::Throttle;
 use crate::mail::throttle::MailThrottle;
 use crate::mail::{Mailer, SenderHandle};
-use crate::oidc::IssuerCache;
+use crate::signin::password::Passwords;
+use crate::signin::throttle::Throttle;
 use crate::state::{AppState, Inner};
 use crate::store::{self, ControlDb, IdentityStores, Ts};
+use crate::tenant::IssuerCache;
+use crate::web::pages::Pages;
 use crate::{on_db, ops};
 
 /// Builds a [`Server`]; tests swap the clock.
@@ -62,14 +62,28 @@ impl ServerBuilder {
         bootstrap_admin_token(&config, &control, &admin_tokens, self.clock.now().into()).await?;
         let (audit, writer) = AuditWriter::start();
         let (mailer, mail_rx) = Mailer::new();
+        let identity = Arc::new(IdentityStores::new(config.app_pool_size));
+        let secrets = Arc::new(secrets);
+        let changes = Arc::new(ChangeFeed::default());
+        let apps = Apps::new(AppsDeps {
+            control: control.clone(),
+            identity: identity.clone(),
+            secrets: secrets.clone(),
+            store: config.store.clone(),
+            clock: self.clock.clone(),
+            changes: changes.clone(),
+            audit: audit.clone(),
+        });
+        let issuers = IssuerCache::new(apps.clone(), config.public_base());
         let state = AppState(Arc::new(Inner {
-            identity: IdentityStores::new(config.app_pool_size),
+            identity,
             config,
             control,
             secrets,
             clock: self.clock,
-            changes: ChangeFeed::default(),
-            issuers: IssuerCache::default(),
+            changes,
+            apps,
+            issuers,
             audit,
             admin_tokens,
             metrics: ops::metrics_handle(),
@@ -77,11 +91,20 @@ impl ServerBuilder {
             throttle: Throttle::default(),
             pages: Pages::new(),
             mailer,
-            mail_throttle: MailThrottle::default(),
+            mail_throttle: Arc::new(MailThrottle::default()),
         }));
-        crate::apps::service::resume_interrupted(&state).await.context("resuming provisioning")?;
-        crate::janitor::spawn(state.clone());
-        let mail_sender = crate::mail::outbox::start(state.clone(), mail_rx);
+        crate::apps::provision::resume_interrupted(&state.apps).await.context("resuming provisioning")?;
+        crate::jobs::janitor::Janitor {
+            apps: state.apps.clone(),
+            mail_throttle: state.mail_throttle.clone(),
+        }
+        .spawn();
+        let sender = crate::mail::outbox::SenderDeps {
+            apps: state.apps.clone(),
+            issuers: state.issuers.clone(),
+            config: Arc::new(state.config.clone()),
+        };
+        let mail_sender = crate::mail::outbox::start(sender, mail_rx);
         Ok(Server { state, audit: writer, mail_sender })
     }
 }

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::admin::AdminTokens;
-use crate::apps::ChangeFeed;
+use crate::apps::{Apps, ChangeFeed};
 use crate::audit::AuditSink;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::SecretBox;
-use crate::login::pages::Pages;
-use crate::login::password::Passwords;
-use crate::login::throttle::Throttle;
 use crate::mail::Mailer;
 use crate::mail::throttle::MailThrottle;
-use crate::oidc::IssuerCache;
+use crate::signin::password::Passwords;
+use crate::signin::throttle::Throttle;
 use crate::store::{ControlDb, IdentityStores, Ts};
+use crate::tenant::IssuerCache;
+use crate::web::pages::Pages;
 
 /// Everything a request or background task may need. Cheap to clone.
 #[derive(Clone)]
@@ -27,10 +27,12 @@ pub struct AppState(pub(crate) Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub control: ControlDb,
-    pub identity: IdentityStores,
-    pub secrets: SecretBox,
+    pub identity: Arc<IdentityStores>,
+    pub secrets: Arc<SecretBox>,
     pub clock: Arc<dyn Clock>,
-    pub changes: ChangeFeed,
+    pub changes: Arc<ChangeFeed>,
+    /// The app lifecycle service (narrow handles onto the above).
+    pub apps: Apps,
     pub issuers: IssuerCache,
     pub audit: AuditSink,
     pub admin_tokens: AdminTokens,
@@ -42,7 +44,7 @@ pub struct Inner {
     /// Wakes the outbox sender (mail::outbox).
     pub mailer: Mailer,
     /// How often mail may be asked for (mail::throttle).
-    pub mail_throttle: MailThrottle,
+    pub mail_throttle: Arc<MailThrottle>,
 }
 
 impl Deref for AppState {
@@ -56,5 +58,9 @@ impl AppState {
     pub fn now(&self) -> Ts {
         Ts::new(self.clock.now())
     }
-}
 
+    /// What queuing mail needs, for the mail and invitation services.
+    pub fn post(&self) -> crate::mail::Post<'_> {
+        crate::mail::Post { secrets: &self.secrets, mailer: &self.mailer, now: self.now() }
+    }
+}

@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::state::AppState;
 use crate::crypto::tokens;
+use crate::state::AppState;
 
 /// Hashes of every accepted operator token.
 #[derive(Default)]

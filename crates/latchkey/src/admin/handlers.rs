@@ -12,11 +12,11 @@ use super::extract::{AdminJson, AdminQuery, MaybeJson};
 use super::views::{
     AppResponse, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, RotateKeysRequest,
 };
-use crate::state::AppState;
 use crate::apps::service::NewApp;
 use crate::apps::{self, App};
 use crate::clients::{self, ClientSettings};
 use crate::keys;
+use crate::state::AppState;
 
 fn page(q: &PageQuery) -> Result<(Option<String>, i64), ApiError> {
     let limit = q.limit.unwrap_or(50);
@@ -51,7 +51,7 @@ pub async fn create_app(
     State(state): State<AppState>,
     AdminJson(body): AdminJson<NewApp>,
 ) -> Result<Response, ApiError> {
-    let app = apps::service::create(&state, body).await?;
+    let app = apps::service::create(&state.apps, body).await?;
     Ok((StatusCode::CREATED, axum::Json(app_view(&state, app))).into_response())
 }
 
@@ -63,7 +63,7 @@ pub async fn list_apps(
     AdminQuery(q): AdminQuery<PageQuery>,
 ) -> Result<axum::Json<List<AppResponse>>, ApiError> {
     let (after, limit) = page(&q)?;
-    let apps = apps::service::list(&state, after.as_deref(), limit).await?;
+    let apps = apps::service::list(&state.apps, after.as_deref(), limit).await?;
     let next = next_cursor(apps.last().map(|a| a.slug.as_str()), apps.len(), limit);
     Ok(axum::Json(List { items: apps.into_iter().map(|a| app_view(&state, a)).collect(), next_cursor: next }))
 }
@@ -75,7 +75,7 @@ pub async fn get_app(
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<axum::Json<AppResponse>, ApiError> {
-    Ok(axum::Json(app_view(&state, apps::service::get(&state, &slug).await?)))
+    Ok(axum::Json(app_view(&state, apps::service::get(&state.apps, &slug).await?)))
 }
 
 /// Change display_name, branding, policy, smtp, tokens or signing_alg with a JSON merge patch
@@ -90,7 +90,7 @@ pub async fn update_app(
     AdminJson(patch): AdminJson<serde_json::Value>,
 ) -> Result<axum::Json<AppResponse>, ApiError> {
     let actor = actor.map(|a| a.0.0).unwrap_or_else(|| "unknown".into());
-    Ok(axum::Json(app_view(&state, apps::service::update(&state, &slug, patch, &actor).await?)))
+    Ok(axum::Json(app_view(&state, apps::service::update(&state.apps, &slug, patch, &actor).await?)))
 }
 
 /// Delete an app's configuration; its identity data stays unless `erase_data=true`.
@@ -101,7 +101,7 @@ pub async fn delete_app(
     Path(slug): Path<String>,
     AdminQuery(q): AdminQuery<DeleteAppQuery>,
 ) -> Result<StatusCode, ApiError> {
-    apps::service::delete(&state, &slug, q.erase_data).await?;
+    apps::service::delete(&state.apps, &slug, q.erase_data).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -112,7 +112,7 @@ pub async fn enable_app(
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
-    let app = apps::service::enable(&state, &slug).await?;
+    let app = apps::service::enable(&state.apps, &slug).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(app_view(&state, app))).into_response())
 }
 
@@ -123,7 +123,7 @@ pub async fn disable_app(
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
-    let app = apps::service::disable(&state, &slug).await?;
+    let app = apps::service::disable(&state.apps, &slug).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(app_view(&state, app))).into_response())
 }
 
@@ -136,7 +136,7 @@ pub async fn create_client(
     Path(slug): Path<String>,
     AdminJson(body): AdminJson<ClientSettings>,
 ) -> Result<Response, ApiError> {
-    let app = apps::service::get(&state, &slug).await?;
+    let app = apps::service::get(&state.apps, &slug).await?;
     let (client, secret) =
         clients::service::create(&state.control, &state.secrets, app.id, body, state.now()).await?;
     state.changes.touch(&slug);
@@ -161,7 +161,7 @@ pub async fn list_clients(
     Path(slug): Path<String>,
     AdminQuery(q): AdminQuery<PageQuery>,
 ) -> Result<axum::Json<List<ClientResponse>>, ApiError> {
-    let app = apps::service::get(&state, &slug).await?;
+    let app = apps::service::get(&state.apps, &slug).await?;
     let (after, limit) = page(&q)?;
     let list = clients::service::list(&state.control, app.id, after.as_deref(), limit).await?;
     let next = next_cursor(list.last().map(|c| c.client_id.as_str()), list.len(), limit);
@@ -178,7 +178,7 @@ pub async fn get_client(
     State(state): State<AppState>,
     Path((slug, client_id)): Path<(String, String)>,
 ) -> Result<axum::Json<ClientResponse>, ApiError> {
-    let app = apps::service::get(&state, &slug).await?;
+    let app = apps::service::get(&state.apps, &slug).await?;
     let client = clients::service::get(&state.control, app.id, &client_id).await?;
     Ok(axum::Json(ClientResponse::new(client, None)))
 }
@@ -196,7 +196,7 @@ pub async fn update_client(
     if !patch.is_object() {
         return Err(ApiError::validation("a merge patch must be a JSON object"));
     }
-    let app = apps::service::get(&state, &slug).await?;
+    let app = apps::service::get(&state.apps, &slug).await?;
     let client = clients::service::get(&state.control, app.id, &client_id).await?;
     let mut doc =
         serde_json::to_value(clients::service::settings_of(&client)).map_err(|e| ApiError::internal(&e))?;
@@ -215,7 +215,7 @@ pub async fn delete_client(
     State(state): State<AppState>,
     Path((slug, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let app = apps::service::get(&state, &slug).await?;
+    let app = apps::service::get(&state.apps, &slug).await?;
     clients::service::delete(&state.control, app.id, &client_id, state.now()).await?;
     state.changes.touch(&slug);
     crate::audit::operator::record(
@@ -238,7 +238,7 @@ pub async fn rotate_client_secret(
     State(state): State<AppState>,
     Path((slug, client_id)): Path<(String, String)>,
 ) -> Result<axum::Json<ClientResponse>, ApiError> {
-    let app = apps::service::get(&state, &slug).await?;
+    let app = apps::service::get(&state.apps, &slug).await?;
     let client = clients::service::get(&state.control, app.id, &client_id).await?;
     let (client, secret) =
         clients::service::rotate_secret(&state.control, &state.secrets, client, state.now()).await?;
@@ -262,7 +262,7 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<axum::Json<List<KeyResponse>>, ApiError> {
-    let app = apps::service::get(&state, &slug).await?;
+    let app = apps::service::get(&state.apps, &slug).await?;
     let now = state.now();
     let keys = keys::service::list(&state.control, app.id).await?;
     Ok(axum::Json(List { items: keys.iter().map(|k| KeyResponse::new(k, now)).collect(), next_cursor: None }))
@@ -278,7 +278,7 @@ pub async fn rotate_keys(
     MaybeJson(body): MaybeJson<RotateKeysRequest>,
 ) -> Result<axum::Json<List<KeyResponse>>, ApiError> {
     let grace = body.and_then(|b| b.grace_seconds);
-    let keys = apps::service::rotate_keys(&state, &slug, grace).await?;
+    let keys = apps::service::rotate_keys(&state.apps, &slug, grace).await?;
     let now = state.now();
     Ok(axum::Json(List { items: keys.iter().map(|k| KeyResponse::new(k, now)).collect(), next_cursor: None }))
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 mod handlers;
+mod invitations;
 mod people;
 pub mod views;
 
@@ -56,8 +57,8 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::rotate_client_secret))
         .routes(routes!(handlers::list_keys))
         .routes(routes!(handlers::rotate_keys))
-        .routes(routes!(people::create_invitation, people::list_invitations))
-        .routes(routes!(people::revoke_invitation))
+        .routes(routes!(invitations::create_invitation, invitations::list_invitations))
+        .routes(routes!(invitations::revoke_invitation))
         .routes(routes!(people::list_users))
         .routes(routes!(people::get_user, people::erase_user))
         .routes(routes!(people::list_sessions))

@@ -1,24 +1,23 @@
-//! Admin API for an app's end users as policy needs them: invitations (`invite_only`) and the
-//! approval of accounts created under `admin_approval`. Every call reads and writes the app's
-//! own identity store; the control plane records only that an operator acted.
+//! Admin API for an app's end users: list and search, detail, sessions, second factor, GDPR
+//! erasure, audit queries, and the approval of accounts created under `admin_approval`. Every
+//! call reads and writes the app's own identity store; the control plane records only that an
+//! operator acted.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, Problem};
-use super::extract::{AdminJson, AdminQuery};
-use super::views::{List, PageQuery};
-use crate::state::AppState;
+use super::extract::AdminQuery;
+use super::views::List;
 use crate::audit::operator;
-use crate::invitations::{self, Purpose};
-use crate::oidc::issuer::{Issuer, Lookup};
-use crate::users::{self, Email, User};
+use crate::state::AppState;
+use crate::tenant::{Issuer, Lookup};
+use crate::users::{self, User, UserStatus};
 
 /// An end user as operators see it (never a password hash or secret).
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,62 +37,16 @@ impl From<User> for UserResponse {
             id: u.id,
             email: u.email,
             email_verified: u.email_verified,
-            status: u.status,
+            status: u.status.as_str().to_string(),
             name: u.name,
             created_at: u.created_at.0,
         }
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewInvitation {
-    pub email: String,
-    /// Seconds the link stays valid: 300 to 2592000 (30 days). Default 604800 (7 days).
-    pub expires_in: Option<u32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvitationResponse {
-    pub id: Uuid,
-    pub email: String,
-    /// The absolute link that registers the invited address (null once used, revoked or
-    /// expired).
-    pub link: Option<String>,
-    pub expires_at: chrono::DateTime<chrono::Utc>,
-    /// `pending`, `used`, `revoked` or `expired`.
-    pub status: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub user_id: Option<Uuid>,
-}
-
-impl InvitationResponse {
-    fn new(i: invitations::Invitation, link: Option<String>, now: chrono::DateTime<chrono::Utc>) -> Self {
-        let status = if i.used_at.is_some() {
-            "used"
-        } else if i.revoked_at.is_some() {
-            "revoked"
-        } else if i.expires_at.0 <= now {
-            "expired"
-        } else {
-            "pending"
-        };
-        let link = if status == "pending" { link } else { None };
-        InvitationResponse {
-            id: i.id,
-            email: i.email,
-            link,
-            expires_at: i.expires_at.0,
-            status: status.into(),
-            created_at: i.created_at.0,
-            user_id: i.user_id,
-        }
-    }
-}
-
 /// The app's live issuer (its identity store is migrated); 404 or 409 otherwise.
-async fn active(state: &AppState, slug: &str) -> Result<Arc<Issuer>, ApiError> {
-    match state.issuers.lookup(state, slug).await {
+pub(super) async fn active(state: &AppState, slug: &str) -> Result<Arc<Issuer>, ApiError> {
+    match state.issuers.lookup(slug).await {
         Ok(Lookup::Active(i)) => Ok(i),
         Ok(Lookup::Inactive) => Err(ApiError::conflict("app_not_active", "the app is not active")),
         Ok(Lookup::NotFound) => Err(ApiError::not_found("app")),
@@ -101,117 +54,8 @@ async fn active(state: &AppState, slug: &str) -> Result<Arc<Issuer>, ApiError> {
     }
 }
 
-fn user_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(super) fn user_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found("user"))
-}
-
-/// Invite an address (any signup policy; required under `invite_only`). The link is mailed and
-/// returned once; the invited address is the one that registers.
-#[utoipa::path(post, path = "/admin/v1/apps/{slug}/invitations", tag = "users", params(("slug" = String, Path)),
-    request_body = NewInvitation,
-    responses((status = 201, body = InvitationResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_invitation(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    AdminJson(body): AdminJson<NewInvitation>,
-) -> Result<Response, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let email =
-        Email::parse(&body.email).map_err(|_| ApiError::validation("email is not an email address"))?;
-    let domain = email.normalized().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-    if !issuer.app.policy.domain_allowed(domain) {
-        return Err(ApiError::validation(format!("the app's policy does not accept addresses at {domain}")));
-    }
-    let secs = body.expires_in.unwrap_or(7 * 24 * 3600);
-    if !(300..=30 * 24 * 3600).contains(&secs) {
-        return Err(ApiError::validation("expires_in must be between 300 and 2592000 seconds"));
-    }
-    if users::find_by_email(&issuer.identity, &email).await.map_err(|e| ApiError::internal(&e))?.is_some() {
-        return Err(ApiError::conflict("already_registered", "this address already has an account"));
-    }
-    let (row, link) = invitations::create(
-        &state,
-        &issuer,
-        Purpose::Invitation,
-        &email,
-        chrono::Duration::seconds(i64::from(secs)),
-        None,
-    )
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    operator::record(
-        &state.control,
-        state.now(),
-        "invitation.created",
-        Some(&slug),
-        Some(&row.id.to_string()),
-        serde_json::json!({}),
-    )
-    .await;
-    let view = InvitationResponse::new(row, Some(link), state.now().0);
-    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
-}
-
-/// Invitations, newest first, with the link of those still pending.
-#[utoipa::path(get, path = "/admin/v1/apps/{slug}/invitations", tag = "users", params(("slug" = String, Path), PageQuery),
-    responses((status = 200, body = List<InvitationResponse>), (status = 404, body = Problem)))]
-pub async fn list_invitations(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    AdminQuery(q): AdminQuery<PageQuery>,
-) -> Result<axum::Json<List<InvitationResponse>>, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let limit = i64::from(q.limit.unwrap_or(50));
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("limit must be between 1 and 200"));
-    }
-    let after = match &q.cursor {
-        Some(c) => {
-            Some(Uuid::parse_str(c).map_err(|_| ApiError::malformed("cursor is not one this API issued"))?)
-        }
-        None => None,
-    };
-    let rows = invitations::list(&issuer.identity, after, limit).await.map_err(|e| ApiError::internal(&e))?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
-    let now = state.now().0;
-    let items = rows
-        .into_iter()
-        .map(|r| {
-            let link = invitations::link_of(&state.secrets, &issuer, &r);
-            InvitationResponse::new(r, link, now)
-        })
-        .collect();
-    Ok(axum::Json(List { items, next_cursor: next }))
-}
-
-/// Withdraw an unused invitation.
-#[utoipa::path(delete, path = "/admin/v1/apps/{slug}/invitations/{id}", tag = "users",
-    params(("slug" = String, Path), ("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn revoke_invitation(
-    State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("invitation"))?;
-    match invitations::revoke(&issuer.identity, id, state.now()).await.map_err(|e| ApiError::internal(&e))? {
-        Some(true) => {
-            operator::record(
-                &state.control,
-                state.now(),
-                "invitation.revoked",
-                Some(&slug),
-                Some(&id.to_string()),
-                serde_json::json!({}),
-            )
-            .await;
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Some(false) => {
-            Err(ApiError::conflict("invitation_closed", "the invitation was already used or revoked"))
-        }
-        None => Err(ApiError::not_found("invitation")),
-    }
 }
 
 async fn decide(
@@ -224,8 +68,8 @@ async fn decide(
     let id = user_id(id)?;
     let db = &issuer.identity;
     let now = state.now();
-    let to = if approve { "active" } else { "disabled" };
-    let changed = users::transition_status(db, id, "pending_approval", to, now)
+    let to = if approve { UserStatus::Active } else { UserStatus::Disabled };
+    let changed = users::transition_status(db, id, UserStatus::PendingApproval, to, now)
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let user = users::get(db, id)
@@ -235,7 +79,7 @@ async fn decide(
     if !changed {
         return Err(ApiError::conflict(
             "not_pending_approval",
-            format!("the user is {}, not pending_approval", user.status),
+            format!("the user is {}, not pending_approval", user.status.as_str()),
         ));
     }
     let kind = if approve { "user.approved" } else { "user.rejected" };
@@ -376,7 +220,7 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-fn limit_of(limit: Option<u32>) -> Result<i64, ApiError> {
+pub(super) fn limit_of(limit: Option<u32>) -> Result<i64, ApiError> {
     let limit = i64::from(limit.unwrap_or(50));
     if !(1..=200).contains(&limit) {
         return Err(ApiError::validation("limit must be between 1 and 200"));
@@ -384,7 +228,7 @@ fn limit_of(limit: Option<u32>) -> Result<i64, ApiError> {
     Ok(limit)
 }
 
-fn cursor_of(cursor: &Option<String>) -> Result<Option<Uuid>, ApiError> {
+pub(super) fn cursor_of(cursor: &Option<String>) -> Result<Option<Uuid>, ApiError> {
     cursor
         .as_ref()
         .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::malformed("cursor is not one this API issued")))
@@ -429,15 +273,17 @@ pub async fn list_users(
 ) -> Result<axum::Json<List<UserResponse>>, ApiError> {
     let issuer = active(&state, &slug).await?;
     let limit = limit_of(q.limit)?;
-    if let Some(s) = &q.status
-        && !["active", "pending_approval", "disabled"].contains(&s.as_str())
-    {
-        return Err(ApiError::validation("status must be active, pending_approval or disabled"));
-    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            UserStatus::parse(s)
+                .ok_or_else(|| ApiError::validation("status must be active, pending_approval or disabled"))?,
+        ),
+    };
     if q.email.as_ref().is_some_and(|e| e.len() > 254) {
         return Err(ApiError::validation("email is longer than 254 characters"));
     }
-    let filter = users::UserFilter { email: q.email.clone(), status: q.status.clone() };
+    let filter = users::UserFilter { email: q.email.clone(), status };
     let rows = users::list(&issuer.identity, &filter, cursor_of(&q.cursor)?, limit)
         .await
         .map_err(|e| ApiError::internal(&e))?;

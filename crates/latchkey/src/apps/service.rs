@@ -2,8 +2,6 @@
 //! `failed`, `disabled`, re-enable and delete. Provisioning runs in a background task that holds
 //! a lease on the app row, so a crash leaves the app resumable and never half-active.
 
-use std::time::Duration;
-
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -11,18 +9,53 @@ use url::Url;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::ChangeFeed;
 use super::model::{
     App, AppSlug, AppStatus, Branding, EmailTemplates, Policy, SigningAlg, SmtpSettings, TokenSettings,
 };
 use super::repo;
-use crate::state::AppState;
-use crate::audit::operator;
+use crate::audit::{AuditSink, operator};
+use crate::clock::Clock;
 use crate::config::StoreConfig;
 use crate::crypto::SecretBox;
 use crate::keys;
-use crate::store::{self, ControlDb, IdentityDb, IdentityLocation, StoreError, Ts, is_postgres_url};
+use crate::store::{
+    self, ControlDb, IdentityDb, IdentityLocation, IdentityStores, StoreError, Ts, is_postgres_url,
+};
+use std::sync::Arc;
 
-const LEASE: Duration = Duration::from_secs(120);
+/// The handles the app lifecycle works with. Cheap to clone; built once at start-up.
+#[derive(Clone)]
+pub struct Apps(Arc<AppsDeps>);
+
+/// What [`Apps`] is made of: the control plane, the registry of identity stores, the master
+/// key's `SecretBox`, the store settings, the clock, the change feed and the audit sink.
+pub struct AppsDeps {
+    pub control: ControlDb,
+    pub identity: Arc<IdentityStores>,
+    pub secrets: Arc<SecretBox>,
+    pub store: StoreConfig,
+    pub clock: Arc<dyn Clock>,
+    pub changes: Arc<ChangeFeed>,
+    pub audit: AuditSink,
+}
+
+impl Apps {
+    pub fn new(deps: AppsDeps) -> Self {
+        Apps(Arc::new(deps))
+    }
+
+    pub fn now(&self) -> Ts {
+        Ts::new(self.clock.now())
+    }
+}
+
+impl std::ops::Deref for Apps {
+    type Target = AppsDeps;
+    fn deref(&self) -> &AppsDeps {
+        &self.0
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -124,8 +157,8 @@ fn seal_ctx(app_id: Uuid, what: &str) -> String {
 }
 
 /// Where the app's identity store lives.
-pub fn identity_location(state: &AppState, app: &App) -> Result<IdentityLocation, AppError> {
-    identity_location_for(&state.secrets, &state.config.store, app)
+pub fn identity_location(apps: &Apps, app: &App) -> Result<IdentityLocation, AppError> {
+    identity_location_for(&apps.secrets, &apps.store, app)
 }
 
 /// Where the app's identity store lives, from the store settings alone (used by `migrate`).
@@ -154,14 +187,14 @@ pub fn identity_location_for(
 }
 
 /// The app's identity store handle (pool opened lazily).
-pub fn identity_store(state: &AppState, app: &App) -> Result<IdentityDb, AppError> {
-    let location = identity_location(state, app)?;
-    state.identity.get(app.id, &location).map_err(|e| AppError::Unexpected(e.to_string()))
+pub fn identity_store(apps: &Apps, app: &App) -> Result<IdentityDb, AppError> {
+    let location = identity_location(apps, app)?;
+    apps.identity.get(app.id, &location).map_err(|e| AppError::Unexpected(e.to_string()))
 }
 
 /// Same database as the control plane, and the control plane's schema?
-fn collides_with_control(state: &AppState, url: &str, schema: &str) -> bool {
-    let control = state.config.store.database_url.expose_secret();
+fn collides_with_control(apps: &Apps, url: &str, schema: &str) -> bool {
+    let control = apps.store.database_url.expose_secret();
     if schema != store::CONTROL_SCHEMA || !is_postgres_url(control) {
         return false;
     }
@@ -173,7 +206,7 @@ fn collides_with_control(state: &AppState, url: &str, schema: &str) -> bool {
     key(url) == key(control)
 }
 
-pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
+pub async fn create(apps: &Apps, new: NewApp) -> Result<App, AppError> {
     let slug = AppSlug::parse(&new.slug).map_err(AppError::Invalid)?;
     let display_name = validate_display_name(&new.display_name)?;
     let id = Uuid::now_v7();
@@ -189,13 +222,13 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
                 return Err(AppError::Invalid("database_url must be a postgres:// URL".into()));
             }
             let schema = new.database_schema.as_deref().unwrap_or("latchkey");
-            if collides_with_control(state, raw, schema) {
+            if collides_with_control(apps, raw, schema) {
                 return Err(AppError::Invalid(
                     "schema \"latchkey\" of this database holds the control plane; set database_schema"
                         .into(),
                 ));
             }
-            Some(state.secrets.seal(&seal_ctx(id, "database_url"), raw.as_bytes()))
+            Some(apps.secrets.seal(&seal_ctx(id, "database_url"), raw.as_bytes()))
         }
     };
     if let Some(schema) = &new.database_schema {
@@ -212,7 +245,7 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
         None => (None, None),
         Some(input) => {
             let (settings, password) = split_smtp(input)?;
-            let sealed = password.map(|p| state.secrets.seal(&seal_ctx(id, "smtp_password"), p.as_bytes()));
+            let sealed = password.map(|p| apps.secrets.seal(&seal_ctx(id, "smtp_password"), p.as_bytes()));
             (Some(settings), sealed)
         }
     };
@@ -220,7 +253,7 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
     if let Some(url) = &new.database_url {
         store::check_reachable(url.expose_secret()).await.map_err(|e| AppError::Invalid(e.to_string()))?;
     }
-    let now = state.now();
+    let now = apps.now();
     let app = App {
         id,
         slug,
@@ -240,21 +273,21 @@ pub async fn create(state: &AppState, new: NewApp) -> Result<App, AppError> {
         created_at: now,
         updated_at: now,
     };
-    repo::insert(&state.control, &app)
+    repo::insert(&apps.control, &app)
         .await
         .map_err(|e| if store::is_unique_violation(&e) { AppError::SlugTaken } else { AppError::Store(e) })?;
-    operator::record(&state.control, now, "app.created", Some(app.slug.as_str()), None, json!({})).await;
+    operator::record(&apps.control, now, "app.created", Some(app.slug.as_str()), None, json!({})).await;
     tracing::info!(app.slug = %app.slug, "app created");
-    spawn_provisioning(state, app.slug.as_str());
+    super::provision::spawn(apps, app.slug.as_str());
     Ok(app)
 }
 
-pub async fn get(state: &AppState, slug: &str) -> Result<App, AppError> {
-    repo::get(&state.control, slug).await?.ok_or(AppError::NotFound)
+pub async fn get(apps: &Apps, slug: &str) -> Result<App, AppError> {
+    repo::get(&apps.control, slug).await?.ok_or(AppError::NotFound)
 }
 
-pub async fn list(state: &AppState, after: Option<&str>, limit: i64) -> Result<Vec<App>, AppError> {
-    list_in(&state.control, after, limit).await
+pub async fn list(apps: &Apps, after: Option<&str>, limit: i64) -> Result<Vec<App>, AppError> {
+    list_in(&apps.control, after, limit).await
 }
 
 pub async fn list_in(control: &ControlDb, after: Option<&str>, limit: i64) -> Result<Vec<App>, AppError> {
@@ -296,16 +329,11 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 }
 
 /// Applies a JSON merge patch to the app's settings; takes effect at once.
-pub async fn update(
-    state: &AppState,
-    slug: &str,
-    patch: serde_json::Value,
-    actor: &str,
-) -> Result<App, AppError> {
+pub async fn update(apps: &Apps, slug: &str, patch: serde_json::Value, actor: &str) -> Result<App, AppError> {
     if !patch.is_object() {
         return Err(AppError::Invalid("a merge patch must be a JSON object".into()));
     }
-    let mut app = get(state, slug).await?;
+    let mut app = get(apps, slug).await?;
     let mut doc = editable_of(&app)?;
     let before = doc.clone();
     merge_patch(&mut doc, &patch);
@@ -327,7 +355,7 @@ pub async fn update(
             let (settings, password) = split_smtp(&input)?;
             if smtp_url_changed {
                 app.smtp_password_sealed =
-                    password.map(|p| state.secrets.seal(&seal_ctx(app.id, "smtp_password"), p.as_bytes()));
+                    password.map(|p| apps.secrets.seal(&seal_ctx(app.id, "smtp_password"), p.as_bytes()));
             }
             app.smtp = Some(settings);
         }
@@ -338,9 +366,9 @@ pub async fn update(
     app.tokens = ed.tokens;
     app.branding = ed.branding;
     app.signing_alg = ed.signing_alg;
-    let now = state.now();
-    repo::update_settings(&state.control, &app, now).await?;
-    state.changes.touch(slug);
+    let now = apps.now();
+    repo::update_settings(&apps.control, &app, now).await?;
+    apps.changes.touch(slug);
     // Who changed what: the new value of every changed setting, except mail settings and
     // templates, which are only named (they may hold an operator's addresses).
     let after = editable_of(&app)?;
@@ -352,7 +380,7 @@ pub async fn update(
         }
     }
     operator::record(
-        &state.control,
+        &apps.control,
         now,
         "app.updated",
         Some(slug),
@@ -360,18 +388,18 @@ pub async fn update(
         json!({"actor": actor, "changes": changes}),
     )
     .await;
-    get(state, slug).await
+    get(apps, slug).await
 }
 
 /// Starts (or resumes) provisioning a failed, disabled or stuck app.
-pub async fn enable(state: &AppState, slug: &str) -> Result<App, AppError> {
-    let app = get(state, slug).await?;
-    let now = state.now();
+pub async fn enable(apps: &Apps, slug: &str) -> Result<App, AppError> {
+    let app = get(apps, slug).await?;
+    let now = apps.now();
     match app.status {
         AppStatus::Active => return Ok(app),
         AppStatus::Failed | AppStatus::Disabled => {
             repo::transition(
-                &state.control,
+                &apps.control,
                 app.id,
                 &[AppStatus::Failed, AppStatus::Disabled],
                 AppStatus::Pending,
@@ -381,16 +409,16 @@ pub async fn enable(state: &AppState, slug: &str) -> Result<App, AppError> {
         }
         _ => {}
     }
-    operator::record(&state.control, now, "app.enabled", Some(slug), None, json!({})).await;
-    state.changes.touch(slug);
-    spawn_provisioning(state, slug);
-    get(state, slug).await
+    operator::record(&apps.control, now, "app.enabled", Some(slug), None, json!({})).await;
+    apps.changes.touch(slug);
+    super::provision::spawn(apps, slug);
+    get(apps, slug).await
 }
 
 /// Stops serving the app's issuer and pages; its identity data is untouched.
-pub async fn disable(state: &AppState, slug: &str) -> Result<App, AppError> {
-    let app = get(state, slug).await?;
-    let now = state.now();
+pub async fn disable(apps: &Apps, slug: &str) -> Result<App, AppError> {
+    let app = get(apps, slug).await?;
+    let now = apps.now();
     let from = [
         AppStatus::Pending,
         AppStatus::ProvisioningSchema,
@@ -398,19 +426,19 @@ pub async fn disable(state: &AppState, slug: &str) -> Result<App, AppError> {
         AppStatus::Active,
         AppStatus::Failed,
     ];
-    repo::transition(&state.control, app.id, &from, AppStatus::Disabled, now).await?;
-    repo::release_lease(&state.control, app.id).await?;
-    state.changes.touch(slug);
-    state.identity.forget(app.id).await;
-    operator::record(&state.control, now, "app.disabled", Some(slug), None, json!({})).await;
-    get(state, slug).await
+    repo::transition(&apps.control, app.id, &from, AppStatus::Disabled, now).await?;
+    repo::release_lease(&apps.control, app.id).await?;
+    apps.changes.touch(slug);
+    apps.identity.forget(app.id).await;
+    operator::record(&apps.control, now, "app.disabled", Some(slug), None, json!({})).await;
+    get(apps, slug).await
 }
 
 /// Removes the app's configuration; with `erase_data`, its identity store too.
-pub async fn delete(state: &AppState, slug: &str, erase_data: bool) -> Result<(), AppError> {
-    let app = get(state, slug).await?;
-    let location = identity_location(state, &app)?;
-    state.identity.forget(app.id).await;
+pub async fn delete(apps: &Apps, slug: &str, erase_data: bool) -> Result<(), AppError> {
+    let app = get(apps, slug).await?;
+    let location = identity_location(apps, &app)?;
+    apps.identity.forget(app.id).await;
     if erase_data {
         match &location {
             IdentityLocation::SqliteFile(path) => {
@@ -436,10 +464,10 @@ pub async fn delete(state: &AppState, slug: &str, erase_data: bool) -> Result<()
             }
         }
     }
-    repo::delete(&state.control, app.id).await?;
-    state.changes.touch(slug);
-    let now = state.now();
-    operator::record(&state.control, now, "app.deleted", Some(slug), None, json!({"erase_data": erase_data}))
+    repo::delete(&apps.control, app.id).await?;
+    apps.changes.touch(slug);
+    let now = apps.now();
+    operator::record(&apps.control, now, "app.deleted", Some(slug), None, json!({"erase_data": erase_data}))
         .await;
     tracing::info!(app.slug = slug, erase_data, "app deleted");
     Ok(())
@@ -448,11 +476,11 @@ pub async fn delete(state: &AppState, slug: &str, erase_data: bool) -> Result<()
 /// Rotates the app's signing keys (SPEC §6). `grace_seconds` defaults to the longest lifetime of
 /// a signed token, so no live token stops validating.
 pub async fn rotate_keys(
-    state: &AppState,
+    apps: &Apps,
     slug: &str,
     grace_seconds: Option<u32>,
 ) -> Result<Vec<keys::SigningKey>, AppError> {
-    let app = get(state, slug).await?;
+    let app = get(apps, slug).await?;
     if app.status != AppStatus::Active && app.status != AppStatus::Disabled {
         return Err(AppError::Conflict(format!(
             "the app is {}; keys can be rotated once it is active",
@@ -463,13 +491,13 @@ pub async fn rotate_keys(
     if grace > 30 * 86_400 {
         return Err(AppError::Invalid("grace_seconds must be at most 2592000 (30 days)".into()));
     }
-    let now = state.now();
+    let now = apps.now();
     let keys =
-        keys::service::rotate(&state.control, &state.secrets, app.id, app.signing_alg, grace, now).await?;
-    state.changes.touch(slug);
+        keys::service::rotate(&apps.control, &apps.secrets, app.id, app.signing_alg, grace, now).await?;
+    apps.changes.touch(slug);
     let current = keys.iter().find(|k| k.state == keys::KeyState::Current).map(|k| k.kid.clone());
     operator::record(
-        &state.control,
+        &apps.control,
         now,
         "key.rotated",
         Some(slug),
@@ -477,9 +505,8 @@ pub async fn rotate_keys(
         json!({"grace_seconds": grace}),
     )
     .await;
-    if let Ok(store) = identity_store(state, &app) {
-        state
-            .audit
+    if let Ok(store) = identity_store(apps, &app) {
+        apps.audit
             .record(crate::audit::AuditEvent {
                 app_id: app.id,
                 store,
@@ -494,89 +521,4 @@ pub async fn rotate_keys(
             .await;
     }
     Ok(keys)
-}
-
-pub fn spawn_provisioning(state: &AppState, slug: &str) {
-    let state = state.clone();
-    let slug = slug.to_string();
-    tokio::spawn(async move {
-        if let Err(err) = provision(&state, &slug).await {
-            tracing::error!(app.slug = %slug, error = %err, "provisioning stopped");
-        }
-    });
-}
-
-/// Resumes every app whose provisioning was interrupted (start-up).
-pub async fn resume_interrupted(state: &AppState) -> Result<(), AppError> {
-    for app in repo::list_in_progress(&state.control).await? {
-        spawn_provisioning(state, app.slug.as_str());
-    }
-    Ok(())
-}
-
-async fn provision(state: &AppState, slug: &str) -> Result<(), AppError> {
-    // Wait for a live lease held by another task (a crashed process's lease expires).
-    let app = loop {
-        let Some(app) = repo::get(&state.control, slug).await? else { return Ok(()) };
-        if !app.status.in_progress() {
-            return Ok(());
-        }
-        let now = state.now();
-        let until = Ts::new(now.0 + chrono::Duration::from_std(LEASE).unwrap_or_default());
-        if repo::claim_lease(&state.control, app.id, now, until).await? {
-            break app;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
-    match run_steps(state, &app).await {
-        Ok(true) => {
-            repo::release_lease(&state.control, app.id).await?;
-            state.changes.touch(slug);
-            tracing::info!(app.slug = slug, "app active");
-            Ok(())
-        }
-        Ok(false) => {
-            // Disabled or deleted meanwhile: leave it as the operator set it.
-            repo::release_lease(&state.control, app.id).await?;
-            state.changes.touch(slug);
-            Ok(())
-        }
-        Err(reason) => {
-            tracing::warn!(app.slug = slug, reason = %reason, "app provisioning failed");
-            state.identity.forget(app.id).await;
-            repo::set_failed(&state.control, app.id, &reason, state.now()).await?;
-            state.changes.touch(slug);
-            Ok(())
-        }
-    }
-}
-
-/// The provisioning steps. `Ok(false)` if the app left the in-progress states meanwhile;
-/// `Err` carries the human-readable failure reason.
-async fn run_steps(state: &AppState, app: &App) -> Result<bool, String> {
-    use AppStatus::*;
-    let db = &state.control;
-    let step = |from: &'static [AppStatus], to: AppStatus| async move {
-        repo::transition(db, app.id, from, to, state.now())
-            .await
-            .map_err(|e| format!("control-plane store: {}", store::describe(&e)))
-    };
-    if !step(&[Pending, ProvisioningSchema, Deploying], ProvisioningSchema).await? {
-        return Ok(false);
-    }
-    state.changes.touch(app.slug.as_str());
-    let location = identity_location(state, app).map_err(|e| e.to_string())?;
-    let identity = tokio::time::timeout(Duration::from_secs(15), state.identity.prepare(app.id, &location))
-        .await
-        .map_err(|_| "could not connect to database: timed out after 15 s".to_string())?
-        .map_err(|e| e.to_string())?;
-    store::migrate_identity(&identity).await.map_err(|e| e.to_string())?;
-    if !step(&[ProvisioningSchema], Deploying).await? {
-        return Ok(false);
-    }
-    state.changes.touch(app.slug.as_str());
-    keys::service::ensure_initial(db, &state.secrets, app.id, app.signing_alg, state.now())
-        .await
-        .map_err(|e| format!("could not create signing keys: {e}"))?;
-    step(&[Deploying], Active).await
 }

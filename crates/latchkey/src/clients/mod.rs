@@ -8,7 +8,10 @@ pub use model::{AuthMethod, Client, GrantType, RedirectUri, Scope};
 pub use service::{ClientError, ClientSettings};
 
 /// Lists every client of an app, for the issuer cache.
-pub async fn all_of_app(db: &crate::store::ControlDb, app_id: uuid::Uuid) -> Result<Vec<Client>, sqlx::Error> {
+pub async fn all_of_app(
+    db: &crate::store::ControlDb,
+    app_id: uuid::Uuid,
+) -> Result<Vec<Client>, sqlx::Error> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {

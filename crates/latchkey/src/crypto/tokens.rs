@@ -34,6 +34,65 @@ pub fn sha256_hex(token: &SecretString) -> String {
     hex::encode(digest::digest(&digest::SHA256, token.expose_secret().as_bytes()).as_ref())
 }
 
+/// A bearer token in its plain form: exists only in the response that hands it out and in the
+/// request that presents it. `Debug` never shows it.
+pub struct Plain(SecretString);
+
+impl Plain {
+    /// `n` random bytes, base64url (cookie-borne tokens: sessions, pending sign-ins).
+    pub fn random(n: usize) -> Self {
+        Plain(SecretString::from(random_b64(n)))
+    }
+
+    /// `prefix` followed by 256 random bits (tokens a person may paste: codes, links, secrets).
+    pub fn with_prefix(prefix: &str) -> Self {
+        Plain(new_secret(prefix))
+    }
+
+    /// A token as presented by a client or browser.
+    pub fn presented(token: &str) -> Self {
+        Plain(SecretString::from(token.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The form a store keeps.
+    pub fn hashed(&self) -> Hashed {
+        Hashed(sha256_hex(&self.0))
+    }
+}
+
+impl std::fmt::Debug for Plain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Plain(..)")
+    }
+}
+
+/// A bearer token's SHA-256 (hex): the only form a store keeps. A distinct type from
+/// [`Plain`], so one cannot be stored or compared in place of the other.
+#[derive(Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Hashed(String);
+
+impl Hashed {
+    /// The hash of a presented token.
+    pub fn of(token: &str) -> Self {
+        Plain::presented(token).hashed()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Hashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hashed(..)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +104,14 @@ mod tests {
         assert!(a.expose_secret().starts_with("lks_"));
         assert_eq!(a.expose_secret().len(), 4 + 43);
         assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn plain_and_hashed_forms_never_print() {
+        let t = Plain::with_prefix("lkc_");
+        assert_eq!(format!("{t:?}"), "Plain(..)");
+        assert_eq!(format!("{:?}", t.hashed()), "Hashed(..)");
+        assert_eq!(Hashed::of(t.expose()), t.hashed());
+        assert_eq!(t.hashed().as_str().len(), 64);
     }
 }

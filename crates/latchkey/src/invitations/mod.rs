@@ -11,18 +11,17 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::state::AppState;
 use crate::crypto::tokens;
 use crate::mail::outbox::Queued;
 use crate::mail::{Kind, templates};
-use crate::oidc::issuer::Issuer;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
+use crate::tenant::Issuer;
 use crate::users::{Email, User};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,10 +87,6 @@ pub struct Ticket {
     pub auth_request_id: Option<String>,
 }
 
-fn hash(token: &str) -> String {
-    tokens::sha256_hex(&SecretString::from(token.to_string()))
-}
-
 fn plausible(token: &str) -> bool {
     (16..=128).contains(&token.len())
         && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -100,14 +95,14 @@ fn plausible(token: &str) -> bool {
 /// Creates a registration token for `email` and queues its message in one transaction; returns
 /// the row and the link.
 pub async fn create(
-    state: &AppState,
+    post: &crate::mail::Post<'_>,
     issuer: &Arc<Issuer>,
     purpose: Purpose,
     email: &Email,
     ttl: Duration,
     auth_request_id: Option<&str>,
 ) -> Result<(Invitation, String), InvitationError> {
-    let now = state.now();
+    let now = post.now;
     let token = tokens::new_secret("lki_");
     let (kind, page) = match purpose {
         Purpose::Invitation => (Kind::Invitation, "signup?invitation="),
@@ -118,7 +113,7 @@ pub async fn create(
         .map_err(InvitationError::Mail)?;
     let expires = Ts::new(now.0 + ttl);
     let queued = Queued::seal(
-        &state.secrets,
+        post.secrets,
         issuer.app.id,
         kind,
         None,
@@ -140,7 +135,7 @@ pub async fn create(
         token_sealed: None,
     };
     let token_sealed = (purpose == Purpose::Invitation)
-        .then(|| state.secrets.seal(&seal_ctx(issuer.app.id, row.id), token.expose_secret().as_bytes()));
+        .then(|| post.secrets.seal(&seal_ctx(issuer.app.id, row.id), token.expose_secret().as_bytes()));
     let sql = "INSERT INTO invitations (id, kind, email, email_normalized, token_hash, auth_request_id, created_at, expires_at, token_sealed) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     on_db!(&issuer.identity, p => {
@@ -153,25 +148,30 @@ pub async fn create(
         tx.commit().await
     })?;
     metrics::counter!("latchkey_mail_queued_total", "kind" => kind.as_str()).increment(1);
-    state.mailer.wake(issuer);
+    post.mailer.wake(issuer);
     Ok((row, link))
 }
 
 /// The live token, without using it.
-pub async fn peek(db: &IdentityDb, purpose: Purpose, token: &str, now: Ts) -> Result<Option<Ticket>, sqlx::Error> {
+pub async fn peek(
+    db: &IdentityDb,
+    purpose: Purpose,
+    token: &str,
+    now: Ts,
+) -> Result<Option<Ticket>, sqlx::Error> {
     if !plausible(token) {
         return Ok(None);
     }
     let sql = "SELECT id, email, auth_request_id FROM invitations WHERE token_hash = $1 AND kind = $2 \
         AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3";
-    on_db!(db, p => sqlx::query_as(sql).bind(hash(token)).bind(purpose.as_str()).bind(now).fetch_optional(p).await)
+    on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(token)).bind(purpose.as_str()).bind(now).fetch_optional(p).await)
 }
 
 /// The account a token creates (its address is the token's).
 pub struct Account<'a> {
     pub password_hash: Option<&'a str>,
     pub email_verified: bool,
-    pub status: &'a str,
+    pub status: crate::users::UserStatus,
     pub name: Option<&'a str>,
     pub profile: serde_json::Map<String, serde_json::Value>,
 }
@@ -206,13 +206,13 @@ pub async fn accept(
     let outcome: Result<Option<Ticket>, sqlx::Error> = on_db!(db, p => {
         let mut tx = p.begin().await?;
         let ticket: Option<Ticket> = sqlx::query_as(claim)
-            .bind(hash(token)).bind(purpose.as_str()).bind(now)
+            .bind(tokens::Hashed::of(token)).bind(purpose.as_str()).bind(now)
             .fetch_optional(&mut *tx).await?;
         let Some(ticket) = ticket else { return Ok(Accepted::Invalid) };
         let Ok(email) = Email::parse(&ticket.email) else { return Ok(Accepted::Invalid) };
         let n = account;
         let inserted = sqlx::query(insert)
-            .bind(id).bind(email.as_str()).bind(email.normalized()).bind(n.email_verified).bind(n.status)
+            .bind(id).bind(email.as_str()).bind(email.normalized()).bind(n.email_verified).bind(n.status.as_str())
             .bind(n.name).bind(Json(&n.profile)).bind(n.password_hash).bind(n.password_hash.map(|_| now)).bind(now)
             .execute(&mut *tx).await;
         match inserted {
@@ -261,4 +261,12 @@ pub async fn revoke(db: &IdentityDb, id: Uuid, now: Ts) -> Result<Option<bool>, 
     }
     let exists: Option<i32> = on_db!(db, p => sqlx::query_scalar("SELECT 1 FROM invitations WHERE id = $1 AND kind = 'invitation'").bind(id).fetch_optional(p).await)?;
     Ok(exists.map(|_| false))
+}
+
+/// Housekeeping (jobs::janitor): first-access links a day past expiry. Operator invitations
+/// stay, so operators can see what became of them.
+pub async fn purge_expired(db: &IdentityDb, now: Ts) -> Result<(), sqlx::Error> {
+    let day_ago = Ts::new(now.0 - Duration::days(1));
+    let sql = "DELETE FROM invitations WHERE kind = 'first_access' AND expires_at < $1";
+    on_db!(db, p => sqlx::query(sql).bind(day_ago).execute(p).await.map(|_| ()))
 }

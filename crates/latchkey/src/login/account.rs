@@ -11,14 +11,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 
-use super::csrf;
 use super::handlers::{issuer_or_page, record_event, secure};
-use crate::state::AppState;
 use crate::keys::material;
-use crate::oidc::form::Form;
-use crate::oidc::issuer::Issuer;
 use crate::sessions::{self, Session};
+use crate::state::AppState;
+use crate::tenant::Issuer;
 use crate::users;
+use crate::web::cookies::SetCookie;
+use crate::web::csrf;
+use crate::web::form::Form;
 
 pub(super) fn base(state: &AppState, slug: &str) -> String {
     format!("{}/apps/{slug}", state.config.public_base())
@@ -167,7 +168,7 @@ pub(super) async fn signed_in_post(
             "The form could not be read.",
         ))
     })?;
-    if !csrf::check(&state.secrets, csrf::cookie(headers, csrf::COOKIE), form.get("csrf")) {
+    if !csrf::verify(&state.secrets, headers, &form) {
         return Err(Box::new(state.pages.message(
             StatusCode::BAD_REQUEST,
             Some(&issuer.app),
@@ -272,7 +273,7 @@ pub async fn post_password(State(state): State<AppState>, me: SignedIn) -> Respo
         *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         return res;
     }
-    let key = super::throttle::account_key(&user.email);
+    let key = crate::signin::throttle::account_key(&user.email);
     let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
         Ok(a) => a,
         Err(refused) => {
@@ -338,7 +339,7 @@ pub async fn post_verify_email(State(state): State<AppState>, me: SignedIn) -> R
         return show_account(&state, &issuer, &headers, Some("Your email address is already confirmed."))
             .await;
     }
-    let key = super::throttle::account_key(&user.email);
+    let key = crate::signin::throttle::account_key(&user.email);
     if let Err(wait) = state.mail_throttle.check(issuer.app.id, &key, addr.ip()) {
         metrics::counter!("latchkey_mail_throttled_total").increment(1);
         let mut res = show_account(&state, &issuer, &headers, Some(&wait.message())).await;
@@ -349,7 +350,7 @@ pub async fn post_verify_email(State(state): State<AppState>, me: SignedIn) -> R
         return res;
     }
     if let Err(e) =
-        crate::mail::links::issue(&state, &issuer, crate::mail::Kind::VerifyEmail, &user, None).await
+        crate::mail::links::issue(&state.post(), &issuer, crate::mail::Kind::VerifyEmail, &user, None).await
     {
         return internal(&state, &issuer, &e);
     }
@@ -370,10 +371,9 @@ pub async fn post_logout_all(State(state): State<AppState>, me: SignedIn) -> Res
         "Signed out everywhere",
         "You are signed out on every device.",
     );
-    with_cookie(
-        res,
-        sessions::set_cookie(None, &format!("/apps/{slug}"), secure(&state), chrono::Duration::zero()),
-    )
+    let mut res = res;
+    SetCookie::removal(sessions::COOKIE, &format!("/apps/{slug}")).secure(secure(&state)).append_to(&mut res);
+    res
 }
 
 /// RP-Initiated Logout 1.0 §2–§3. A registered `post_logout_redirect_uri` is required before
@@ -437,10 +437,10 @@ pub async fn logout(
     };
     let confirmed = method == axum::http::Method::POST
         && form.get("confirm") == Some("yes")
-        && csrf::check(&state.secrets, csrf::cookie(&headers, csrf::COOKIE), form.get("csrf"));
+        && csrf::verify(&state.secrets, &headers, &form);
     let from_account = method == axum::http::Method::POST
         && form.get("confirm").is_none()
-        && csrf::check(&state.secrets, csrf::cookie(&headers, csrf::COOKIE), form.get("csrf"));
+        && csrf::verify(&state.secrets, &headers, &form);
     if hinted_client.is_none() && !confirmed && !from_account {
         let (csrf, set) = csrf_for(&state, &headers, &slug);
         let ctx = context! {
@@ -474,7 +474,7 @@ pub async fn logout(
             if let Some(s) = form.get("state") {
                 params.push(("state", s));
             }
-            Redirect::to(&crate::oidc::authorize::redirect_with(&uri, &params)).into_response()
+            Redirect::to(&crate::grants::requests::redirect_with(&uri, &params)).into_response()
         }
         None => state.pages.message(
             StatusCode::OK,
@@ -483,8 +483,7 @@ pub async fn logout(
             &format!("You are signed out of {}.", issuer.app.display_name),
         ),
     };
-    with_cookie(
-        res,
-        sessions::set_cookie(None, &format!("/apps/{slug}"), secure(&state), chrono::Duration::zero()),
-    )
+    let mut res = res;
+    SetCookie::removal(sessions::COOKIE, &format!("/apps/{slug}")).secure(secure(&state)).append_to(&mut res);
+    res
 }

@@ -24,14 +24,14 @@ use super::handlers::{
     clean_request_id, email_allowed, email_method_form, finish, internal, issuer_or_page, not_offered,
     origin, page, record_event, request_id,
 };
-use crate::state::AppState;
 use crate::apps::model::SignupPolicy;
+use crate::grants::requests as authorize;
 use crate::invitations::{self, Accepted, Purpose};
 use crate::mail::{Kind, links};
-use crate::oidc::authorize;
-use crate::oidc::form::Form;
-use crate::oidc::issuer::Issuer;
-use crate::users::{self, Email};
+use crate::state::AppState;
+use crate::tenant::Issuer;
+use crate::users::{self, Email, UserStatus};
+use crate::web::form::Form;
 
 /// The `token` of a link's query: `Ok(None)` without one, `Err` for a query that is not a valid
 /// form (a repeated parameter, bad encoding), which is answered as a broken link.
@@ -126,7 +126,7 @@ fn send_later(state: &AppState, issuer: &Arc<Issuer>, kind: Kind, email: Email, 
     tokio::spawn(async move {
         let now = state.now();
         let user = match users::find_by_email(&issuer.identity, &email).await {
-            Ok(Some(u)) if u.status == "active" => u,
+            Ok(Some(u)) if u.status == UserStatus::Active => u,
             Ok(Some(_)) => return,
             // auto_on_first_access: an address without an account gets a first-access link that
             // creates it, if the app takes that address at all.
@@ -134,7 +134,7 @@ fn send_later(state: &AppState, issuer: &Arc<Issuer>, kind: Kind, email: Email, 
                 let request =
                     authorize::pending(&issuer.identity, &request_id, now).await.ok().flatten().map(|r| r.id);
                 let made = invitations::create(
-                    &state,
+                    &state.post(),
                     &issuer,
                     Purpose::FirstAccess,
                     &email,
@@ -158,7 +158,7 @@ fn send_later(state: &AppState, issuer: &Arc<Issuer>, kind: Kind, email: Email, 
             Ok(r) => r.map(|r| r.id),
             Err(_) => None,
         };
-        if let Err(e) = links::issue(&state, &issuer, kind, &user, request.as_deref()).await {
+        if let Err(e) = links::issue(&state.post(), &issuer, kind, &user, request.as_deref()).await {
             tracing::error!(app.slug = %issuer.app.slug, user.id = %user.id, error = %e, kind = kind.as_str(), "mail link could not be queued");
         }
     });
@@ -259,7 +259,7 @@ pub async fn post_magic_link(
         Err(e) => return internal(&state, &issuer, &e),
     };
     let user = match users::get(&issuer.identity, used.user_id).await {
-        Ok(Some(u)) if u.status == "active" => u,
+        Ok(Some(u)) if u.status == UserStatus::Active => u,
         Ok(_) => return invalid_link(&state, &issuer, Kind::MagicLink),
         Err(e) => return internal(&state, &issuer, &e),
     };
@@ -299,7 +299,7 @@ async fn first_access(
     let account = invitations::Account {
         password_hash: None,
         email_verified: true,
-        status: "active",
+        status: UserStatus::Active,
         name: None,
         profile: Default::default(),
     };
@@ -434,7 +434,7 @@ pub async fn post_reset_password(
         Ok(None) => return invalid_link(&state, &issuer, Kind::PasswordReset),
         Err(e) => return internal(&state, &issuer, &e),
     };
-    if user.status != "active" {
+    if user.status != UserStatus::Active {
         return state.pages.message(
             StatusCode::OK,
             Some(&issuer.app),

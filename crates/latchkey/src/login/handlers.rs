@@ -7,17 +7,18 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Duration;
 use minijinja::context;
 use secrecy::SecretString;
 
-use super::csrf;
-use crate::state::AppState;
-use crate::oidc::authorize::{self, AuthRequest};
-use crate::oidc::form::Form;
-use crate::oidc::issuer::{Issuer, Lookup};
+use crate::grants::requests::{self as authorize, AuthRequest};
 use crate::sessions::{self, Origin};
-use crate::users::{self, Email};
+use crate::signin::{self, Outcome, PasswordCheck};
+use crate::state::AppState;
+use crate::tenant::{Issuer, Lookup};
+use crate::web::cookies::SetCookie;
+use crate::web::csrf;
+use crate::web::form::Form;
+use secrecy::ExposeSecret;
 
 pub(super) fn secure(state: &AppState) -> bool {
     state.config.public_url.scheme() == "https"
@@ -28,7 +29,7 @@ fn issuer_path(slug: &str) -> String {
 }
 
 pub(super) async fn issuer_or_page(state: &AppState, slug: &str) -> Result<Arc<Issuer>, Response> {
-    match state.issuers.lookup(state, slug).await {
+    match state.issuers.lookup(slug).await {
         Ok(Lookup::Active(i)) => Ok(i),
         Ok(Lookup::Inactive) => Err(state.pages.message(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -242,14 +243,13 @@ pub(super) fn read_form(
     };
     let form =
         Form::parse(body).map_err(|_| Box::new(bad("The form could not be read. Please try again.")))?;
-    if !csrf::check(&state.secrets, csrf::cookie(headers, csrf::COOKIE), form.get("csrf")) {
+    if !csrf::verify(&state.secrets, headers, &form) {
         return Err(Box::new(bad("Your session on this page expired. Please try again.")));
     }
     Ok(form)
 }
 
-/// The first factor succeeded: if the app's policy asks for more (login::steps), the sign-in
-/// waits on `/continue`; otherwise it completes.
+/// The first factor succeeded: the sign-in service refuses, parks or completes the sign-in.
 pub(super) async fn finish(
     state: &AppState,
     issuer: &Issuer,
@@ -258,41 +258,47 @@ pub(super) async fn finish(
     origin: Origin,
     amr: &[&str],
 ) -> Response {
-    let user = match users::get(&issuer.identity, user_id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return internal(state, issuer, &"user vanished during sign-in"),
-        Err(e) => return internal(state, issuer, &e),
-    };
-    match user.status.as_str() {
-        "active" => {}
-        "pending_approval" => return awaiting_approval(state, issuer),
-        _ => {
-            return state.pages.message(
-                StatusCode::FORBIDDEN,
-                Some(&issuer.app),
-                "Account disabled",
-                "This account cannot sign in. Contact the application's support if you think this is a mistake.",
-            );
-        }
+    let cx = signin::Context::of(issuer, state.now());
+    match signin::service::finish(cx, user_id, request, &origin, amr).await {
+        Ok(outcome) => respond(state, issuer, outcome),
+        Err(e) => internal(state, issuer, &e),
     }
-    let amr_owned: Vec<String> = amr.iter().map(|s| s.to_string()).collect();
-    let mfa = match crate::mfa::enrolled(&issuer.identity, user.id).await {
-        Ok(m) => m,
-        Err(e) => return internal(state, issuer, &e),
-    };
-    if let Some(first) = super::steps::steps(issuer, &user, mfa, &amr_owned, state.now()).first() {
-        return super::steps::park(
-            state,
-            issuer,
-            user.id,
-            amr,
-            request.as_ref().map(|r| r.id.as_str()),
-            first,
-        )
-        .await;
-    }
-    start_session(state, issuer, user.id, request, origin, amr).await
 }
+
+/// The page or redirect for a sign-in [`Outcome`].
+pub(super) fn respond(state: &AppState, issuer: &Issuer, outcome: Outcome) -> Response {
+    let path = issuer_path(issuer.app.slug.as_str());
+    match outcome {
+        Outcome::SignedIn { session_cookie, redirect } => {
+            let mut res = Redirect::to(&redirect).into_response();
+            let ttl = i64::from(issuer.app.policy.session.ttl_hours) * 3600;
+            SetCookie::new(sessions::COOKIE, session_cookie.expose_secret(), &path)
+                .max_age(ttl)
+                .secure(secure(state))
+                .append_to(&mut res);
+            res
+        }
+        Outcome::Parked { token, step } => {
+            let to = format!("{}/{}", issuer.url, step.page());
+            let mut res = Redirect::to(&to).into_response();
+            SetCookie::new(PENDING_COOKIE, token.expose(), &path)
+                .max_age(signin::pending::TTL_MINUTES * 60)
+                .secure(secure(state))
+                .append_to(&mut res);
+            res
+        }
+        Outcome::AwaitingApproval => awaiting_approval(state, issuer),
+        Outcome::Disabled => state.pages.message(
+            StatusCode::FORBIDDEN,
+            Some(&issuer.app),
+            "Account disabled",
+            "This account cannot sign in. Contact the application's support if you think this is a mistake.",
+        ),
+    }
+}
+
+/// Cookie naming a sign-in parked on a step (scoped to the issuer path).
+pub(super) const PENDING_COOKIE: &str = "lk_pending";
 
 /// The page for an account that waits for an operator's approval (no session, no token).
 pub(super) fn awaiting_approval(state: &AppState, issuer: &Issuer) -> Response {
@@ -302,40 +308,6 @@ pub(super) fn awaiting_approval(state: &AppState, issuer: &Issuer) -> Response {
         "Waiting for approval",
         "Your account has been created and is waiting for approval by the application's administrators. You can sign in once it is approved.",
     )
-}
-
-/// Signs the user in: a new session (never the one a cookie may have planted), then either the
-/// pending authorization request completes or a confirmation page shows.
-pub(super) async fn start_session(
-    state: &AppState,
-    issuer: &Issuer,
-    user_id: uuid::Uuid,
-    request: Option<AuthRequest>,
-    origin: Origin,
-    amr: &[&str],
-) -> Response {
-    let now = state.now();
-    let policy = &issuer.app.policy.session;
-    let ttl = Duration::hours(i64::from(policy.ttl_hours));
-    let (session, cookie) = match sessions::create(&issuer.identity, user_id, amr, policy, &origin, now).await
-    {
-        Ok(s) => s,
-        Err(e) => return internal(state, issuer, &e),
-    };
-    let mut res = match request {
-        Some(r) => match authorize::issue_code(issuer, &r, &session, now).await {
-            Ok(url) => Redirect::to(&url).into_response(),
-            Err(e) => return internal(state, issuer, &e),
-        },
-        // Signed in without a client waiting: the account page.
-        None => Redirect::to(&format!("{}/apps/{}/account", state.config.public_base(), issuer.app.slug))
-            .into_response(),
-    };
-    let set = sessions::set_cookie(Some(&cookie), &issuer_path(issuer.app.slug.as_str()), secure(state), ttl);
-    if let Ok(h) = HeaderValue::from_str(&set) {
-        res.headers_mut().append(header::SET_COOKIE, h);
-    }
-    res
 }
 
 pub(super) fn origin(headers: &HeaderMap, addr: SocketAddr) -> Origin {
@@ -382,42 +354,18 @@ pub async fn post_login(
             Ok(a) => a,
             Err(res) => return *res,
         };
-    let user = match Email::parse(&email_raw) {
-        Ok(email) => match users::find_by_email(&issuer.identity, &email).await {
-            Ok(u) => u,
-            Err(e) => return internal(&state, &issuer, &e),
-        },
-        Err(_) => None,
-    };
-    // Same work whether or not the account exists.
-    let verified =
-        match state.passwords.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await
-        {
-            Ok(v) => v,
-            Err(e) => return internal(&state, &issuer, &e),
-        };
-    // A disabled account fails like a wrong password; one awaiting approval learns so only
-    // after the right password (login::handlers::finish).
-    let Some(user) = user.filter(|u| verified.ok && u.status != "disabled") else {
-        attempt.failed(state.clock.now());
-        metrics::counter!("latchkey_login_failures_total").increment(1);
-        record_event(&state, &issuer, "login.failed", None, &headers, addr, serde_json::json!({})).await;
-        return wrong(&state, &issuer);
+    let cx = signin::Context::of(&issuer, state.now());
+    let user = match signin::service::check_password(cx, &state.passwords, &email_raw, &password).await {
+        Ok(PasswordCheck::Proven(user)) => user,
+        Ok(PasswordCheck::Wrong) => {
+            attempt.failed(state.clock.now());
+            metrics::counter!("latchkey_login_failures_total").increment(1);
+            record_event(&state, &issuer, "login.failed", None, &headers, addr, serde_json::json!({})).await;
+            return wrong(&state, &issuer);
+        }
+        Err(e) => return internal(&state, &issuer, &e),
     };
     attempt.succeeded(state.clock.now());
-    // An imported (bcrypt, scrypt, PBKDF2) or weaker hash becomes our Argon2id now that the
-    // password is known. Failing that only logs: the sign-in itself succeeded.
-    if verified.needs_rehash {
-        let upgraded = match state.passwords.hash(&password).await {
-            Ok(h) => users::set_password_hash(&issuer.identity, user.id, &h, state.now())
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = upgraded {
-            tracing::warn!(app.slug = %issuer.app.slug, user.id = %user.id, error = %e, "password hash upgrade failed");
-        }
-    }
     let request = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
         Ok(r) => r,
         Err(e) => return internal(&state, &issuer, &e),
@@ -437,8 +385,8 @@ pub(super) async fn begin_attempt<'a>(
     page: &'static str,
     request_id: &str,
     email_raw: &str,
-) -> Result<super::throttle::Attempt<'a>, Box<Response>> {
-    let account = super::throttle::account_key(email_raw);
+) -> Result<crate::signin::throttle::Attempt<'a>, Box<Response>> {
+    let account = crate::signin::throttle::account_key(email_raw);
     match state.throttle.begin(issuer.app.id, &account, addr.ip(), state.clock.now()) {
         Ok(a) => Ok(a),
         Err(refused) => {

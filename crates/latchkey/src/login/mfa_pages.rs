@@ -13,9 +13,9 @@ use minijinja::context;
 
 use super::account::{SignedIn, base, csrf_for, internal, show_account, with_cookie};
 use super::handlers::record_event;
-use crate::state::AppState;
 use crate::mfa;
-use crate::oidc::issuer::Issuer;
+use crate::state::AppState;
+use crate::tenant::Issuer;
 use crate::users::User;
 
 fn render(

@@ -4,15 +4,11 @@
 //! CSRF; themed server-rendered HTML that works without JavaScript.
 
 mod account;
-pub mod csrf;
 mod email;
 mod handlers;
 mod mfa_pages;
-pub mod pages;
-pub mod password;
 mod signup;
 mod steps;
-pub mod throttle;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

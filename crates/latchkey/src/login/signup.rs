@@ -23,14 +23,14 @@ use super::handlers::{
     awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, internal, issuer_or_page,
     not_offered, origin, page, record_event, request_id,
 };
-use crate::state::AppState;
 use crate::apps::model::SignupPolicy;
+use crate::grants::requests as authorize;
 use crate::invitations::{self, Accepted, Purpose};
 use crate::mail::{Kind, links};
-use crate::oidc::authorize;
-use crate::oidc::form::Form;
-use crate::oidc::issuer::Issuer;
-use crate::users::{self, Email, NewUser};
+use crate::state::AppState;
+use crate::tenant::Issuer;
+use crate::users::{self, Email, NewUser, UserStatus};
+use crate::web::form::Form;
 
 /// Everything the sign-up page shows.
 #[derive(Default)]
@@ -223,9 +223,9 @@ pub async fn post_signup(
     };
     // An invited person is expected: no approval needed.
     let status = if ticket.is_none() && policy.signup_policy == SignupPolicy::AdminApproval {
-        "pending_approval"
+        UserStatus::PendingApproval
     } else {
-        "active"
+        UserStatus::Active
     };
     let new = NewUser {
         email: &email,
@@ -269,7 +269,7 @@ pub async fn post_signup(
                 .verify(&password, existing.as_ref().and_then(|u| u.password_hash.as_deref()))
                 .await
                 .unwrap_or_default();
-            match existing.filter(|u| verified.ok && u.status != "disabled") {
+            match existing.filter(|u| verified.ok && u.status != UserStatus::Disabled) {
                 Some(u) => {
                     attempt.succeeded(state.clock.now());
                     if verified.needs_rehash
@@ -304,10 +304,10 @@ pub async fn post_signup(
     record_event(&state, &issuer, "signup", Some(user.id), &headers, addr, data).await;
     // The confirmation link; failing to queue it must not fail the sign-up (the user can ask for
     // another).
-    if let Err(e) = links::issue(&state, &issuer, Kind::VerifyEmail, &user, None).await {
+    if let Err(e) = links::issue(&state.post(), &issuer, Kind::VerifyEmail, &user, None).await {
         tracing::warn!(app.slug = %issuer.app.slug, user.id = %user.id, error = %e, "verification mail could not be queued");
     }
-    if user.status == "pending_approval" {
+    if user.status == UserStatus::PendingApproval {
         return awaiting_approval(&state, &issuer);
     }
     let request = match authorize::pending(&issuer.identity, &f.request_id, now).await {

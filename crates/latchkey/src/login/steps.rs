@@ -1,9 +1,8 @@
-//! What stands between a proven first factor and a session (SPEC §8 policy): an expired
-//! password to change, an unconfirmed address when the app requires confirmation, profile fields
-//! the app requires. Until every step is done there is no session and no token: the browser
-//! holds only a short-lived `lk_pending` cookie naming a `pending_logins` row (stored hashed),
-//! and `/continue` shows the next step. Each request re-evaluates the steps against the current
-//! policy and user, so a policy change applies to sign-ins already under way.
+//! `/continue` and `/mfa`: the steps between a proven first factor and a session (the rules
+//! are the sign-in service's, `signin::steps`). Until every step is done there is no session
+//! and no token: the browser holds only the short-lived `lk_pending` cookie, and every request
+//! re-evaluates the steps against the current policy and user, so a policy change applies to
+//! sign-ins already under way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,140 +10,37 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Duration;
+use axum::response::Response;
 use minijinja::context;
 use secrecy::SecretString;
 use sqlx::types::Json;
-use uuid::Uuid;
 
-use super::csrf;
-use super::handlers::{internal, issuer_or_page, origin, page, record_event, secure, start_session};
-use crate::state::AppState;
+use super::handlers::{
+    PENDING_COOKIE, internal, issuer_or_page, origin, page, record_event, respond, secure,
+};
 use crate::crypto::tokens;
 use crate::mail::{Kind, links};
-use crate::oidc::authorize;
-use crate::oidc::form::Form;
-use crate::oidc::issuer::Issuer;
-use crate::on_db;
+use crate::signin::pending::{self, Pending};
+use crate::signin::{self, Resumed, Step};
+use crate::state::AppState;
 use crate::store::{IdentityDb, Ts};
-use crate::users::{self, User};
+use crate::tenant::Issuer;
+use crate::users;
+use crate::web::cookies::SetCookie;
+use crate::web::csrf;
+use crate::web::form::Form;
 
-/// Cookie naming the sign-in under way (scoped to the issuer path).
-pub const COOKIE: &str = "lk_pending";
-/// How long a sign-in may wait on its steps.
-const TTL: i64 = 30;
-
-/// A step still to do, in the order they are asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// The second factor (TOTP or a recovery code), always first: nothing else is asked of
-    /// someone who has only proven the first factor.
-    Totp,
-    VerifyEmail,
-    PasswordChange,
-    Profile(Vec<&'static str>),
-}
-
-/// The steps `user` (with a confirmed second factor or not: `mfa`) must still take under the
-/// app's current policy.
-pub fn steps(issuer: &Issuer, user: &User, mfa: bool, amr: &[String], now: Ts) -> Vec<Step> {
-    let policy = &issuer.app.policy;
-    let mut out = Vec::new();
-    if mfa && !amr.iter().any(|m| m == "mfa") {
-        out.push(Step::Totp);
-        return out;
-    }
-    if policy.require_email_verification && !user.email_verified {
-        out.push(Step::VerifyEmail);
-    }
-    if amr.iter().any(|m| m == "pwd")
-        && user.password_hash.is_some()
-        && policy.password.expired(user.password_changed_at.map(|t| t.0), now.0)
-    {
-        out.push(Step::PasswordChange);
-    }
-    let missing: Vec<&'static str> = users::PROFILE_FIELDS
-        .iter()
-        .map(|(f, _)| *f)
-        .filter(|f| policy.required_profile_fields.iter().any(|r| r == f) && user.profile_field(f).is_none())
-        .collect();
-    if !missing.is_empty() {
-        out.push(Step::Profile(missing));
-    }
-    out
-}
-
-#[derive(sqlx::FromRow)]
-struct Pending {
-    user_id: Uuid,
-    amr: Json<Vec<String>>,
-    auth_request_id: Option<String>,
-}
-
-fn hash(token: &str) -> String {
-    tokens::sha256_hex(&SecretString::from(token.to_string()))
-}
-
-fn set_cookie(value: Option<&str>, slug: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    match value {
-        Some(v) => {
-            format!("{COOKIE}={v}; Path=/apps/{slug}; HttpOnly; SameSite=Lax; Max-Age={}{secure}", TTL * 60)
-        }
-        None => format!("{COOKIE}=; Path=/apps/{slug}; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
-    }
-}
-
-fn with_cookie(mut res: Response, cookie: &str) -> Response {
-    if let Ok(h) = HeaderValue::from_str(cookie) {
-        res.headers_mut().append(header::SET_COOKIE, h);
-    }
-    res
-}
-
-/// Parks a sign-in whose first factor succeeded and sends the browser to `/mfa` (second
-/// factor) or `/continue` (any other step).
-pub async fn park(
-    state: &AppState,
-    issuer: &Issuer,
-    user_id: Uuid,
-    amr: &[&str],
-    auth_request_id: Option<&str>,
-    first: &Step,
-) -> Response {
-    let token = tokens::random_b64(32);
-    let now = state.now();
-    let sql = "INSERT INTO pending_logins (token_hash, user_id, amr, auth_request_id, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6)";
-    let amr: Vec<String> = amr.iter().map(|s| s.to_string()).collect();
-    let expires = Ts::new(now.0 + Duration::minutes(TTL));
-    let res = on_db!(&issuer.identity, p => sqlx::query(sql)
-        .bind(hash(&token)).bind(user_id).bind(Json(&amr)).bind(auth_request_id).bind(now).bind(expires)
-        .execute(p).await.map(|_| ()));
-    if let Err(e) = res {
-        return internal(state, issuer, &e);
-    }
-    let slug = issuer.app.slug.as_str();
-    let page = if *first == Step::Totp { "mfa" } else { "continue" };
-    let to = format!("{}/apps/{slug}/{page}", state.config.public_base());
-    with_cookie(Redirect::to(&to).into_response(), &set_cookie(Some(&token), slug, secure(state)))
-}
-
-async fn load(db: &IdentityDb, headers: &HeaderMap, now: Ts) -> Result<Option<(String, Pending)>, sqlx::Error> {
-    let Some(token) = csrf::cookie(headers, COOKIE).filter(|t| !t.is_empty() && t.len() <= 64) else {
+/// The sign-in parked under this browser's `lk_pending` cookie, with its token's hash.
+async fn load(
+    db: &IdentityDb,
+    headers: &HeaderMap,
+    now: Ts,
+) -> Result<Option<(tokens::Hashed, Pending)>, sqlx::Error> {
+    let Some(token) = csrf::cookie(headers, PENDING_COOKIE).filter(|t| !t.is_empty() && t.len() <= 64) else {
         return Ok(None);
     };
-    let sql =
-        "SELECT user_id, amr, auth_request_id FROM pending_logins WHERE token_hash = $1 AND expires_at > $2";
-    let h = hash(token);
-    let row: Option<Pending> =
-        on_db!(db, p => sqlx::query_as(sql).bind(&h).bind(now).fetch_optional(p).await)?;
-    Ok(row.map(|r| (h, r)))
-}
-
-async fn forget(db: &IdentityDb, token_hash: &str) -> Result<(), sqlx::Error> {
-    on_db!(db, p => sqlx::query("DELETE FROM pending_logins WHERE token_hash = $1").bind(token_hash).execute(p).await.map(|_| ()))
+    let h = tokens::Hashed::of(token);
+    Ok(pending::load(db, &h, now).await?.map(|p| (h, p)))
 }
 
 fn expired_page(state: &AppState, issuer: &Issuer) -> Response {
@@ -168,39 +64,26 @@ async fn next(
     issuer: &Arc<Issuer>,
     headers: &HeaderMap,
     addr: SocketAddr,
-    token_hash: &str,
+    token: &tokens::Hashed,
     pending: &Pending,
     status: StatusCode,
     view: minijinja::Value,
 ) -> Response {
-    let now = state.now();
-    let user = match users::get(&issuer.identity, pending.user_id).await {
-        Ok(Some(u)) if u.status == "active" => u,
-        Ok(_) => return expired_page(state, issuer),
-        Err(e) => return internal(state, issuer, &e),
-    };
-    let mfa = match crate::mfa::enrolled(&issuer.identity, user.id).await {
-        Ok(m) => m,
-        Err(e) => return internal(state, issuer, &e),
-    };
-    let todo = steps(issuer, &user, mfa, &pending.amr.0, now);
-    let Some(step) = todo.first() else {
-        if let Err(e) = forget(&issuer.identity, token_hash).await {
-            return internal(state, issuer, &e);
+    let cx = signin::Context::of(issuer, state.now());
+    let (user, step) = match signin::service::resume(cx, token, pending, &origin(headers, addr)).await {
+        Ok(Resumed::Due { user, step }) => (user, step),
+        Ok(Resumed::Expired) => return expired_page(state, issuer),
+        Ok(Resumed::Done(outcome)) => {
+            let mut res = respond(state, issuer, outcome);
+            SetCookie::removal(PENDING_COOKIE, &format!("/apps/{}", issuer.app.slug))
+                .secure(secure(state))
+                .append_to(&mut res);
+            return res;
         }
-        let request = match &pending.auth_request_id {
-            Some(id) => match authorize::pending(&issuer.identity, id, now).await {
-                Ok(r) => r,
-                Err(e) => return internal(state, issuer, &e),
-            },
-            None => None,
-        };
-        let amr: Vec<&str> = pending.amr.0.iter().map(String::as_str).collect();
-        let res = start_session(state, issuer, user.id, request, origin(headers, addr), &amr).await;
-        return with_cookie(res, &set_cookie(None, issuer.app.slug.as_str(), secure(state)));
+        Err(e) => return internal(state, issuer, &e),
     };
     let policy = &issuer.app.policy;
-    let ctx = match step {
+    let ctx = match &step {
         Step::Totp => context! { step => "totp", email => user.email },
         Step::VerifyEmail => context! { step => "verify_email", email => user.email },
         Step::PasswordChange => context! {
@@ -251,7 +134,7 @@ pub async fn post_continue(
         Err(r) => return r,
     };
     let Ok(form) = Form::parse(&body) else { return expired_page(&state, &issuer) };
-    if !csrf::check(&state.secrets, csrf::cookie(&headers, csrf::COOKIE), form.get("csrf")) {
+    if !csrf::verify(&state.secrets, &headers, &form) {
         return state.pages.message(
             StatusCode::BAD_REQUEST,
             Some(&issuer.app),
@@ -266,7 +149,7 @@ pub async fn post_continue(
         Err(e) => return internal(&state, &issuer, &e),
     };
     let user = match users::get(&issuer.identity, pending.user_id).await {
-        Ok(Some(u)) if u.status == "active" => u,
+        Ok(Some(u)) if u.status == users::UserStatus::Active => u,
         Ok(_) => return expired_page(&state, &issuer),
         Err(e) => return internal(&state, &issuer, &e),
     };
@@ -277,11 +160,10 @@ pub async fn post_continue(
     };
     // Only the step that is due may be taken: someone who proved the first factor alone must
     // not change the password or the profile before the second factor.
-    let mfa = match crate::mfa::enrolled(&issuer.identity, user.id).await {
-        Ok(m) => m,
+    let due = match signin::service::due_step(signin::Context::of(&issuer, now), &user, &pending).await {
+        Ok(d) => d,
         Err(e) => return internal(&state, &issuer, &e),
     };
-    let due = steps(&issuer, &user, mfa, &pending.amr.0, now).into_iter().next();
     let posted = form.get("step").unwrap_or("");
     let allowed = match &due {
         Some(Step::Totp) => matches!(posted, "totp" | "recovery"),
@@ -331,9 +213,7 @@ pub async fn post_continue(
                         amr.push("otp".into());
                     }
                     amr.push("mfa".into());
-                    let sql = "UPDATE pending_logins SET amr = $2 WHERE token_hash = $1";
-                    if let Err(e) = on_db!(&issuer.identity, p => sqlx::query(sql).bind(&h).bind(Json(&amr)).execute(p).await.map(|_| ()))
-                    {
+                    if let Err(e) = pending::set_amr(&issuer.identity, &h, &amr).await {
                         return internal(&state, &issuer, &e);
                     }
                     if step == "recovery" {
@@ -440,14 +320,14 @@ pub async fn post_continue(
             }
         }
         "resend" => {
-            let key = super::throttle::account_key(&user.email);
+            let key = crate::signin::throttle::account_key(&user.email);
             if let Err(wait) = state.mail_throttle.check(issuer.app.id, &key, addr.ip()) {
                 let mut res =
                     again(StatusCode::TOO_MANY_REQUESTS, context! { notice => wait.message() }).await;
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.retry_after_secs));
                 return res;
             }
-            if let Err(e) = links::issue(&state, &issuer, Kind::VerifyEmail, &user, None).await {
+            if let Err(e) = links::issue(&state.post(), &issuer, Kind::VerifyEmail, &user, None).await {
                 return internal(&state, &issuer, &e);
             }
             let notice = format!("We sent a new confirmation link to {}.", user.email);

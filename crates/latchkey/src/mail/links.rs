@@ -5,17 +5,16 @@
 
 use std::sync::Arc;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::Kind;
 use super::outbox::Queued;
 use super::templates;
-use crate::state::AppState;
 use crate::crypto::tokens;
-use crate::oidc::issuer::Issuer;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
+use crate::tenant::Issuer;
 use crate::users::User;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +35,6 @@ pub struct Token {
     pub auth_request_id: Option<String>,
 }
 
-fn hash(token: &str) -> String {
-    tokens::sha256_hex(&SecretString::from(token.to_string()))
-}
-
 /// Whether `token` looks like one of ours (bounded before any hashing or lookup).
 fn plausible(token: &str) -> bool {
     (16..=128).contains(&token.len())
@@ -48,20 +43,20 @@ fn plausible(token: &str) -> bool {
 
 /// Issues a link of `kind` to `user` and queues its message; the background sender is woken.
 pub async fn issue(
-    state: &AppState,
+    post: &crate::mail::Post<'_>,
     issuer: &Arc<Issuer>,
     kind: Kind,
     user: &User,
     auth_request_id: Option<&str>,
 ) -> Result<(), LinkError> {
-    let now = state.now();
+    let now = post.now;
     let token = tokens::new_secret("lkm_");
     let token_hash = tokens::sha256_hex(&token);
     let link = format!("{}/{}?token={}", issuer.url, kind.page(), token.expose_secret());
     let letter = templates::render(&issuer.app, kind, &user.email, &link).map_err(LinkError::Template)?;
     let expires = Ts::new(now.0 + kind.ttl());
     let queued = Queued::seal(
-        &state.secrets,
+        post.secrets,
         issuer.app.id,
         kind,
         Some(user.id),
@@ -84,7 +79,7 @@ pub async fn issue(
         tx.commit().await
     })?;
     metrics::counter!("latchkey_mail_queued_total", "kind" => kind.as_str()).increment(1);
-    state.mailer.wake(issuer);
+    post.mailer.wake(issuer);
     Ok(())
 }
 
@@ -95,7 +90,7 @@ pub async fn peek(db: &IdentityDb, kind: Kind, token: &str, now: Ts) -> Result<O
     }
     let sql = "SELECT user_id, email, auth_request_id FROM email_tokens \
         WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3";
-    on_db!(db, p => sqlx::query_as(sql).bind(hash(token)).bind(kind.as_str()).bind(now).fetch_optional(p).await)
+    on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(token)).bind(kind.as_str()).bind(now).fetch_optional(p).await)
 }
 
 const CONSUME: &str = "UPDATE email_tokens SET used_at = $3 \
@@ -109,7 +104,12 @@ fn normalized(email: &str) -> String {
 
 /// Uses up a token of `kind` and marks the address it was sent to verified (following the
 /// link proved the mailbox), in one transaction. `None` if the link is not (or no longer) valid.
-async fn consume_and_verify(db: &IdentityDb, kind: Kind, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
+async fn consume_and_verify(
+    db: &IdentityDb,
+    kind: Kind,
+    token: &str,
+    now: Ts,
+) -> Result<Option<Token>, sqlx::Error> {
     if !plausible(token) {
         return Ok(None);
     }
@@ -118,7 +118,7 @@ async fn consume_and_verify(db: &IdentityDb, kind: Kind, token: &str, now: Ts) -
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         let found: Option<Token> = sqlx::query_as(CONSUME)
-            .bind(hash(token)).bind(kind.as_str()).bind(now)
+            .bind(tokens::Hashed::of(token)).bind(kind.as_str()).bind(now)
             .fetch_optional(&mut *tx).await?;
         if let Some(t) = &found {
             sqlx::query(verify).bind(t.user_id).bind(normalized(&t.email)).bind(true).bind(now)
@@ -160,7 +160,7 @@ pub async fn reset_password(
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         let found: Option<Token> = sqlx::query_as(CONSUME)
-            .bind(hash(token)).bind(Kind::PasswordReset.as_str()).bind(now)
+            .bind(tokens::Hashed::of(token)).bind(Kind::PasswordReset.as_str()).bind(now)
             .fetch_optional(&mut *tx).await?;
         if let Some(t) = &found {
             sqlx::query(set).bind(t.user_id).bind(password_hash).bind(normalized(&t.email)).bind(now).bind(true)

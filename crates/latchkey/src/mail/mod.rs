@@ -18,7 +18,18 @@ pub mod transport;
 
 use chrono::Duration;
 
+use crate::on_db;
+use crate::store::{IdentityDb, Ts};
+
 pub use outbox::{Mailer, SenderHandle};
+
+/// What queuing a message needs: the master key's box (messages are sealed), the sender to
+/// wake, and the time.
+pub struct Post<'a> {
+    pub secrets: &'a crate::crypto::SecretBox,
+    pub mailer: &'a Mailer,
+    pub now: Ts,
+}
 
 /// What a message is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,4 +71,13 @@ impl Kind {
             Kind::Invitation => "signup",
         }
     }
+}
+
+/// Housekeeping (jobs::janitor): mailed links a day past expiry, and delivered or abandoned
+/// mail after a week.
+pub async fn purge_expired(db: &IdentityDb, now: Ts) -> Result<(), sqlx::Error> {
+    let sql = "DELETE FROM email_tokens WHERE expires_at < $1";
+    on_db!(db, p => sqlx::query(sql).bind(Ts::new(now.0 - Duration::days(1))).execute(p).await.map(|_| ()))?;
+    let sql = "DELETE FROM outbox WHERE status <> 'pending' AND finished_at < $1";
+    on_db!(db, p => sqlx::query(sql).bind(Ts::new(now.0 - Duration::days(7))).execute(p).await.map(|_| ()))
 }

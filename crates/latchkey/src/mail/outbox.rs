@@ -26,11 +26,13 @@ use uuid::Uuid;
 
 use super::templates::Letter;
 use super::transport::Transport;
-use crate::state::AppState;
-use crate::apps::AppStatus;
-use crate::oidc::issuer::{Issuer, Lookup};
+use crate::apps::Apps;
+use crate::config::Config;
+use crate::tenant::IssuerCache;
+
+use crate::on_db;
 use crate::store::{IdentityDb, Ts};
-use crate::{apps, on_db};
+use crate::tenant::{Issuer, Lookup};
 
 /// How often every active app's outbox is looked at without being woken.
 const SWEEP: Duration = Duration::from_secs(5);
@@ -154,13 +156,29 @@ struct Shared {
     transports: Mutex<HashMap<Uuid, (i64, Arc<Transport>)>>,
 }
 
-pub fn start(state: AppState, rx: mpsc::Receiver<Arc<Issuer>>) -> SenderHandle {
+/// What the sender works with.
+#[derive(Clone)]
+pub struct SenderDeps {
+    /// The apps (listed on each sweep) and the clock.
+    pub apps: Apps,
+    pub issuers: IssuerCache,
+    /// Transport settings (`LATCHKEY_SMTP_*`, the data dir of the dev transport).
+    pub config: Arc<Config>,
+}
+
+impl SenderDeps {
+    fn now(&self) -> Ts {
+        self.apps.now()
+    }
+}
+
+pub fn start(state: SenderDeps, rx: mpsc::Receiver<Arc<Issuer>>) -> SenderHandle {
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(run(state, rx, stopped));
     SenderHandle { stop, task }
 }
 
-async fn run(state: AppState, mut rx: mpsc::Receiver<Arc<Issuer>>, mut stop: watch::Receiver<bool>) {
+async fn run(state: SenderDeps, mut rx: mpsc::Receiver<Arc<Issuer>>, mut stop: watch::Receiver<bool>) {
     let shared = Arc::new(Shared::default());
     let mut drains = JoinSet::new();
     let mut sweep = tokio::time::interval(SWEEP);
@@ -181,31 +199,26 @@ async fn run(state: AppState, mut rx: mpsc::Receiver<Arc<Issuer>>, mut stop: wat
 }
 
 /// Every active app's issuer (which also guarantees its identity store is migrated).
-async fn active_issuers(state: &AppState) -> Vec<Arc<Issuer>> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = match apps::service::list(state, after.as_deref(), 200).await {
-            Ok(p) => p,
-            Err(err) => {
-                tracing::warn!(error = %err, "mail sender: apps could not be listed");
-                return out;
+async fn active_issuers(state: &SenderDeps) -> Vec<Arc<Issuer>> {
+    let out = parking_lot::Mutex::new(Vec::new());
+    let walk = crate::jobs::for_each_active_app(&state.apps, "mail sender", |app| {
+        let out = &out;
+        async move {
+            if let Lookup::Active(i) = state.issuers.lookup(app.slug.as_str()).await? {
+                out.lock().push(i);
             }
-        };
-        for app in page.iter().filter(|a| a.status == AppStatus::Active) {
-            if let Ok(Lookup::Active(i)) = state.issuers.lookup(state, app.slug.as_str()).await {
-                out.push(i);
-            }
+            Ok(())
         }
-        if page.len() < 200 {
-            return out;
-        }
-        after = page.last().map(|a| a.slug.to_string());
+    })
+    .await;
+    if let Err(err) = walk {
+        tracing::warn!(error = %err, "mail sender: apps could not be listed");
     }
+    out.into_inner()
 }
 
 fn spawn_drain(
-    state: &AppState,
+    state: &SenderDeps,
     shared: &Arc<Shared>,
     drains: &mut JoinSet<()>,
     stop: &watch::Receiver<bool>,
@@ -246,7 +259,7 @@ struct Due {
     expires_at: Ts,
 }
 
-fn transport(state: &AppState, shared: &Shared, issuer: &Issuer) -> Result<Arc<Transport>, String> {
+fn transport(state: &SenderDeps, shared: &Shared, issuer: &Issuer) -> Result<Arc<Transport>, String> {
     let app = &issuer.app;
     let mut cache = shared.transports.lock();
     if let Some((version, t)) = cache.get(&app.id)
@@ -254,14 +267,14 @@ fn transport(state: &AppState, shared: &Shared, issuer: &Issuer) -> Result<Arc<T
     {
         return Ok(t.clone());
     }
-    let t = Arc::new(Transport::for_app(state, app).map_err(|e| e.to_string())?);
+    let t = Arc::new(Transport::for_app(&state.config, &state.apps.secrets, app).map_err(|e| e.to_string())?);
     cache.insert(app.id, (app.config_version, t.clone()));
     Ok(t)
 }
 
 /// Sends everything due in one app's outbox.
 async fn drain(
-    state: &AppState,
+    state: &SenderDeps,
     shared: &Shared,
     issuer: &Issuer,
     stop: &watch::Receiver<bool>,
@@ -325,9 +338,10 @@ async fn drain(
     }
 }
 
-fn open(state: &AppState, app_id: Uuid, row: &Due) -> Result<Sealed, String> {
+fn open(state: &SenderDeps, app_id: Uuid, row: &Due) -> Result<Sealed, String> {
     let sealed = row.message_sealed.as_deref().ok_or("message is gone")?;
     let bytes = state
+        .apps
         .secrets
         .open(&seal_ctx(app_id, row.id), sealed)
         .map_err(|e| format!("message cannot be unsealed: {e}"))?;
@@ -348,7 +362,13 @@ async fn claim(db: &IdentityDb, id: Uuid, now: Ts) -> Result<bool, sqlx::Error> 
     Ok(n == 1)
 }
 
-async fn finish(db: &IdentityDb, id: Uuid, status: &str, error: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
+async fn finish(
+    db: &IdentityDb,
+    id: Uuid,
+    status: &str,
+    error: Option<&str>,
+    now: Ts,
+) -> Result<(), sqlx::Error> {
     let sql = "UPDATE outbox SET status = $2, message_sealed = NULL, lease_until = NULL, last_error = $3, \
         finished_at = $4 WHERE id = $1";
     let error = error.map(|e| e.chars().take(500).collect::<String>());

@@ -60,7 +60,7 @@ impl MailThrottle {
     /// Counts one request for mail to `address_key` from `ip`, or says how long to wait.
     pub fn check(&self, app: Uuid, address_key: &str, ip: IpAddr) -> Result<(), Wait> {
         let wait = |d: Duration| Wait { retry_after_secs: d.as_secs_f64().ceil().max(1.0) as u64 };
-        let ip = crate::login::throttle::address_key(ip);
+        let ip = crate::signin::throttle::address_key(ip);
         if let Err(not_until) = self.per_client.check_key(&(app, ip)) {
             return Err(wait(not_until.wait_time_from(self.clock.now())));
         }

@@ -19,8 +19,9 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use super::templates::Letter;
-use crate::state::AppState;
 use crate::apps::App;
+use crate::config::Config;
+use crate::crypto::SecretBox;
 
 /// How long one SMTP conversation may take before the attempt counts as failed.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,13 +41,12 @@ pub enum TransportError {
 
 impl Transport {
     /// The transport for `app`'s mail.
-    pub fn for_app(state: &AppState, app: &App) -> Result<Transport, TransportError> {
+    pub fn for_app(config: &Config, secrets: &SecretBox, app: &App) -> Result<Transport, TransportError> {
         let settings = |e: String| TransportError::Settings(e);
         if let Some(smtp) = &app.smtp {
             let password = match &app.smtp_password_sealed {
                 Some(sealed) => Some(
-                    state
-                        .secrets
+                    secrets
                         .open_string(&format!("app:{}:smtp_password", app.id), sealed)
                         .map_err(|e| settings(format!("SMTP password cannot be unsealed: {e}")))?,
                 ),
@@ -54,15 +54,15 @@ impl Transport {
             };
             let from = mailbox(&app.display_name, &smtp.from)?;
             let reply_to = smtp.reply_to.as_deref().map(|r| mailbox("", r)).transpose()?;
-            let inner = smtp_transport(&smtp.url, password.as_deref(), state.config.smtp_ca.as_deref())?;
+            let inner = smtp_transport(&smtp.url, password.as_deref(), config.smtp_ca.as_deref())?;
             return Ok(Transport::Smtp { inner, from, reply_to });
         }
-        let from = mailbox(&app.display_name, &state.config.smtp_from())?;
-        if let Some(url) = &state.config.smtp_url {
-            let inner = smtp_transport(url.expose_secret(), None, state.config.smtp_ca.as_deref())?;
+        let from = mailbox(&app.display_name, &config.smtp_from())?;
+        if let Some(url) = &config.smtp_url {
+            let inner = smtp_transport(url.expose_secret(), None, config.smtp_ca.as_deref())?;
             return Ok(Transport::Smtp { inner, from, reply_to: None });
         }
-        let dir = state.config.store.data_dir.join("outbox");
+        let dir = config.store.data_dir.join("outbox");
         Ok(Transport::Dev { inner: AsyncFileTransport::new(&dir), dir, from })
     }
 

@@ -7,32 +7,16 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Duration;
 use url::Url;
 
-use super::form::Form;
-use super::issuer::Issuer;
-use crate::state::AppState;
 use crate::clients::{Client, Scope};
 use crate::crypto::tokens;
-use crate::on_db;
+use crate::grants::requests::{self, AuthRequest, redirect_with};
 use crate::sessions::Session;
-use crate::store::{IdentityDb, Ts};
-
-/// A validated authorization request, kept while the user signs in.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AuthRequest {
-    pub id: String,
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub scope: String,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub prompt: Option<String>,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-}
+use crate::state::AppState;
+use crate::store::Ts;
+use crate::tenant::Issuer;
+use crate::web::form::Form;
 
 /// What `/authorize` decided.
 pub enum Outcome {
@@ -62,22 +46,6 @@ fn redirect_matches(client: &Client, requested: &str) -> bool {
             reg.host_str() == req.host_str() && reg.scheme() == "http" && reg.as_str() == req.as_str()
         })
     })
-}
-
-/// Appends the response parameters to the redirect URI (keeping its own query).
-pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
-    match Url::parse(redirect_uri) {
-        Ok(mut url) => {
-            {
-                let mut q = url.query_pairs_mut();
-                for (k, v) in params {
-                    q.append_pair(k, v);
-                }
-            }
-            url.to_string()
-        }
-        Err(_) => redirect_uri.to_string(),
-    }
 }
 
 fn error_redirect(
@@ -201,60 +169,15 @@ pub async fn authorize(
     let fresh_enough = |s: &Session| max_age.is_none_or(|m| now.unix() - s.auth_time.unix() <= m);
     match session {
         Some(s) if !prompts.contains(&"login") && fresh_enough(s) => {
-            return Ok(Outcome::ToClient(issue_code(issuer, &request, s, now).await?));
+            return Ok(Outcome::ToClient(
+                requests::issue_code(&issuer.identity, &issuer.url, &request, s, now).await?,
+            ));
         }
         _ if prompts.contains(&"none") => return err("login_required", "the user is not signed in"),
         _ => {}
     }
-    save(&issuer.identity, &request, now).await?;
+    requests::save(&issuer.identity, &request, now).await?;
     Ok(Outcome::SignIn(Box::new(request)))
-}
-
-async fn save(db: &IdentityDb, r: &AuthRequest, now: Ts) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO auth_requests (id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-    let expires = Ts::new(now.0 + Duration::minutes(30));
-    on_db!(db, p => sqlx::query(sql)
-        .bind(&r.id).bind(&r.client_id).bind(&r.redirect_uri).bind(&r.scope).bind(&r.state).bind(&r.nonce)
-        .bind(&r.code_challenge).bind(&r.prompt).bind(r.max_age).bind(&r.login_hint).bind(now).bind(expires)
-        .execute(p).await.map(|_| ()))
-}
-
-/// A pending request by id, if it has not expired.
-pub async fn pending(db: &IdentityDb, id: &str, now: Ts) -> Result<Option<AuthRequest>, sqlx::Error> {
-    if id.len() > 64 {
-        return Ok(None);
-    }
-    let sql = "SELECT id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint \
-        FROM auth_requests WHERE id = $1 AND expires_at > $2";
-    on_db!(db, p => sqlx::query_as(sql).bind(id).bind(now).fetch_optional(p).await)
-}
-
-/// Issues a single-use code (≤ 60 s, stored hashed) for a signed-in session and returns the
-/// redirect to the client, with `iss` (RFC 9207).
-pub async fn issue_code(
-    issuer: &Issuer,
-    r: &AuthRequest,
-    session: &Session,
-    now: Ts,
-) -> Result<String, sqlx::Error> {
-    let code = tokens::new_secret("lkc_");
-    let hash = tokens::sha256_hex(&code);
-    let sql = "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    let expires = Ts::new(now.0 + Duration::seconds(60));
-    on_db!(&issuer.identity, p => sqlx::query(sql)
-        .bind(&hash).bind(&r.client_id).bind(&r.redirect_uri).bind(session.user_id).bind(&session.id)
-        .bind(&r.scope).bind(&r.nonce).bind(&r.code_challenge).bind(now).bind(expires)
-        .execute(p).await.map(|_| ()))?;
-    on_db!(&issuer.identity, p => sqlx::query("DELETE FROM auth_requests WHERE id = $1").bind(&r.id).execute(p).await.map(|_| ()))?;
-    let code = secrecy::ExposeSecret::expose_secret(&code).to_string();
-    let mut params = vec![("code", code.as_str())];
-    if let Some(s) = &r.state {
-        params.push(("state", s));
-    }
-    params.push(("iss", issuer.url.as_str()));
-    Ok(redirect_with(&r.redirect_uri, &params))
 }
 
 /// Turns an outcome into the HTTP answer. Redirects after a POST are 303 (never 307).

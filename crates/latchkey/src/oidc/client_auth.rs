@@ -6,10 +6,10 @@ use base64::engine::general_purpose::STANDARD;
 use percent_encoding::percent_decode_str;
 
 use super::error::OAuthError;
-use super::form::Form;
-use super::issuer::Issuer;
 use crate::clients::{AuthMethod, Client};
 use crate::crypto::SecretBox;
+use crate::tenant::Issuer;
+use crate::web::form::Form;
 
 /// A stand-in hash so an unknown client costs the same as a known one.
 const DUMMY_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

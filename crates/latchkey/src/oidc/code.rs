@@ -12,28 +12,15 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::OAuthError;
-use super::form::Form;
-use super::issuer::Issuer;
 use super::service::{AccessClaims, TokenResponse};
 use crate::clients::{Client, GrantType};
 use crate::crypto::tokens;
-use crate::store::{IdentityDb, Ts};
-use crate::{on_db, sessions, users};
-
-#[derive(sqlx::FromRow)]
-struct CodeRow {
-    client_id: String,
-    redirect_uri: String,
-    user_id: Uuid,
-    session_id: String,
-    scope: String,
-    nonce: Option<String>,
-    code_challenge: Option<String>,
-    used_at: Option<Ts>,
-    access_jti: Option<String>,
-    refresh_family: Option<String>,
-    expires_at: Ts,
-}
+use crate::grants::{self, codes, refresh};
+use crate::store::Ts;
+use crate::tenant::Issuer;
+use crate::users::UserStatus;
+use crate::web::form::Form;
+use crate::{sessions, users};
 
 /// OIDC Core §2 ID token claims (besides `iat` and `exp`).
 #[derive(Serialize)]
@@ -72,11 +59,6 @@ fn at_hash(access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
 }
 
-async fn revoke_jti(db: &IdentityDb, jti: &str, until: Ts) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
-    on_db!(db, p => sqlx::query(sql).bind(jti).bind(until).execute(p).await.map(|_| ()))
-}
-
 pub async fn exchange(
     issuer: &Arc<Issuer>,
     client: &Client,
@@ -103,18 +85,16 @@ pub async fn exchange(
     }
     let hash = tokens::sha256_hex(&SecretString::from(code.to_string()));
     // Claim the code: of any number of parallel redemptions exactly one updates the row.
-    let claimed = on_db!(db, p => sqlx::query("UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
-        .bind(&hash).bind(now).execute(p).await.map(|r| r.rows_affected())).map_err(internal)?;
-    let row: Option<CodeRow> = on_db!(db, p => sqlx::query_as("SELECT client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, used_at, access_jti, refresh_family, expires_at FROM authorization_codes WHERE code_hash = $1")
-        .bind(&hash).fetch_optional(p).await).map_err(internal)?;
+    let claimed = codes::claim(db, &hash, now).await.map_err(internal)?;
+    let row = codes::find(db, &hash).await.map_err(internal)?;
     let Some(row) = row else { return Err(OAuthError::invalid_grant("unknown code")) };
-    if claimed == 0 {
+    if !claimed {
         // A second use: revoke what the first one issued (RFC 6749 §4.1.2).
         if let Some(jti) = &row.access_jti {
-            revoke_jti(db, jti, Ts::new(now.0 + Duration::days(1))).await.map_err(internal)?;
+            grants::revoke_jti(db, jti, Ts::new(now.0 + Duration::days(1))).await.map_err(internal)?;
         }
         if let Some(family) = &row.refresh_family {
-            super::refresh::revoke_family(db, family, now).await.map_err(internal)?;
+            refresh::revoke_family(db, family, now).await.map_err(internal)?;
         }
         tracing::warn!(app.slug = %issuer.app.slug, client.id = %client.client_id, "authorization code reused; tokens revoked");
         return Err(OAuthError::invalid_grant("code already used"));
@@ -150,22 +130,23 @@ pub async fn exchange(
     let wants_refresh =
         row.scope.split(' ').any(|s| s == "offline_access") || client.allows(GrantType::RefreshToken);
     let refresh = if wants_refresh {
-        let grant = super::refresh::Grant {
+        let grant = refresh::Grant {
             family_id: tokens::new_id(),
             client_id: client.client_id.clone(),
             user_id: user.id,
             session_id: session.id.clone(),
             scope: row.scope.clone(),
         };
-        let token = super::refresh::issue(db, &grant, issuer.app.tokens.refresh_token_ttl_seconds, now)
+        let token = refresh::issue(db, &grant, issuer.app.tokens.refresh_token_ttl_seconds, now)
             .await
             .map_err(internal)?;
         Some((grant.family_id, token))
     } else {
         None
     };
-    on_db!(db, p => sqlx::query("UPDATE authorization_codes SET access_jti = $2, refresh_family = $3 WHERE code_hash = $1")
-        .bind(&hash).bind(&jti).bind(refresh.as_ref().map(|(f, _)| f.clone())).execute(p).await.map(|_| ())).map_err(internal)?;
+    codes::record_issued(db, &hash, &jti, refresh.as_ref().map(|(f, _)| f.as_str()))
+        .await
+        .map_err(internal)?;
 
     let scopes: Vec<&str> = row.scope.split(' ').collect();
     let id_token = if scopes.contains(&"openid") {
@@ -246,7 +227,7 @@ pub async fn refresh(
         form.get("refresh_token").ok_or((OAuthError::invalid_request("refresh_token is required"), None))?;
     // A refresh may narrow the scope, never widen it (RFC 6749 §6); checked before rotating so
     // a refused request does not use the token up.
-    let requested = match super::refresh::peek(&issuer.identity, presented, &client.client_id)
+    let requested = match refresh::peek(&issuer.identity, presented, &client.client_id)
         .await
         .map_err(internal)?
     {
@@ -268,34 +249,32 @@ pub async fn refresh(
             }
         }
     };
-    let (grant, token) = match super::refresh::rotate(issuer, secrets, presented, &client.client_id, now)
-        .await
-        .map_err(internal)?
-    {
-        super::refresh::Rotation::Rotated { grant, token } => (grant, token),
-        super::refresh::Rotation::ReuseDetected { grant } => {
-            return Err((
-                OAuthError::invalid_grant("refresh token already used; its family is revoked"),
-                Some(grant.user_id),
-            ));
-        }
-        super::refresh::Rotation::Invalid => {
-            return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None));
-        }
-    };
+    let (grant, token) =
+        match refresh::rotate(issuer, secrets, presented, &client.client_id, now).await.map_err(internal)? {
+            refresh::Rotation::Rotated { grant, token } => (grant, token),
+            refresh::Rotation::ReuseDetected { grant } => {
+                return Err((
+                    OAuthError::invalid_grant("refresh token already used; its family is revoked"),
+                    Some(grant.user_id),
+                ));
+            }
+            refresh::Rotation::Invalid => {
+                return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None));
+            }
+        };
     // Refresh tokens die with their session.
     if !sessions::is_live(&issuer.identity, &grant.session_id, &issuer.app.policy.session, now)
         .await
         .map_err(internal)?
     {
-        super::refresh::revoke_family(&issuer.identity, &grant.family_id, now).await.map_err(internal)?;
+        refresh::revoke_family(&issuer.identity, &grant.family_id, now).await.map_err(internal)?;
         return Err((OAuthError::invalid_grant("the session has ended"), None));
     }
     // A refresh is activity on the session (idle timeout).
     sessions::touch(&issuer.identity, &grant.session_id, now).await.map_err(internal)?;
     let scope = requested.unwrap_or_else(|| grant.scope.clone());
     let user = match crate::users::get(&issuer.identity, grant.user_id).await.map_err(internal)? {
-        Some(u) if u.status == "active" => u,
+        Some(u) if u.status == UserStatus::Active => u,
         _ => return Err((OAuthError::invalid_grant("the account cannot sign in"), None)),
     };
     let (access_token, _, ttl) =

@@ -6,7 +6,7 @@
 //! Rules:
 //! - The allowed origins of an app are the origins (`scheme://host[:port]`) of every `http(s)`
 //!   redirect URI registered by any of its clients; private-use schemes (native apps) add
-//!   nothing. The set is computed when the [`Issuer`](super::issuer::Issuer) is built, so a
+//!   nothing. The set is computed when the [`Issuer`](crate::tenant::Issuer) is built, so a
 //!   client added or changed through the admin API counts at once (the issuer is rebuilt on the
 //!   change) and a request never touches a store for CORS. Matching is exact on the serialised
 //!   origin a browser sends: no wildcards, no `*` (not even on the public discovery and JWKS
@@ -31,8 +31,6 @@
 //!   decisions in the headers, where the Fetch standard looks for them.
 //! - A repeated `Origin` header, or one that is not visible ASCII, is treated as foreign.
 
-use std::collections::HashSet;
-
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -40,9 +38,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use futures::future::{BoxFuture, Either, FutureExt, Map};
 
-use super::issuer::Lookup;
 use crate::state::AppState;
-use crate::clients::Client;
+use crate::tenant::Lookup;
 
 const ALLOW_HEADERS: HeaderValue = HeaderValue::from_static("Authorization, Content-Type");
 const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
@@ -85,18 +82,6 @@ where
     T: 'static,
 {
     axum::routing::get(Cors(handler.clone())).post(Cors(handler)).merge(options(GET_POST))
-}
-
-/// The origins a browser app of these clients can call from (see the module header).
-pub fn allowed_origins<'a>(clients: impl IntoIterator<Item = &'a Client>) -> HashSet<String> {
-    clients
-        .into_iter()
-        .flat_map(|c| c.redirect_uris.iter())
-        .filter_map(|u| url::Url::parse(u.as_str()).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .map(|u| u.origin().ascii_serialization())
-        .filter(|o| o != "null")
-        .collect()
 }
 
 /// A handler whose responses carry CORS headers for the app's allowed origins.
@@ -160,7 +145,7 @@ where
 /// handler has just used, so this is a map lookup.
 async fn allowed(state: &AppState, slug: &str, origin: &HeaderValue) -> bool {
     let Ok(origin) = origin.to_str() else { return false };
-    match state.issuers.lookup(state, slug).await {
+    match state.issuers.lookup(slug).await {
         Ok(Lookup::Active(issuer)) => issuer.cors_origins.contains(origin),
         _ => false,
     }
@@ -192,52 +177,4 @@ async fn preflight(state: AppState, slug: String, headers: HeaderMap, methods: M
         h.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
     }
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clients::{AuthMethod, GrantType, RedirectUri};
-
-    fn client(uris: &[&str]) -> Client {
-        Client {
-            id: uuid::Uuid::nil(),
-            app_id: uuid::Uuid::nil(),
-            client_id: "c".into(),
-            name: "c".into(),
-            redirect_uris: uris.iter().map(|u| RedirectUri::try_from(u.to_string()).expect("uri")).collect(),
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            token_endpoint_auth_method: AuthMethod::None,
-            scopes: vec![],
-            secret_hash: None,
-            created_at: crate::store::Ts::new(chrono::Utc::now()),
-            updated_at: crate::store::Ts::new(chrono::Utc::now()),
-        }
-    }
-
-    #[test]
-    fn origins_of_http_redirect_uris_only() {
-        let a = client(&[
-            "https://App.Example.com/cb?x=1",
-            "https://app.example.com:443/other",
-            "https://app.example.com:8443/cb",
-            "http://localhost:3000/cb",
-            "http://[::1]/cb",
-            "com.example.app:/oauth2redirect",
-        ]);
-        let b = client(&["https://other.example/cb"]);
-        let got = allowed_origins([&a, &b]);
-        let want: HashSet<String> = [
-            "https://app.example.com",
-            "https://app.example.com:8443",
-            "http://localhost:3000",
-            "http://[::1]",
-            "https://other.example",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect();
-        assert_eq!(got, want);
-    }
 }

@@ -9,17 +9,17 @@ use axum::response::{IntoResponse, Response};
 
 use super::client_auth;
 use super::error::OAuthError;
-use super::form::Form;
-use super::issuer::{Issuer, Lookup};
 use super::service;
 use crate::state::AppState;
+use crate::tenant::{Issuer, Lookup};
+use crate::web::form::Form;
 
 /// Largest form body accepted on the OAuth endpoints.
 pub const FORM_LIMIT: usize = 16 * 1024;
 
 /// Resolves the app's issuer or answers 404 (unknown) / 503 (not active).
 async fn issuer(state: &AppState, slug: &str) -> Result<Arc<Issuer>, OAuthError> {
-    match state.issuers.lookup(state, slug).await {
+    match state.issuers.lookup(slug).await {
         Ok(Lookup::Active(i)) => Ok(i),
         Ok(Lookup::Inactive) => Err(OAuthError::unavailable()),
         Ok(Lookup::NotFound) => Err(OAuthError::not_found()),
@@ -179,8 +179,8 @@ pub async fn post_revoke(
         tracing::error!(app.slug = %slug, error = %err, "revocation failed");
         OAuthError::server_error()
     };
-    let revoked = if token.starts_with(super::refresh::PREFIX) {
-        super::refresh::revoke(&issuer.identity, token, &client.client_id, now).await.map_err(fail)?
+    let revoked = if token.starts_with(crate::grants::refresh::PREFIX) {
+        crate::grants::refresh::revoke(&issuer.identity, token, &client.client_id, now).await.map_err(fail)?
     } else {
         service::revoke(&issuer, client, token, now).await.map_err(fail)?
     };
@@ -218,7 +218,7 @@ pub async fn get_authorize(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let issuer = match state.issuers.lookup(&state, &slug).await {
+    let issuer = match state.issuers.lookup(&slug).await {
         Ok(Lookup::Active(i)) => i,
         Ok(Lookup::Inactive) => {
             return state.pages.message(
@@ -256,7 +256,7 @@ pub async fn get_authorize(
             "Please try again in a moment.",
         )
     };
-    let session = match crate::login::csrf::cookie(&headers, crate::sessions::COOKIE) {
+    let session = match crate::web::csrf::cookie(&headers, crate::sessions::COOKIE) {
         Some(c) => {
             match crate::sessions::from_cookie(&issuer.identity, c, &issuer.app.policy.session, now).await {
                 Ok(s) => s,

@@ -6,16 +6,11 @@ pub mod authorize;
 mod client_auth;
 mod code;
 mod cors;
-mod discovery;
 mod error;
-pub mod form;
 mod handlers;
-pub mod issuer;
-pub mod refresh;
 pub mod service;
 
 pub use error::OAuthError;
-pub use issuer::IssuerCache;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

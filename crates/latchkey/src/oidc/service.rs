@@ -6,12 +6,11 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::OAuthError;
-use super::issuer::Issuer;
 use crate::clients::{Client, GrantType, Scope};
 use crate::crypto::tokens;
 use crate::keys;
-use crate::on_db;
 use crate::store::Ts;
+use crate::tenant::Issuer;
 
 /// RFC 9068 access-token claims (besides `iat` and `exp`, which the JWT layer carries).
 #[derive(Debug, Serialize, Deserialize)]
@@ -147,13 +146,6 @@ pub fn verify_access_token(issuer: &Issuer, token: &str, now: Ts) -> Option<Veri
     (v.claims.iss == issuer.url && exp > now.unix()).then_some(VerifiedAccess { claims: v.claims, iat, exp })
 }
 
-pub async fn is_revoked(issuer: &Issuer, jti: &str) -> Result<bool, sqlx::Error> {
-    let sql = "SELECT 1 FROM revoked_tokens WHERE jti = $1";
-    let found: Option<i32> =
-        on_db!(&issuer.identity, p => sqlx::query_scalar(sql).bind(jti).fetch_optional(p).await)?;
-    Ok(found.is_some())
-}
-
 /// RFC 7662 response.
 #[derive(Debug, Serialize, Default)]
 pub struct Introspection {
@@ -213,14 +205,13 @@ pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> R
         return Ok(false);
     }
     let expires = Ts::new(chrono::DateTime::from_timestamp(exp, 0).unwrap_or(now.0));
-    let sql = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
-    on_db!(&issuer.identity, p => sqlx::query(sql).bind(&claims.jti).bind(expires).execute(p).await.map(|r| r.rows_affected()))?;
+    crate::grants::revoke_jti(&issuer.identity, &claims.jti, expires).await?;
     Ok(true)
 }
 
 /// Revocation and, for user tokens, the session they came from.
 async fn still_valid(issuer: &Issuer, claims: &AccessClaims, now: Ts) -> Result<bool, sqlx::Error> {
-    if is_revoked(issuer, &claims.jti).await? {
+    if crate::grants::is_revoked(&issuer.identity, &claims.jti).await? {
         return Ok(false);
     }
     match &claims.sid {

@@ -3,7 +3,7 @@
 //! be replayed as a cookie. A new session (new id) is made at every sign-in.
 
 use chrono::Duration;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sqlx::types::Json;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -35,10 +35,6 @@ pub struct Origin {
     pub user_agent: Option<String>,
 }
 
-fn hash(secret: &str) -> String {
-    tokens::sha256_hex(&SecretString::from(secret.to_string()))
-}
-
 /// The oldest `last_seen_at` a session may have and still be live: sessions idle for longer
 /// than `policy.idle_timeout_minutes` are dead for cookies, refresh tokens and userinfo.
 fn idle_cutoff(policy: &SessionPolicy, now: Ts) -> Ts {
@@ -62,7 +58,7 @@ pub async fn create(
     let ttl = Duration::hours(i64::from(policy.ttl_hours));
     let id = tokens::new_id();
     let secret = tokens::random_b64(32);
-    let token_hash = hash(&secret);
+    let token_hash = tokens::Hashed::of(&secret);
     let session = Session {
         id: id.clone(),
         user_id,
@@ -133,7 +129,7 @@ pub async fn from_cookie(
     let row: Option<Row> =
         on_db!(db, p => sqlx::query_as(SELECT).bind(id).bind(now).bind(cutoff).fetch_optional(p).await)?;
     let session = row.and_then(|r| {
-        let ok: bool = r.token_hash.as_bytes().ct_eq(hash(secret).as_bytes()).into();
+        let ok: bool = r.token_hash.as_bytes().ct_eq(tokens::Hashed::of(secret).as_str().as_bytes()).into();
         ok.then_some(r.session)
     });
     if let Some(s) = &session {
@@ -143,7 +139,12 @@ pub async fn from_cookie(
 }
 
 /// Whether the session `sid` is live at `now` (for tokens that carry `sid`).
-pub async fn is_live(db: &IdentityDb, sid: &str, policy: &SessionPolicy, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn is_live(
+    db: &IdentityDb,
+    sid: &str,
+    policy: &SessionPolicy,
+    now: Ts,
+) -> Result<bool, sqlx::Error> {
     let sql = "SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3";
     let cutoff = idle_cutoff(policy, now);
     let found: Option<i32> =
@@ -156,19 +157,6 @@ pub async fn revoke(db: &IdentityDb, sid: &str, now: Ts) -> Result<bool, sqlx::E
     let n =
         on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
-}
-
-/// Builds the `Set-Cookie` value for a session (or its removal with `None`).
-pub fn set_cookie(value: Option<&SecretString>, path: &str, secure: bool, max_age: Duration) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    match value {
-        Some(v) => format!(
-            "{COOKIE}={}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-            v.expose_secret(),
-            max_age.num_seconds()
-        ),
-        None => format!("{COOKIE}=; Path={path}; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
-    }
 }
 
 /// Whether an access token of session `sid`, issued at the user's token version `tv`, still

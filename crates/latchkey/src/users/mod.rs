@@ -45,12 +45,47 @@ impl Email {
     }
 }
 
+/// Whether an account may sign in (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Active,
+    /// Registered under `admin_approval`; waits for an operator.
+    PendingApproval,
+    Disabled,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::PendingApproval => "pending_approval",
+            UserStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserStatus> {
+        [UserStatus::Active, UserStatus::PendingApproval, UserStatus::Disabled]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// Read from the `status` column (text on both backends).
+impl TryFrom<String> for UserStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        UserStatus::parse(&s).ok_or_else(|| format!("unknown user status {s:?}"))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
     pub email_verified: bool,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: UserStatus,
     pub name: Option<String>,
     #[serde(skip)]
     pub password_hash: Option<String>,
@@ -148,8 +183,8 @@ pub struct NewUser<'a> {
     pub email: &'a Email,
     pub password_hash: Option<&'a str>,
     pub email_verified: bool,
-    /// `active` or `pending_approval`.
-    pub status: &'a str,
+    /// `Active` or `PendingApproval`.
+    pub status: UserStatus,
     pub name: Option<&'a str>,
     pub profile: serde_json::Map<String, serde_json::Value>,
 }
@@ -165,7 +200,7 @@ pub async fn insert(
         email,
         password_hash: Some(password_hash),
         email_verified: false,
-        status: "active",
+        status: UserStatus::Active,
         name: None,
         profile: Default::default(),
     };
@@ -184,7 +219,7 @@ pub async fn create(db: &IdentityDb, new: &NewUser<'_>, now: Ts) -> Result<Optio
         .bind(new.email.as_str())
         .bind(new.email.normalized())
         .bind(new.email_verified)
-        .bind(new.status)
+        .bind(new.status.as_str())
         .bind(new.name)
         .bind(Json(&new.profile))
         .bind(new.password_hash)
@@ -238,17 +273,16 @@ pub async fn set_profile_fields(
     on_db!(db, p => sqlx::query(sql).bind(user.id).bind(&name).bind(Json(&profile)).bind(now).execute(p).await.map(|_| ()))
 }
 
-/// Changes the status (`active`, `pending_approval`, `disabled`); false if no such user or the
-/// status was not `from`.
+/// Changes the status; false if no such user or the status was not `from`.
 pub async fn transition_status(
     db: &IdentityDb,
     id: Uuid,
-    from: &str,
-    to: &str,
+    from: UserStatus,
+    to: UserStatus,
     now: Ts,
 ) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE users SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2";
-    let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(from).bind(to).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+    let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(from.as_str()).bind(to.as_str()).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
@@ -257,7 +291,7 @@ pub async fn transition_status(
 pub struct UserFilter {
     /// Part of the address, any case.
     pub email: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<UserStatus>,
 }
 
 /// Users in creation order (ids are time-ordered), after the cursor id.
@@ -276,7 +310,7 @@ pub async fn list(
         let escaped = e.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         format!("%{escaped}%")
     });
-    on_db!(db, p => sqlx::query_as(&sql).bind(&pattern).bind(&filter.status).bind(after).bind(limit).fetch_all(p).await)
+    on_db!(db, p => sqlx::query_as(&sql).bind(&pattern).bind(filter.status.map(UserStatus::as_str)).bind(after).bind(limit).fetch_all(p).await)
 }
 
 /// What an operator sees about a user besides the row: live sessions and second factors.

@@ -24,6 +24,7 @@ const DOMAINS: &[&str] = &[
     "mail",
     "audit",
     "signin",
+    "grants",
     "jobs",
     "store",
     "crypto",

@@ -12,8 +12,8 @@ use latchkey::audit::AuditEvent;
 use latchkey::on_db;
 
 async fn identity_events(app: &TestApp, slug: &str, kind: &str) -> i64 {
-    let a = latchkey::apps::service::get(&app.state, slug).await.expect("app");
-    let store = latchkey::apps::service::identity_store(&app.state, &a).expect("store");
+    let a = latchkey::apps::service::get(&app.state.apps, slug).await.expect("app");
+    let store = latchkey::apps::service::identity_store(&app.state.apps, &a).expect("store");
     on_db!(&store, p => sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE type = $1").bind(kind).fetch_one(p).await).expect("count")
 }
 
@@ -36,8 +36,8 @@ async fn events_reach_the_identity_store(backend: Backend) {
     }
     assert!(ok, "audit events were not written");
     // No token material in the trail.
-    let a = latchkey::apps::service::get(&app.state, "aud").await.expect("app");
-    let store = latchkey::apps::service::identity_store(&app.state, &a).expect("store");
+    let a = latchkey::apps::service::get(&app.state.apps, "aud").await.expect("app");
+    let store = latchkey::apps::service::identity_store(&app.state.apps, &a).expect("store");
     let data: Vec<String> = on_db!(&store, p => sqlx::query_scalar("SELECT CAST(data AS TEXT) FROM audit_events").fetch_all(p).await).expect("rows");
     assert!(data.iter().all(|d| !d.contains(&token) && !d.contains(&secret)));
 
@@ -53,8 +53,8 @@ both!(events_reach_the_identity_store);
 async fn queued_events_survive_graceful_shutdown(backend: Backend) {
     let app = TestApp::start(backend).await;
     app.active_app("drain").await;
-    let a = latchkey::apps::service::get(&app.state, "drain").await.expect("app");
-    let store = latchkey::apps::service::identity_store(&app.state, &a).expect("store");
+    let a = latchkey::apps::service::get(&app.state.apps, "drain").await.expect("app");
+    let store = latchkey::apps::service::identity_store(&app.state.apps, &a).expect("store");
     for i in 0..500 {
         app.state
             .audit

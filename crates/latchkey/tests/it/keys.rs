@@ -84,7 +84,11 @@ async fn rotation_with_grace_window(backend: Backend) {
     assert_eq!(kid_in(&keys, "retired"), current);
 
     // The janitor writes the retirement down.
-    latchkey::janitor::run_once(&app.state).await.expect("janitor");
+    let janitor = latchkey::jobs::janitor::Janitor {
+        apps: app.state.apps.clone(),
+        mail_throttle: app.state.mail_throttle.clone(),
+    };
+    janitor.run_once().await.expect("janitor");
     let state: String = on_db!(&app.control(), p => sqlx::query_scalar("SELECT state FROM signing_keys WHERE kid = $1").bind(&current[0]).fetch_one(p).await).expect("row");
     assert_eq!(state, "retired");
     app.stop().await;

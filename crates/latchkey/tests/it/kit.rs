@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use latchkey::app::Server;
-use latchkey::state::AppState;
 use latchkey::clock::OffsetClock;
 use latchkey::config::ServeArgs;
+use latchkey::state::AppState;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;

@@ -395,8 +395,8 @@ async fn mail_requests_are_throttled(backend: Backend) {
 both!(mail_requests_are_throttled);
 
 pub async fn identity_store(app: &TestApp, slug: &str) -> latchkey::store::IdentityDb {
-    let a = latchkey::apps::service::get(&app.state, slug).await.expect("app");
-    latchkey::apps::service::identity_store(&app.state, &a).expect("store")
+    let a = latchkey::apps::service::get(&app.state.apps, slug).await.expect("app");
+    latchkey::apps::service::identity_store(&app.state.apps, &a).expect("store")
 }
 
 pub async fn count(db: &latchkey::store::IdentityDb, sql: &str) -> i64 {

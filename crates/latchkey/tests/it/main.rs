@@ -6,6 +6,7 @@ mod kit;
 mod mail_kit;
 
 mod apps;
+mod architecture;
 mod audit;
 mod bad_input;
 mod browser;

@@ -27,8 +27,8 @@ fn browser() -> reqwest::Client {
 }
 
 async fn store_of(app: &TestApp, slug: &str) -> IdentityDb {
-    let a = latchkey::apps::service::get(&app.state, slug).await.expect("app");
-    latchkey::apps::service::identity_store(&app.state, &a).expect("store")
+    let a = latchkey::apps::service::get(&app.state.apps, slug).await.expect("app");
+    latchkey::apps::service::identity_store(&app.state.apps, &a).expect("store")
 }
 
 async fn stored_hash(store: &IdentityDb, email: &str) -> String {

@@ -527,8 +527,8 @@ async fn refresh_rotation_and_reuse(backend: Backend) {
     assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     let (s, _) = refresh(r3.clone(), client_id.clone(), None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "the live descendant must die with its family");
-    let a = latchkey::apps::service::get(&app.state, "rt").await.expect("app");
-    let store = latchkey::apps::service::identity_store(&app.state, &a).expect("store");
+    let a = latchkey::apps::service::get(&app.state.apps, "rt").await.expect("app");
+    let store = latchkey::apps::service::identity_store(&app.state.apps, &a).expect("store");
     let mut seen = 0i64;
     for _ in 0..50 {
         seen = latchkey::on_db!(&store, p => sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE type = 'refresh.reuse_detected'").fetch_one(p).await).expect("count");

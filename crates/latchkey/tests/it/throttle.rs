@@ -51,16 +51,16 @@ fn retry_after(res: &reqwest::Response) -> Option<u64> {
 }
 
 async fn add_user(app: &TestApp, slug: &str, email: &str) {
-    let a = latchkey::apps::service::get(&app.state, slug).await.expect("app");
-    let store = latchkey::apps::service::identity_store(&app.state, &a).expect("store");
+    let a = latchkey::apps::service::get(&app.state.apps, slug).await.expect("app");
+    let store = latchkey::apps::service::identity_store(&app.state.apps, &a).expect("store");
     let hash = app.state.passwords.hash(&SecretString::from(RIGHT)).await.expect("hash");
     let email = Email::parse(email).expect("email");
     users::insert(&store, &email, &hash, app.state.now()).await.expect("insert").expect("new user");
 }
 
 async fn throttled_events(app: &TestApp, slug: &str) -> i64 {
-    let a = latchkey::apps::service::get(&app.state, slug).await.expect("app");
-    let store = latchkey::apps::service::identity_store(&app.state, &a).expect("store");
+    let a = latchkey::apps::service::get(&app.state.apps, slug).await.expect("app");
+    let store = latchkey::apps::service::identity_store(&app.state.apps, &a).expect("store");
     on_db!(&store, p => sqlx::query_scalar(
         "SELECT count(*) FROM audit_events WHERE type = 'login.failed' AND CAST(data AS TEXT) LIKE '%throttled%'"
     ).fetch_one(p).await)

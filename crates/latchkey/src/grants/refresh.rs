@@ -12,19 +12,15 @@ use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::issuer::Issuer;
 use crate::crypto::{SecretBox, tokens};
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
+use crate::tenant::Issuer;
 
 pub const PREFIX: &str = "lkr_";
 
-fn hash(token: &str) -> String {
-    tokens::sha256_hex(&SecretString::from(token.to_string()))
-}
-
-fn seal_ctx(token_hash: &str) -> String {
-    format!("refresh_successor:{token_hash}")
+fn seal_ctx(token_hash: &tokens::Hashed) -> String {
+    format!("refresh_successor:{}", token_hash.as_str())
 }
 
 /// The grant a refresh token carries.
@@ -48,13 +44,24 @@ struct Row {
 }
 
 /// Issues the first token of a new family.
-pub async fn issue(db: &IdentityDb, grant: &Grant, ttl_seconds: u32, now: Ts) -> Result<SecretString, sqlx::Error> {
+pub async fn issue(
+    db: &IdentityDb,
+    grant: &Grant,
+    ttl_seconds: u32,
+    now: Ts,
+) -> Result<SecretString, sqlx::Error> {
     let token = tokens::new_secret(PREFIX);
-    insert(db, &hash(token.expose_secret()), grant, ttl_seconds, now).await?;
+    insert(db, &tokens::Hashed::of(token.expose_secret()), grant, ttl_seconds, now).await?;
     Ok(token)
 }
 
-async fn insert(db: &IdentityDb, token_hash: &str, g: &Grant, ttl_seconds: u32, now: Ts) -> Result<(), sqlx::Error> {
+async fn insert(
+    db: &IdentityDb,
+    token_hash: &tokens::Hashed,
+    g: &Grant,
+    ttl_seconds: u32,
+    now: Ts,
+) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, created_at, expires_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     let expires = Ts::new(now.0 + Duration::seconds(i64::from(ttl_seconds)));
@@ -95,7 +102,7 @@ pub async fn rotate(
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(Rotation::Invalid);
     }
-    let old = hash(presented);
+    let old = tokens::Hashed::of(presented);
     let successor = tokens::new_secret(PREFIX);
     let sealed = secrets.seal(&seal_ctx(&old), successor.expose_secret().as_bytes());
     // Only one of any number of concurrent presentations wins this update.
@@ -113,7 +120,7 @@ pub async fn rotate(
     }
     if won == 1 {
         let ttl = issuer.app.tokens.refresh_token_ttl_seconds;
-        insert(db, &hash(successor.expose_secret()), &row.grant, ttl, now).await?;
+        insert(db, &tokens::Hashed::of(successor.expose_secret()), &row.grant, ttl, now).await?;
         return Ok(Rotation::Rotated { grant: row.grant, token: successor });
     }
     if row.revoked_at.is_some() || row.expires_at <= now {
@@ -139,7 +146,7 @@ pub async fn peek(db: &IdentityDb, presented: &str, client_id: &str) -> Result<O
         return Ok(None);
     }
     let sql = "SELECT family_id, client_id, user_id, session_id, scope FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
-    on_db!(db, p => sqlx::query_as(sql).bind(hash(presented)).bind(client_id).fetch_optional(p).await)
+    on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(presented)).bind(client_id).fetch_optional(p).await)
 }
 
 /// Revokes the family of `presented` if it belongs to `client_id` (RFC 7009); false if it is
@@ -149,7 +156,7 @@ pub async fn revoke(db: &IdentityDb, presented: &str, client_id: &str, now: Ts) 
         return Ok(false);
     }
     let sql = "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
-    let family: Option<String> = on_db!(db, p => sqlx::query_scalar(sql).bind(hash(presented)).bind(client_id).fetch_optional(p).await)?;
+    let family: Option<String> = on_db!(db, p => sqlx::query_scalar(sql).bind(tokens::Hashed::of(presented)).bind(client_id).fetch_optional(p).await)?;
     match family {
         Some(f) => revoke_family(db, &f, now).await.map(|()| true),
         None => Ok(false),

@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use parking_lot::RwLock;
 use serde_json::json;
 
-use crate::state::AppState;
-use crate::apps::{self, App, AppStatus};
+use crate::apps::{self, App, AppStatus, Apps};
 use crate::clients::{self, Client};
 use crate::keys::{self, KeyState, Signer, SigningAlg};
 use crate::store::{IdentityDb, Ts};
+
+use super::{discovery, origins};
 
 const REVALIDATE_MS: u64 = 1000;
 
@@ -56,15 +57,17 @@ struct Entry {
     rebuild_at: Option<Ts>,
 }
 
-pub struct IssuerCache {
+/// The issuers of this process, built on first use. Cheap to clone.
+#[derive(Clone)]
+pub struct IssuerCache(Arc<Shared>);
+
+struct Shared {
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     epoch: Instant,
-}
-
-impl Default for IssuerCache {
-    fn default() -> Self {
-        IssuerCache { entries: RwLock::new(HashMap::new()), epoch: Instant::now() }
-    }
+    /// The control plane, the identity stores, the master key, the clock and the change feed.
+    apps: Apps,
+    /// `{PUBLIC_URL}` without a trailing slash; issuers are `{public_base}/apps/{slug}`.
+    public_base: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,20 +83,30 @@ pub enum LoadError {
 }
 
 impl IssuerCache {
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    pub fn new(apps: Apps, public_base: String) -> Self {
+        IssuerCache(Arc::new(Shared {
+            entries: RwLock::new(HashMap::new()),
+            epoch: Instant::now(),
+            apps,
+            public_base,
+        }))
     }
 
-    pub async fn lookup(&self, state: &AppState, slug: &str) -> Result<Lookup, LoadError> {
-        let cached = self.entries.read().get(slug).cloned();
+    fn now_ms(&self) -> u64 {
+        self.0.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The app's issuer from memory; loaded from the stores on first use or after a change.
+    pub async fn lookup(&self, slug: &str) -> Result<Lookup, LoadError> {
+        let cached = self.0.entries.read().get(slug).cloned();
         if let Some(entry) = cached {
             let fresh_locally = entry.counter.load(Ordering::SeqCst) == entry.generation;
-            let keys_due = entry.rebuild_at.is_some_and(|t| t <= state.now());
+            let keys_due = entry.rebuild_at.is_some_and(|t| t <= self.0.apps.now());
             if fresh_locally && !keys_due {
                 let age = self.now_ms().saturating_sub(entry.checked_at_ms.load(Ordering::Relaxed));
                 if age > REVALIDATE_MS && !entry.refreshing.swap(true, Ordering::SeqCst) {
-                    let (state2, slug2, entry2) = (state.clone(), slug.to_string(), entry.clone());
-                    tokio::spawn(async move { state2.issuers.revalidate(&state2, &slug2, &entry2).await });
+                    let (cache, slug, entry) = (self.clone(), slug.to_string(), entry.clone());
+                    tokio::spawn(async move { cache.revalidate(&slug, &entry).await });
                 }
                 return Ok(match &entry.issuer {
                     Some(i) => Lookup::Active(i.clone()),
@@ -101,16 +114,16 @@ impl IssuerCache {
                 });
             }
         }
-        self.load(state, slug).await
+        self.load(slug).await
     }
 
-    async fn revalidate(&self, state: &AppState, slug: &str, entry: &Arc<Entry>) {
-        match apps::config_version(&state.control, slug).await {
+    async fn revalidate(&self, slug: &str, entry: &Arc<Entry>) {
+        match apps::config_version(&self.0.apps.control, slug).await {
             Ok(Some(v)) if v == entry.version => {
                 entry.checked_at_ms.store(self.now_ms(), Ordering::Relaxed);
             }
             Ok(_) => {
-                if let Err(err) = self.load(state, slug).await {
+                if let Err(err) = self.load(slug).await {
                     tracing::warn!(app.slug = slug, error = %err, "issuer reload failed");
                 }
             }
@@ -119,20 +132,20 @@ impl IssuerCache {
         entry.refreshing.store(false, Ordering::SeqCst);
     }
 
-    async fn load(&self, state: &AppState, slug: &str) -> Result<Lookup, LoadError> {
-        let counter = state.changes.counter(slug);
+    async fn load(&self, slug: &str) -> Result<Lookup, LoadError> {
+        let counter = self.0.apps.changes.counter(slug);
         let generation = counter.load(Ordering::SeqCst);
-        let app = match apps::service::get(state, slug).await {
+        let app = match apps::service::get(&self.0.apps, slug).await {
             Ok(app) => app,
             Err(apps::AppError::NotFound) => {
-                self.entries.write().remove(slug);
+                self.0.entries.write().remove(slug);
                 return Ok(Lookup::NotFound);
             }
             Err(e) => return Err(e.into()),
         };
         let version = app.config_version;
         let (issuer, rebuild_at) = if app.status == AppStatus::Active {
-            let (issuer, rebuild_at) = build(state, app).await?;
+            let (issuer, rebuild_at) = build(&self.0.apps, &self.0.public_base, app).await?;
             (Some(Arc::new(issuer)), rebuild_at)
         } else {
             (None, None)
@@ -146,7 +159,7 @@ impl IssuerCache {
             refreshing: AtomicBool::new(false),
             rebuild_at,
         });
-        self.entries.write().insert(slug.to_string(), entry);
+        self.0.entries.write().insert(slug.to_string(), entry);
         Ok(match issuer {
             Some(i) => Lookup::Active(i),
             None => Lookup::Inactive,
@@ -154,16 +167,16 @@ impl IssuerCache {
     }
 }
 
-async fn build(state: &AppState, app: App) -> Result<(Issuer, Option<Ts>), LoadError> {
-    let now = state.now();
-    let url = format!("{}/apps/{}", state.config.public_base(), app.slug);
-    let all_keys = keys::service::list(&state.control, app.id).await?;
+async fn build(apps: &Apps, public_base: &str, app: App) -> Result<(Issuer, Option<Ts>), LoadError> {
+    let now = apps.now();
+    let url = format!("{public_base}/apps/{}", app.slug);
+    let all_keys = keys::service::list(&apps.control, app.id).await?;
     let current = all_keys
         .iter()
         .filter(|k| k.state_at(now) == KeyState::Current)
         .max_by_key(|k| k.activated_at)
         .ok_or_else(|| LoadError::Broken(format!("app {} has no current signing key", app.slug)))?;
-    let signer = Arc::new(keys::service::signer(&state.secrets, current)?);
+    let signer = Arc::new(keys::service::signer(&apps.secrets, current)?);
     let mut verifiers = HashMap::new();
     let mut published = Vec::new();
     for k in all_keys.iter().filter(|k| k.published_at(now)) {
@@ -174,21 +187,21 @@ async fn build(state: &AppState, app: App) -> Result<(Issuer, Option<Ts>), LoadE
     }
     let rebuild_at =
         all_keys.iter().filter(|k| k.state_at(now) == KeyState::Retiring).filter_map(|k| k.retire_at).min();
-    let clients: HashMap<String, Client> = clients::all_of_app(&state.control, app.id)
+    let clients: HashMap<String, Client> = clients::all_of_app(&apps.control, app.id)
         .await?
         .into_iter()
         .map(|c| (c.client_id.clone(), c))
         .collect();
-    let cors_origins = super::cors::allowed_origins(clients.values());
-    let identity = apps::service::identity_store(state, &app)?;
-    state.identity.ensure_migrated(app.id, &identity).await.map_err(|e| LoadError::Broken(e.to_string()))?;
-    let discovery = Bytes::from(
-        serde_json::to_vec(&super::discovery::openid_configuration(&url, signer.alg())).unwrap_or_default(),
-    );
-    let oauth_metadata = Bytes::from(
-        serde_json::to_vec(&super::discovery::oauth_metadata(&url, signer.alg())).unwrap_or_default(),
-    );
-    let jwks = Bytes::from(serde_json::to_vec(&json!({ "keys": published })).unwrap_or_default());
+    let cors_origins = origins::allowed_origins(clients.values());
+    let identity = apps::service::identity_store(apps, &app)?;
+    apps.identity.ensure_migrated(app.id, &identity).await.map_err(|e| LoadError::Broken(e.to_string()))?;
+    // Serialising a `serde_json::Value` cannot fail; should it, the issuer is not served.
+    let to_bytes = |doc: &serde_json::Value| {
+        serde_json::to_vec(doc).map(Bytes::from).map_err(|e| LoadError::Broken(format!("metadata: {e}")))
+    };
+    let discovery = to_bytes(&discovery::openid_configuration(&url, signer.alg()))?;
+    let oauth_metadata = to_bytes(&discovery::oauth_metadata(&url, signer.alg()))?;
+    let jwks = to_bytes(&json!({ "keys": published }))?;
     Ok((
         Issuer {
             app,

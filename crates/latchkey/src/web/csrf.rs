@@ -23,19 +23,16 @@ pub fn check(secrets: &SecretBox, cookie: Option<&str>, form: Option<&str>) -> b
     }
 }
 
+/// Whether a posted form carries the CSRF token of this browser's cookie.
+pub fn verify(secrets: &SecretBox, headers: &axum::http::HeaderMap, form: &super::form::Form) -> bool {
+    check(secrets, cookie(headers, COOKIE), form.get("csrf"))
+}
+
+/// The `Set-Cookie` value that gives a browser its CSRF cookie (a session cookie, scoped to
+/// the issuer's path).
 pub fn set_cookie(value: &str, path: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path={path}; HttpOnly; SameSite=Lax{secure}")
+    super::cookies::SetCookie::new(COOKIE, value, path).secure(secure).to_string()
 }
 
 /// The value of cookie `name` from the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+pub use super::cookies::read as cookie;

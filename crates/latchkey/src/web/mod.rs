@@ -1,0 +1,8 @@
+//! The HTTP kit every surface shares: strict form parsing, cookies (one `Set-Cookie` builder),
+//! CSRF tokens for the hosted forms, and the themed page renderer. Knows the tenant context
+//! (for theming) and nothing of the domains behind the pages.
+
+pub mod cookies;
+pub mod csrf;
+pub mod form;
+pub mod pages;
