@@ -89,7 +89,7 @@ impl ServerBuilder {
             metrics: ops::metrics_handle(),
             passwords: Passwords::new(),
             throttle: Throttle::default(),
-            pages: Pages::new(),
+            pages: Arc::new(Pages::new()),
             mailer,
             mail_throttle: Arc::new(MailThrottle::default()),
         }));

@@ -17,7 +17,10 @@ pub fn build(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(admin::router(state.clone()))
         .merge(oidc::router())
-        .merge(login::router())
+        .merge(
+            login::router()
+                .layer(axum::middleware::map_response_with_state(state.clone(), crate::web::error::render)),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn(ops::track))
         .layer(SetResponseHeaderLayer::if_not_present(

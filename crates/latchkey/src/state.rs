@@ -40,7 +40,7 @@ pub struct Inner {
     pub passwords: Passwords,
     /// Failed sign-ins per account and client address (SPEC §7).
     pub throttle: Throttle,
-    pub pages: Pages,
+    pub pages: Arc<Pages>,
     /// Wakes the outbox sender (mail::outbox).
     pub mailer: Mailer,
     /// How often mail may be asked for (mail::throttle).
@@ -62,5 +62,17 @@ impl AppState {
     /// What queuing mail needs, for the mail and invitation services.
     pub fn post(&self) -> crate::mail::Post<'_> {
         crate::mail::Post { secrets: &self.secrets, mailer: &self.mailer, now: self.now() }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for IssuerCache {
+    fn from_ref(state: &AppState) -> IssuerCache {
+        state.issuers.clone()
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Pages> {
+    fn from_ref(state: &AppState) -> Arc<Pages> {
+        state.pages.clone()
     }
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 
-use super::handlers::{issuer_or_page, record_event, secure};
+use super::handlers::{internal, record_event, secure};
 use crate::keys::material;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
@@ -20,19 +20,10 @@ use crate::users;
 use crate::web::cookies::SetCookie;
 use crate::web::csrf;
 use crate::web::form::Form;
+use crate::web::{OrPage, PageError, Tenant};
 
 pub(super) fn base(state: &AppState, slug: &str) -> String {
     format!("{}/apps/{slug}", state.config.public_base())
-}
-
-pub(super) fn internal(state: &AppState, issuer: &Issuer, err: &dyn std::fmt::Display) -> Response {
-    tracing::error!(app.slug = %issuer.app.slug, error = %err, "account page failed");
-    state.pages.message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Some(&issuer.app),
-        "Something went wrong",
-        "Please try again in a moment.",
-    )
 }
 
 async fn current_session(
@@ -69,14 +60,10 @@ pub(super) fn csrf_for(state: &AppState, headers: &HeaderMap, slug: &str) -> (St
 
 pub async fn get_account(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     headers: HeaderMap,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    show_account(&state, &issuer, &headers, None).await
+) -> Result<Response, PageError> {
+    Ok(show_account(&state, &issuer, &headers, None).await)
 }
 
 pub(super) async fn show_account(
@@ -202,19 +189,15 @@ impl axum::extract::FromRequest<AppState> for SignedIn {
     async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
         use axum::extract::FromRequestParts;
         let (mut parts, body) = req.into_parts();
-        let not_found = || (StatusCode::NOT_FOUND, "not found").into_response();
-        let Path(params) =
-            Path::<std::collections::HashMap<String, String>>::from_request_parts(&mut parts, state)
-                .await
-                .map_err(|_| not_found())?;
-        let slug = params.get("slug").cloned().ok_or_else(not_found)?;
+        let Tenant(issuer) =
+            Tenant::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let slug = issuer.app.slug.to_string();
         let addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let headers = parts.headers.clone();
-        let issuer = issuer_or_page(state, &slug).await?;
         let req = axum::extract::Request::from_parts(parts, body);
         let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
         let (session, form) = signed_in_post(state, &issuer, &headers, &body).await.map_err(|r| *r)?;
@@ -227,24 +210,24 @@ impl axum::extract::FromRequest<AppState> for SignedIn {
     }
 }
 
-pub async fn post_profile(State(state): State<AppState>, me: SignedIn) -> Response {
+pub async fn post_profile(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, session, form, headers, .. } = me;
     let name: String =
         form.get("name").unwrap_or("").trim().chars().filter(|c| !c.is_control()).take(200).collect();
     let name = (!name.is_empty()).then_some(name);
-    if let Err(e) = users::set_name(&issuer.identity, session.user_id, name.as_deref(), state.now()).await {
-        return internal(&state, &issuer, &e);
-    }
-    show_account(&state, &issuer, &headers, Some("Your profile was saved.")).await
+    users::set_name(&issuer.identity, session.user_id, name.as_deref(), state.now())
+        .await
+        .or_page(&issuer)?;
+    Ok(show_account(&state, &issuer, &headers, Some("Your profile was saved.")).await)
 }
 
 pub async fn post_revoke_session(
     State(state): State<AppState>,
     Path((_, sid)): Path<(String, String)>,
     me: SignedIn,
-) -> Response {
+) -> Result<Response, PageError> {
     let SignedIn { issuer, slug, session, addr, headers, .. } = me;
-    match sessions::revoke_own(&issuer.identity, session.user_id, &sid, state.now()).await {
+    Ok(match sessions::revoke_own(&issuer.identity, session.user_id, &sid, state.now()).await {
         Ok(true) => {
             record_event(
                 &state,
@@ -259,19 +242,19 @@ pub async fn post_revoke_session(
             Redirect::to(&format!("{}/account", base(&state, &slug))).into_response()
         }
         Ok(false) => show_account(&state, &issuer, &headers, Some("That session had already ended.")).await,
-        Err(e) => internal(&state, &issuer, &e),
-    }
+        Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
+    })
 }
 
 /// Changes the password: the current one is required (and throttled like a sign-in), the new
 /// one follows the app's rules; every other session of the user ends (`password.change`).
-pub async fn post_password(State(state): State<AppState>, me: SignedIn) -> Response {
+pub async fn post_password(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, session, user, form, addr, headers, .. } = me;
     let new = form.get("new_password").unwrap_or("");
     if let Err(msg) = issuer.app.policy.password.check(new) {
         let mut res = show_account(&state, &issuer, &headers, Some(&msg)).await;
         *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-        return res;
+        return Ok(res);
     }
     let key = crate::signin::throttle::account_key(&user.email);
     let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
@@ -280,7 +263,7 @@ pub async fn post_password(State(state): State<AppState>, me: SignedIn) -> Respo
             let mut res = show_account(&state, &issuer, &headers, Some(&refused.message())).await;
             *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
-            return res;
+            return Ok(res);
         }
     };
     let current = secrecy::SecretString::from(form.get("current_password").unwrap_or("").to_string());
@@ -297,22 +280,15 @@ pub async fn post_password(State(state): State<AppState>, me: SignedIn) -> Respo
             let mut res =
                 show_account(&state, &issuer, &headers, Some("The current password is not correct.")).await;
             *res.status_mut() = StatusCode::UNAUTHORIZED;
-            return res;
+            return Ok(res);
         }
     }
     attempt.succeeded(state.clock.now());
-    let hash = match state.passwords.hash(&secrecy::SecretString::from(new.to_string())).await {
-        Ok(h) => h,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
+    let hash = state.passwords.hash(&secrecy::SecretString::from(new.to_string())).await.or_page(&issuer)?;
     let now = state.now();
-    if let Err(e) = users::change_password(&issuer.identity, user.id, &hash, now).await {
-        return internal(&state, &issuer, &e);
-    }
-    let others = match sessions::revoke_others(&issuer.identity, user.id, &session.id, now).await {
-        Ok(n) => n,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
+    users::change_password(&issuer.identity, user.id, &hash, now).await.or_page(&issuer)?;
+    let others =
+        sessions::revoke_others(&issuer.identity, user.id, &session.id, now).await.or_page(&issuer)?;
     record_event(
         &state,
         &issuer,
@@ -323,21 +299,22 @@ pub async fn post_password(State(state): State<AppState>, me: SignedIn) -> Respo
         serde_json::json!({"sessions_ended": others}),
     )
     .await;
-    show_account(
+    Ok(show_account(
         &state,
         &issuer,
         &headers,
         Some("Your password was changed. Every other session was signed out."),
     )
-    .await
+    .await)
 }
 
 /// Sends the email confirmation link again (throttled like every mail request).
-pub async fn post_verify_email(State(state): State<AppState>, me: SignedIn) -> Response {
+pub async fn post_verify_email(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, addr, headers, .. } = me;
     if user.email_verified {
-        return show_account(&state, &issuer, &headers, Some("Your email address is already confirmed."))
-            .await;
+        return Ok(
+            show_account(&state, &issuer, &headers, Some("Your email address is already confirmed.")).await
+        );
     }
     let key = crate::signin::throttle::account_key(&user.email);
     if let Err(wait) = state.mail_throttle.check(issuer.app.id, &key, addr.ip()) {
@@ -347,22 +324,20 @@ pub async fn post_verify_email(State(state): State<AppState>, me: SignedIn) -> R
             *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.retry_after_secs));
         }
-        return res;
+        return Ok(res);
     }
     if let Err(e) =
         crate::mail::links::issue(&state.post(), &issuer, crate::mail::Kind::VerifyEmail, &user, None).await
     {
-        return internal(&state, &issuer, &e);
+        return Err(PageError::internal(Some(&issuer.app), &e));
     }
     let notice = format!("We sent a new confirmation link to {}.", user.email);
-    show_account(&state, &issuer, &headers, Some(&notice)).await
+    Ok(show_account(&state, &issuer, &headers, Some(&notice)).await)
 }
 
-pub async fn post_logout_all(State(state): State<AppState>, me: SignedIn) -> Response {
+pub async fn post_logout_all(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, slug, session, addr, headers, .. } = me;
-    if let Err(e) = sessions::logout_all(&issuer.identity, session.user_id, state.now()).await {
-        return internal(&state, &issuer, &e);
-    }
+    sessions::logout_all(&issuer.identity, session.user_id, state.now()).await.or_page(&issuer)?;
     record_event(&state, &issuer, "logout.all", Some(session.user_id), &headers, addr, serde_json::json!({}))
         .await;
     let res = state.pages.message(
@@ -373,24 +348,21 @@ pub async fn post_logout_all(State(state): State<AppState>, me: SignedIn) -> Res
     );
     let mut res = res;
     SetCookie::removal(sessions::COOKIE, &format!("/apps/{slug}")).secure(secure(&state)).append_to(&mut res);
-    res
+    Ok(res)
 }
 
 /// RP-Initiated Logout 1.0 §2–§3. A registered `post_logout_redirect_uri` is required before
 /// any redirect; without a valid `id_token_hint` the user confirms first.
 pub async fn logout(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     method: axum::http::Method,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+) -> Result<Response, PageError> {
+    let slug = issuer.app.slug.to_string();
     let raw = if method == axum::http::Method::POST {
         body.to_vec()
     } else {
@@ -399,7 +371,7 @@ pub async fn logout(
     let bad = |msg: &str| {
         state.pages.message(StatusCode::BAD_REQUEST, Some(&issuer.app), "Sign-out request not valid", msg)
     };
-    let Ok(form) = Form::parse(&raw) else { return bad("The sign-out request is malformed.") };
+    let Ok(form) = Form::parse(&raw) else { return Ok(bad("The sign-out request is malformed.")) };
 
     // The hint names the client (its audience); it may have expired (§2).
     let hinted_client = match form.get("id_token_hint") {
@@ -411,12 +383,12 @@ pub async fn logout(
                 .filter(|v| v.claims["iss"] == issuer.url.as_str());
             match verified.and_then(|v| v.claims["aud"].as_str().map(str::to_string)) {
                 Some(aud) => Some(aud),
-                None => return bad("The id_token_hint was not issued here."),
+                None => return Ok(bad("The id_token_hint was not issued here.")),
             }
         }
     };
     let client_id = match (form.get("client_id"), &hinted_client) {
-        (Some(c), Some(h)) if c != h => return bad("client_id does not match the id_token_hint."),
+        (Some(c), Some(h)) if c != h => return Ok(bad("client_id does not match the id_token_hint.")),
         (Some(c), _) => Some(c.to_string()),
         (None, h) => h.clone(),
     };
@@ -428,9 +400,9 @@ pub async fn logout(
                 .and_then(|c| issuer.clients.get(c))
                 .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r.as_str() == uri));
             if !registered {
-                return bad(
+                return Ok(bad(
                     "The address to return to after signing out is not registered for this application.",
-                );
+                ));
             }
             Some(uri.to_string())
         }
@@ -448,15 +420,13 @@ pub async fn logout(
             client_id => client_id, post_logout_redirect_uri => redirect, state => form.get("state"),
         };
         let res = state.pages.render(StatusCode::OK, Some(&issuer.app), "logout.html", ctx);
-        return match set {
+        return Ok(match set {
             Some(c) => with_cookie(res, c),
             None => res,
-        };
+        });
     }
     if let Ok(Some(session)) = current_session(&state, &issuer, &headers).await {
-        if let Err(e) = sessions::revoke(&issuer.identity, &session.id, state.now()).await {
-            return internal(&state, &issuer, &e);
-        }
+        sessions::revoke(&issuer.identity, &session.id, state.now()).await.or_page(&issuer)?;
         record_event(
             &state,
             &issuer,
@@ -485,5 +455,5 @@ pub async fn logout(
     };
     let mut res = res;
     SetCookie::removal(sessions::COOKIE, &format!("/apps/{slug}")).secure(secure(&state)).append_to(&mut res);
-    res
+    Ok(res)
 }

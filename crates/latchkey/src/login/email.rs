@@ -14,15 +14,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    clean_request_id, email_allowed, email_method_form, finish, internal, issuer_or_page, not_offered,
-    origin, page, record_event, request_id,
+    clean_request_id, email_allowed, email_method_form, finish, internal, origin, page, record_event,
+    request_id,
 };
 use crate::apps::model::SignupPolicy;
 use crate::grants::requests as authorize;
@@ -32,6 +33,7 @@ use crate::state::AppState;
 use crate::tenant::Issuer;
 use crate::users::{self, Email, UserStatus};
 use crate::web::form::Form;
+use crate::web::{OrPage, PageError, Tenant};
 
 /// The `token` of a link's query: `Ok(None)` without one, `Err` for a query that is not a valid
 /// form (a repeated parameter, bad encoding), which is answered as a broken link.
@@ -194,29 +196,25 @@ fn ask_for_link(
 
 pub async fn get_magic_link(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+) -> Result<Response, PageError> {
     if !email_allowed(&issuer) {
-        return not_offered(&state, &issuer);
+        return Ok(PageError::email_not_offered(&issuer).into_response());
     }
     let now = state.now();
-    let Ok(token) = token_of(q.as_deref()) else { return invalid_link(&state, &issuer, Kind::MagicLink) };
+    let Ok(token) = token_of(q.as_deref()) else { return Ok(invalid_link(&state, &issuer, Kind::MagicLink)) };
     if let Some(token) = token {
         let found = match links::peek(&issuer.identity, Kind::MagicLink, &token, now).await {
             Ok(Some(t)) => Some(t.email),
             Ok(None) => match invitations::peek(&issuer.identity, Purpose::FirstAccess, &token, now).await {
                 Ok(t) => t.map(|t| t.email),
-                Err(e) => return internal(&state, &issuer, &e),
+                Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
             },
-            Err(e) => return internal(&state, &issuer, &e),
+            Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
         };
-        return match found {
+        return Ok(match found {
             Some(email) => page(
                 &state,
                 &issuer,
@@ -227,52 +225,49 @@ pub async fn get_magic_link(
                 context! { token, email },
             ),
             None => invalid_link(&state, &issuer, Kind::MagicLink),
-        };
+        });
     }
     let request_id = request_id(q.as_deref());
     let hint = match authorize::pending(&issuer.identity, &request_id, now).await {
         Ok(r) => r.and_then(|r| r.login_hint).unwrap_or_default(),
-        Err(e) => return internal(&state, &issuer, &e),
+        Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
     };
     let ctx = context! { email => hint, ttl_text => ttl_text(Kind::MagicLink) };
-    page(&state, &issuer, &headers, StatusCode::OK, "magic_link.html", &request_id, ctx)
+    Ok(page(&state, &issuer, &headers, StatusCode::OK, "magic_link.html", &request_id, ctx))
 }
 
 pub async fn post_magic_link(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let (issuer, form) = match email_method_form(&state, &slug, &headers, &body, "magic_link.html").await {
-        Ok(v) => v,
-        Err(r) => return r,
+) -> Result<Response, PageError> {
+    let form = match email_method_form(&state, &issuer, &headers, &body, "magic_link.html") {
+        Ok(f) => f,
+        Err(r) => return Ok(*r),
     };
     let Some(token) = form.get("token") else {
-        return ask_for_link(&state, &issuer, &headers, addr, &form, Kind::MagicLink, "magic_link.html");
+        return Ok(ask_for_link(&state, &issuer, &headers, addr, &form, Kind::MagicLink, "magic_link.html"));
     };
     let now = state.now();
     let used = match links::use_magic_link(&issuer.identity, token, now).await {
         Ok(Some(t)) => t,
-        Ok(None) => return first_access(&state, &issuer, &headers, addr, token).await,
-        Err(e) => return internal(&state, &issuer, &e),
+        Ok(None) => return Ok(first_access(&state, &issuer, &headers, addr, token).await),
+        Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
     };
     let user = match users::get(&issuer.identity, used.user_id).await {
         Ok(Some(u)) if u.status == UserStatus::Active => u,
-        Ok(_) => return invalid_link(&state, &issuer, Kind::MagicLink),
-        Err(e) => return internal(&state, &issuer, &e),
+        Ok(_) => return Ok(invalid_link(&state, &issuer, Kind::MagicLink)),
+        Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
     };
     let request = match &used.auth_request_id {
-        Some(id) => match authorize::pending(&issuer.identity, id, now).await {
-            Ok(r) => r,
-            Err(e) => return internal(&state, &issuer, &e),
-        },
+        Some(id) => authorize::pending(&issuer.identity, id, now).await.or_page(&issuer)?,
         None => None,
     };
     let data = serde_json::json!({"method": "magic_link"});
     record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, data).await;
-    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["email"]).await
+    Ok(finish(&state, &issuer, user.id, request, origin(&headers, addr), &["email"]).await)
 }
 
 /// A first-access link (auto_on_first_access): the account is created, its address verified by
@@ -338,45 +333,43 @@ async fn first_access(
 
 pub async fn get_reset_password(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+) -> Result<Response, PageError> {
     if !email_allowed(&issuer) {
-        return not_offered(&state, &issuer);
+        return Ok(PageError::email_not_offered(&issuer).into_response());
     }
-    let Ok(token) = token_of(q.as_deref()) else { return invalid_link(&state, &issuer, Kind::PasswordReset) };
+    let Ok(token) = token_of(q.as_deref()) else {
+        return Ok(invalid_link(&state, &issuer, Kind::PasswordReset));
+    };
     if let Some(token) = token {
-        return match links::peek(&issuer.identity, Kind::PasswordReset, &token, state.now()).await {
+        return Ok(match links::peek(&issuer.identity, Kind::PasswordReset, &token, state.now()).await {
             Ok(Some(t)) => {
                 let ctx = context! { token, email => t.email, min_length => issuer.app.policy.password.min_length, password_rules => issuer.app.policy.password.rules_text() };
                 page(&state, &issuer, &headers, StatusCode::OK, "reset_password.html", "", ctx)
             }
             Ok(None) => invalid_link(&state, &issuer, Kind::PasswordReset),
-            Err(e) => internal(&state, &issuer, &e),
-        };
+            Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
+        });
     }
     let request_id = request_id(q.as_deref());
-    page(&state, &issuer, &headers, StatusCode::OK, "reset_request.html", &request_id, context! {})
+    Ok(page(&state, &issuer, &headers, StatusCode::OK, "reset_request.html", &request_id, context! {}))
 }
 
 pub async fn post_reset_password(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let (issuer, form) = match email_method_form(&state, &slug, &headers, &body, "reset_request.html").await {
-        Ok(v) => v,
-        Err(r) => return r,
+) -> Result<Response, PageError> {
+    let form = match email_method_form(&state, &issuer, &headers, &body, "reset_request.html") {
+        Ok(f) => f,
+        Err(r) => return Ok(*r),
     };
     let Some(token) = form.get("token") else {
-        return ask_for_link(
+        return Ok(ask_for_link(
             &state,
             &issuer,
             &headers,
@@ -384,14 +377,14 @@ pub async fn post_reset_password(
             &form,
             Kind::PasswordReset,
             "reset_request.html",
-        );
+        ));
     };
     let now = state.now();
     // The link must be live before any password work is spent on it.
     let live = match links::peek(&issuer.identity, Kind::PasswordReset, token, now).await {
         Ok(Some(t)) => t,
-        Ok(None) => return invalid_link(&state, &issuer, Kind::PasswordReset),
-        Err(e) => return internal(&state, &issuer, &e),
+        Ok(None) => return Ok(invalid_link(&state, &issuer, Kind::PasswordReset)),
+        Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
     };
     let password = form.get("password").unwrap_or("");
     let rules = &issuer.app.policy.password;
@@ -399,7 +392,7 @@ pub async fn post_reset_password(
         let ctx = context! {
             token, email => live.email, min_length => rules.min_length, password_rules => rules.rules_text(), password_error,
         };
-        return page(
+        return Ok(page(
             &state,
             &issuer,
             &headers,
@@ -407,17 +400,14 @@ pub async fn post_reset_password(
             "reset_password.html",
             "",
             ctx,
-        );
+        ));
     }
-    let hash = match state.passwords.hash(&SecretString::from(password.to_string())).await {
-        Ok(h) => h,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
+    let hash = state.passwords.hash(&SecretString::from(password.to_string())).await.or_page(&issuer)?;
     let used = match links::reset_password(&issuer.identity, token, &hash, state.now()).await {
         Ok(Some(t)) => t,
         // Used by a parallel request in the meantime.
-        Ok(None) => return invalid_link(&state, &issuer, Kind::PasswordReset),
-        Err(e) => return internal(&state, &issuer, &e),
+        Ok(None) => return Ok(invalid_link(&state, &issuer, Kind::PasswordReset)),
+        Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
     };
     record_event(
         &state,
@@ -431,16 +421,16 @@ pub async fn post_reset_password(
     .await;
     let user = match users::get(&issuer.identity, used.user_id).await {
         Ok(Some(u)) => u,
-        Ok(None) => return invalid_link(&state, &issuer, Kind::PasswordReset),
-        Err(e) => return internal(&state, &issuer, &e),
+        Ok(None) => return Ok(invalid_link(&state, &issuer, Kind::PasswordReset)),
+        Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
     };
     if user.status != UserStatus::Active {
-        return state.pages.message(
+        return Ok(state.pages.message(
             StatusCode::OK,
             Some(&issuer.app),
             "Password changed",
             "Your new password is saved.",
-        );
+        ));
     }
     // Every other session ended with the reset; this browser is signed in afresh.
     let request = match &used.auth_request_id {
@@ -457,53 +447,51 @@ pub async fn post_reset_password(
         serde_json::json!({"method": "password_reset"}),
     )
     .await;
-    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await
+    Ok(finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await)
 }
 
 pub async fn get_verify_email(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     RawQuery(q): RawQuery,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+) -> Result<Response, PageError> {
     let Ok(Some(token)) = token_of(q.as_deref()) else {
-        return invalid_link(&state, &issuer, Kind::VerifyEmail);
+        return Ok(invalid_link(&state, &issuer, Kind::VerifyEmail));
     };
-    // Confirming an address is harmless to repeat and what the person wants, so the link works
-    // on GET (no extra click); it is still single use.
-    match links::verify_email(&issuer.identity, &token, state.now()).await {
-        Ok(Some(t)) => {
-            record_event(
-                &state,
-                &issuer,
-                "email.verified",
-                Some(t.user_id),
-                &headers,
-                addr,
-                serde_json::json!({}),
-            )
-            .await;
-            let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
-            state.pages.render(
-                StatusCode::OK,
-                Some(&issuer.app),
-                "message.html",
-                context! {
-                    heading => "Email address confirmed",
-                    message => format!("Thank you. {} is confirmed.", t.email),
-                    link_url => format!("{base}/account"),
-                    link_text => "Go to my account",
-                },
-            )
-        }
-        Ok(None) => invalid_link(&state, &issuer, Kind::VerifyEmail),
-        Err(e) => internal(&state, &issuer, &e),
-    }
+    Ok(
+        // Confirming an address is harmless to repeat and what the person wants, so the link works
+        // on GET (no extra click); it is still single use.
+        match links::verify_email(&issuer.identity, &token, state.now()).await {
+            Ok(Some(t)) => {
+                record_event(
+                    &state,
+                    &issuer,
+                    "email.verified",
+                    Some(t.user_id),
+                    &headers,
+                    addr,
+                    serde_json::json!({}),
+                )
+                .await;
+                let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
+                state.pages.render(
+                    StatusCode::OK,
+                    Some(&issuer.app),
+                    "message.html",
+                    context! {
+                        heading => "Email address confirmed",
+                        message => format!("Thank you. {} is confirmed.", t.email),
+                        link_url => format!("{base}/account"),
+                        link_text => "Go to my account",
+                    },
+                )
+            }
+            Ok(None) => invalid_link(&state, &issuer, Kind::VerifyEmail),
+            Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! `/login` and `/signup` under each issuer: email + password, CSRF-protected, themed.
+//! `/login` under each issuer, and what every hosted form shares: the themed page with its CSRF
+//! token and sibling URLs, the strict CSRF-checked form, throttled attempts, and the translation
+//! of a sign-in `Outcome` into a redirect with its cookie.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
@@ -14,10 +15,11 @@ use crate::grants::requests::{self as authorize, AuthRequest};
 use crate::sessions::{self, Origin};
 use crate::signin::{self, Outcome, PasswordCheck};
 use crate::state::AppState;
-use crate::tenant::{Issuer, Lookup};
+use crate::tenant::Issuer;
 use crate::web::cookies::SetCookie;
 use crate::web::csrf;
 use crate::web::form::Form;
+use crate::web::{OrPage, PageError, Tenant};
 use secrecy::ExposeSecret;
 
 pub(super) fn secure(state: &AppState) -> bool {
@@ -28,41 +30,10 @@ fn issuer_path(slug: &str) -> String {
     format!("/apps/{slug}")
 }
 
-pub(super) async fn issuer_or_page(state: &AppState, slug: &str) -> Result<Arc<Issuer>, Response> {
-    match state.issuers.lookup(slug).await {
-        Ok(Lookup::Active(i)) => Ok(i),
-        Ok(Lookup::Inactive) => Err(state.pages.message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            "Unavailable",
-            "Sign-in for this application is not available right now.",
-        )),
-        Ok(Lookup::NotFound) => Err(state.pages.message(
-            StatusCode::NOT_FOUND,
-            None,
-            "Not found",
-            "There is no application at this address.",
-        )),
-        Err(err) => {
-            tracing::error!(app.slug = slug, error = %err, "issuer could not be loaded");
-            Err(state.pages.message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                None,
-                "Something went wrong",
-                "Please try again in a moment.",
-            ))
-        }
-    }
-}
-
-pub(super) fn internal(state: &AppState, app: &Issuer, err: &dyn std::fmt::Display) -> Response {
-    tracing::error!(app.slug = %app.app.slug, error = %err, "sign-in page failed");
-    state.pages.message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Some(&app.app),
-        "Something went wrong",
-        "Please try again in a moment.",
-    )
+/// The internal-error page (cause logged once, in `web::error`), for handlers that answer with
+/// a plain `Response`.
+pub(super) fn internal(_state: &AppState, issuer: &Issuer, err: &dyn std::fmt::Display) -> Response {
+    PageError::internal(Some(&issuer.app), err).into_response()
 }
 
 pub(super) fn request_id(query: Option<&str>) -> String {
@@ -90,13 +61,25 @@ fn csrf_value(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
+/// What the login-style forms show: the page, the pending request, the typed address and the
+/// messages beside the form and its fields.
+#[derive(Default)]
 pub(super) struct View<'a> {
     page: &'a str,
     request_id: String,
     email: String,
     form_error: Option<String>,
-    email_error: Option<String>,
-    password_error: Option<String>,
+}
+
+impl<'a> View<'a> {
+    pub(super) fn new(page: &'a str, request_id: &str, email: &str) -> Self {
+        View { page, request_id: request_id.to_string(), email: email.to_string(), ..View::default() }
+    }
+
+    pub(super) fn form_error(mut self, msg: impl Into<String>) -> Self {
+        self.form_error = Some(msg.into());
+        self
+    }
 }
 
 pub(super) fn render(
@@ -109,8 +92,6 @@ pub(super) fn render(
     let ctx = context! {
         email => v.email,
         form_error => v.form_error,
-        email_error => v.email_error,
-        password_error => v.password_error,
         min_length => issuer.app.policy.password.min_length,
         password_rules => issuer.app.policy.password.rules_text(),
     };
@@ -120,16 +101,6 @@ pub(super) fn render(
 /// Whether the app lets people sign in with their email address (password or magic link).
 pub(super) fn email_allowed(issuer: &Issuer) -> bool {
     issuer.app.policy.allows_email()
-}
-
-/// The page for a sign-in method the app does not allow (refused server-side, not only hidden).
-pub(super) fn not_offered(state: &AppState, issuer: &Issuer) -> Response {
-    state.pages.message(
-        StatusCode::FORBIDDEN,
-        Some(&issuer.app),
-        "Not available",
-        "Signing in with an email address is not available for this application.",
-    )
 }
 
 /// Renders a hosted page with what every form needs: the CSRF token (setting its cookie on a
@@ -170,51 +141,30 @@ pub(super) fn page(
 
 pub async fn get_login(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+) -> Result<Response, PageError> {
     let request_id = request_id(q.as_deref());
-    let hint = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
-        Ok(r) => r.and_then(|r| r.login_hint).unwrap_or_default(),
-        Err(e) => return internal(&state, &issuer, &e),
-    };
-    render(
-        &state,
-        &issuer,
-        &headers,
-        StatusCode::OK,
-        View {
-            page: "login.html",
-            request_id,
-            email: hint,
-            form_error: None,
-            email_error: None,
-            password_error: None,
-        },
-    )
+    let pending = authorize::pending(&issuer.identity, &request_id, state.now()).await.or_page(&issuer)?;
+    let hint = pending.and_then(|r| r.login_hint).unwrap_or_default();
+    Ok(render(&state, &issuer, &headers, StatusCode::OK, View::new("login.html", &request_id, &hint)))
 }
 
 /// The start of every form post of an email sign-in method (password, sign-up, magic link,
 /// reset): the app's issuer, the method allowed by policy (refused server-side, not only
 /// hidden), and the parsed, CSRF-checked form. `Err` is the page to answer with.
-pub(super) async fn email_method_form(
+pub(super) fn email_method_form(
     state: &AppState,
-    slug: &str,
+    issuer: &Issuer,
     headers: &HeaderMap,
     body: &[u8],
     page: &'static str,
-) -> Result<(Arc<Issuer>, Form), Response> {
-    let issuer = issuer_or_page(state, slug).await?;
-    if !email_allowed(&issuer) {
-        return Err(not_offered(state, &issuer));
+) -> Result<Form, Box<Response>> {
+    if !email_allowed(issuer) {
+        return Err(Box::new(PageError::email_not_offered(issuer).into_response()));
     }
-    let form = read_form(state, &issuer, headers, body, page).map_err(|r| *r)?;
-    Ok((issuer, form))
+    read_form(state, issuer, headers, body, page)
 }
 
 /// The parsed, CSRF-checked form, or the page to show instead.
@@ -226,20 +176,7 @@ pub(super) fn read_form(
     page: &'static str,
 ) -> Result<Form, Box<Response>> {
     let bad = |msg: &str| {
-        render(
-            state,
-            issuer,
-            headers,
-            StatusCode::BAD_REQUEST,
-            View {
-                page,
-                request_id: String::new(),
-                email: String::new(),
-                form_error: Some(msg.into()),
-                email_error: None,
-                password_error: None,
-            },
-        )
+        render(state, issuer, headers, StatusCode::BAD_REQUEST, View::new(page, "", "").form_error(msg))
     };
     let form =
         Form::parse(body).map_err(|_| Box::new(bad("The form could not be read. Please try again.")))?;
@@ -319,60 +256,45 @@ pub(super) fn origin(headers: &HeaderMap, addr: SocketAddr) -> Origin {
 
 pub async fn post_login(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let (issuer, form) = match email_method_form(&state, &slug, &headers, &body, "login.html").await {
-        Ok(v) => v,
-        Err(r) => return r,
+) -> Result<Response, PageError> {
+    let form = match email_method_form(&state, &issuer, &headers, &body, "login.html") {
+        Ok(f) => f,
+        Err(r) => return Ok(*r),
     };
     let request_id = clean_request_id(form.get("request").unwrap_or(""));
     let email_raw = form.get("email").unwrap_or("").to_string();
     let password = SecretString::from(form.get("password").unwrap_or("").to_string());
-    let wrong = |state: &AppState, issuer: &Issuer| {
-        render(
-            state,
-            issuer,
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            View {
-                page: "login.html",
-                request_id: request_id.clone(),
-                email: email_raw.clone(),
-                form_error: Some("The email or password is not correct.".into()),
-                email_error: None,
-                password_error: None,
-            },
-        )
-    };
     // Brute-force protection before any store or password work; the answer does not depend on
-    // whether the account exists (login::throttle).
+    // whether the account exists (signin::throttle).
     let attempt =
         match begin_attempt(&state, &issuer, &headers, addr, "login.html", &request_id, &email_raw).await {
             Ok(a) => a,
-            Err(res) => return *res,
+            Err(res) => return Ok(*res),
         };
     let cx = signin::Context::of(&issuer, state.now());
-    let user = match signin::service::check_password(cx, &state.passwords, &email_raw, &password).await {
-        Ok(PasswordCheck::Proven(user)) => user,
-        Ok(PasswordCheck::Wrong) => {
+    let user = match signin::service::check_password(cx, &state.passwords, &email_raw, &password)
+        .await
+        .or_page(&issuer)?
+    {
+        PasswordCheck::Proven(user) => user,
+        PasswordCheck::Wrong => {
             attempt.failed(state.clock.now());
             metrics::counter!("latchkey_login_failures_total").increment(1);
             record_event(&state, &issuer, "login.failed", None, &headers, addr, serde_json::json!({})).await;
-            return wrong(&state, &issuer);
+            let view = View::new("login.html", &request_id, &email_raw)
+                .form_error("The email or password is not correct.");
+            return Ok(render(&state, &issuer, &headers, StatusCode::UNAUTHORIZED, view));
         }
-        Err(e) => return internal(&state, &issuer, &e),
     };
     attempt.succeeded(state.clock.now());
-    let request = match authorize::pending(&issuer.identity, &request_id, state.now()).await {
-        Ok(r) => r,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
+    let request = authorize::pending(&issuer.identity, &request_id, state.now()).await.or_page(&issuer)?;
     record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, serde_json::json!({}))
         .await;
-    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await
+    Ok(finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await)
 }
 
 /// Starts a throttled sign-in attempt, or answers 429 with `Retry-After` on the same page (and
@@ -394,14 +316,7 @@ pub(super) async fn begin_attempt<'a>(
                 .increment(1);
             let reason = serde_json::json!({"reason": "throttled"});
             record_event(state, issuer, "login.failed", None, headers, addr, reason).await;
-            let view = View {
-                page,
-                request_id: request_id.to_string(),
-                email: email_raw.to_string(),
-                form_error: Some(refused.message()),
-                email_error: None,
-                password_error: None,
-            };
+            let view = View::new(page, request_id, email_raw).form_error(refused.message());
             let mut res = render(state, issuer, headers, StatusCode::TOO_MANY_REQUESTS, view);
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
             Err(Box::new(res))

@@ -11,12 +11,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 
-use super::account::{SignedIn, base, csrf_for, internal, show_account, with_cookie};
+use super::account::{SignedIn, base, csrf_for, show_account, with_cookie};
+use super::handlers::internal;
 use super::handlers::record_event;
 use crate::mfa;
 use crate::state::AppState;
 use crate::tenant::Issuer;
 use crate::users::User;
+use crate::web::{OrPage, PageError};
 
 fn render(
     state: &AppState,
@@ -132,7 +134,7 @@ async fn fresh_code(
     Err(Box::new(res))
 }
 
-pub async fn post_setup(State(state): State<AppState>, me: SignedIn) -> Response {
+pub async fn post_setup(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, headers, .. } = me;
     let started = mfa::start(
         &issuer.identity,
@@ -144,7 +146,7 @@ pub async fn post_setup(State(state): State<AppState>, me: SignedIn) -> Response
         state.now(),
     )
     .await;
-    match started {
+    Ok(match started {
         Ok(Some(e)) => render(
             &state,
             &issuer,
@@ -156,17 +158,17 @@ pub async fn post_setup(State(state): State<AppState>, me: SignedIn) -> Response
         Ok(None) => {
             show_account(&state, &issuer, &headers, Some("Two-step verification is already on.")).await
         }
-        Err(e) => internal(&state, &issuer, &e),
-    }
+        Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
+    })
 }
 
-pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Response {
+pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, form, addr, headers, .. } = me;
     let now = state.now();
     let code = form.get("code").unwrap_or("");
     match check_throttled(&state, &issuer, &headers, addr, &user, code, Code::Enrolment).await {
         Ok(true) => {}
-        Err(r) => return *r,
+        Err(r) => return Ok(*r),
         Ok(false) => {
             let again = mfa::pending_enrolment(
                 &issuer.identity,
@@ -177,7 +179,7 @@ pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Respon
                 &user.email,
             )
             .await;
-            return match again {
+            return Ok(match again {
                 Ok(Some(e)) => render(
                     &state,
                     &issuer,
@@ -190,14 +192,12 @@ pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Respon
                     },
                 ),
                 Ok(None) => show_account(&state, &issuer, &headers, Some("Start the setup again.")).await,
-                Err(e) => internal(&state, &issuer, &e),
-            };
+                Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
+            });
         }
     }
-    let codes = match mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, now).await {
-        Ok(c) => c,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
+    let codes =
+        mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, now).await.or_page(&issuer)?;
     record_event(
         &state,
         &issuer,
@@ -208,44 +208,32 @@ pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Respon
         serde_json::json!({"method": "totp"}),
     )
     .await;
-    codes_page(&state, &issuer, &headers, codes, "Two-step verification is on.")
+    Ok(codes_page(&state, &issuer, &headers, codes, "Two-step verification is on."))
 }
 
-pub async fn post_recovery_codes(State(state): State<AppState>, me: SignedIn) -> Response {
+pub async fn post_recovery_codes(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, form, addr, headers, .. } = me;
     if let Err(r) =
         fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), false).await
     {
-        return *r;
+        return Ok(*r);
     }
-    match mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, state.now()).await {
-        Ok(codes) => {
-            record_event(
-                &state,
-                &issuer,
-                "mfa.recovery_codes_renewed",
-                Some(user.id),
-                &headers,
-                addr,
-                serde_json::json!({}),
-            )
-            .await;
-            codes_page(&state, &issuer, &headers, codes, "Your old recovery codes no longer work.")
-        }
-        Err(e) => internal(&state, &issuer, &e),
-    }
+    let codes = mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, state.now())
+        .await
+        .or_page(&issuer)?;
+    let data = serde_json::json!({});
+    record_event(&state, &issuer, "mfa.recovery_codes_renewed", Some(user.id), &headers, addr, data).await;
+    Ok(codes_page(&state, &issuer, &headers, codes, "Your old recovery codes no longer work."))
 }
 
-pub async fn post_remove(State(state): State<AppState>, me: SignedIn) -> Response {
+pub async fn post_remove(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, form, addr, headers, .. } = me;
     if let Err(r) =
         fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), true).await
     {
-        return *r;
+        return Ok(*r);
     }
-    if let Err(e) = mfa::remove(&issuer.identity, user.id).await {
-        return internal(&state, &issuer, &e);
-    }
+    mfa::remove(&issuer.identity, user.id).await.or_page(&issuer)?;
     record_event(
         &state,
         &issuer,
@@ -256,5 +244,5 @@ pub async fn post_remove(State(state): State<AppState>, me: SignedIn) -> Respons
         serde_json::json!({"by": "user"}),
     )
     .await;
-    show_account(&state, &issuer, &headers, Some("Two-step verification is off.")).await
+    Ok(show_account(&state, &issuer, &headers, Some("Two-step verification is off.")).await)
 }

@@ -13,15 +13,16 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, internal, issuer_or_page,
-    not_offered, origin, page, record_event, request_id,
+    awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, origin, page,
+    record_event, request_id,
 };
 use crate::apps::model::SignupPolicy;
 use crate::grants::requests as authorize;
@@ -31,6 +32,7 @@ use crate::state::AppState;
 use crate::tenant::Issuer;
 use crate::users::{self, Email, NewUser, UserStatus};
 use crate::web::form::Form;
+use crate::web::{OrPage, PageError, Tenant};
 
 /// Everything the sign-up page shows.
 #[derive(Default)]
@@ -103,46 +105,38 @@ fn domain_of(email: &Email) -> &str {
 
 pub async fn get_signup(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-) -> Response {
-    let issuer = match issuer_or_page(&state, &slug).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+) -> Result<Response, PageError> {
     if !issuer.app.policy.allows_email() {
-        return not_offered(&state, &issuer);
+        return Ok(PageError::email_not_offered(&issuer).into_response());
     }
     let query = q.as_deref().and_then(|q| Form::parse(q.as_bytes()).ok());
     let invitation = query.as_ref().and_then(|f| f.get("invitation")).unwrap_or("").to_string();
     let mut f = SignupView { request_id: request_id(q.as_deref()), ..Default::default() };
     if !invitation.is_empty() {
-        match invitations::peek(&issuer.identity, Purpose::Invitation, &invitation, state.now()).await {
-            Ok(Some(t)) => {
-                f.email = t.email;
-                f.email_fixed = true;
-                f.invitation = invitation;
-            }
-            Ok(None) => return invitation_invalid(&state, &issuer),
-            Err(e) => return internal(&state, &issuer, &e),
-        }
+        let found = invitations::peek(&issuer.identity, Purpose::Invitation, &invitation, state.now());
+        let Some(t) = found.await.or_page(&issuer)? else { return Ok(invitation_invalid(&state, &issuer)) };
+        f.email = t.email;
+        f.email_fixed = true;
+        f.invitation = invitation;
     } else if issuer.app.policy.signup_policy == SignupPolicy::InviteOnly {
-        return invite_only(&state, &issuer);
+        return Ok(invite_only(&state, &issuer));
     }
-    show(&state, &issuer, &headers, StatusCode::OK, f)
+    Ok(show(&state, &issuer, &headers, StatusCode::OK, f))
 }
 
 pub async fn post_signup(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let (issuer, form) = match email_method_form(&state, &slug, &headers, &body, "signup.html").await {
-        Ok(v) => v,
-        Err(r) => return r,
+) -> Result<Response, PageError> {
+    let form = match email_method_form(&state, &issuer, &headers, &body, "signup.html") {
+        Ok(f) => f,
+        Err(r) => return Ok(*r),
     };
     let policy = issuer.app.policy.clone();
     let now = state.now();
@@ -156,14 +150,14 @@ pub async fn post_signup(
     // unless the app is invite-only.
     let ticket = if invitation.is_empty() {
         if policy.signup_policy == SignupPolicy::InviteOnly {
-            return invite_only(&state, &issuer);
+            return Ok(invite_only(&state, &issuer));
         }
         None
     } else {
         match invitations::peek(&issuer.identity, Purpose::Invitation, &invitation, now).await {
             Ok(Some(t)) => Some(t),
-            Ok(None) => return invitation_invalid(&state, &issuer),
-            Err(e) => return internal(&state, &issuer, &e),
+            Ok(None) => return Ok(invitation_invalid(&state, &issuer)),
+            Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
         }
     };
     if let Some(t) = &ticket {
@@ -175,12 +169,12 @@ pub async fn post_signup(
         Ok(e) => e,
         Err(msg) => {
             f.email_error = Some(msg.into());
-            return show(&state, &issuer, &headers, StatusCode::UNPROCESSABLE_ENTITY, f);
+            return Ok(show(&state, &issuer, &headers, StatusCode::UNPROCESSABLE_ENTITY, f));
         }
     };
     if !policy.domain_allowed(domain_of(&email)) {
         f.email_error = Some(domain_refused(&email));
-        return show(&state, &issuer, &headers, StatusCode::UNPROCESSABLE_ENTITY, f);
+        return Ok(show(&state, &issuer, &headers, StatusCode::UNPROCESSABLE_ENTITY, f));
     }
     let password = form.get("password").unwrap_or("").to_string();
     if let Err(msg) = policy.password.check(&password) {
@@ -205,7 +199,7 @@ pub async fn post_signup(
         }
     }
     if f.password_error.is_some() || !f.errors.is_empty() {
-        return show(&state, &issuer, &headers, StatusCode::UNPROCESSABLE_ENTITY, f);
+        return Ok(show(&state, &issuer, &headers, StatusCode::UNPROCESSABLE_ENTITY, f));
     }
     let password = SecretString::from(password);
     // Signing up with a registered address and its password signs in, so the same brute-force
@@ -215,12 +209,9 @@ pub async fn post_signup(
             .await
         {
             Ok(a) => a,
-            Err(res) => return *res,
+            Err(res) => return Ok(*res),
         };
-    let hash = match state.passwords.hash(&password).await {
-        Ok(h) => h,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
+    let hash = state.passwords.hash(&password).await.or_page(&issuer)?;
     // An invited person is expected: no approval needed.
     let status = if ticket.is_none() && policy.signup_policy == SignupPolicy::AdminApproval {
         UserStatus::PendingApproval
@@ -249,14 +240,11 @@ pub async fn post_signup(
             match made {
                 Ok(Accepted::Created(_, user)) => Some(*user),
                 Ok(Accepted::AlreadyRegistered) => None,
-                Ok(Accepted::Invalid) => return invitation_invalid(&state, &issuer),
-                Err(e) => return internal(&state, &issuer, &e),
+                Ok(Accepted::Invalid) => return Ok(invitation_invalid(&state, &issuer)),
+                Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
             }
         }
-        None => match users::create(&issuer.identity, &new, now).await {
-            Ok(u) => u,
-            Err(e) => return internal(&state, &issuer, &e),
-        },
+        None => users::create(&issuer.identity, &new, now).await.or_page(&issuer)?,
     };
     let user = match created {
         Some(u) => u,
@@ -289,12 +277,12 @@ pub async fn post_signup(
                     .await;
                     let request =
                         authorize::pending(&issuer.identity, &f.request_id, now).await.ok().flatten();
-                    return finish(&state, &issuer, u.id, request, origin(&headers, addr), &["pwd"]).await;
+                    return Ok(finish(&state, &issuer, u.id, request, origin(&headers, addr), &["pwd"]).await);
                 }
                 None => {
                     attempt.failed(state.clock.now());
                     f.form_error = Some("We could not create an account with these details. If you already have one, sign in instead.".into());
-                    return show(&state, &issuer, &headers, StatusCode::UNPROCESSABLE_ENTITY, f);
+                    return Ok(show(&state, &issuer, &headers, StatusCode::UNPROCESSABLE_ENTITY, f));
                 }
             }
         }
@@ -308,11 +296,8 @@ pub async fn post_signup(
         tracing::warn!(app.slug = %issuer.app.slug, user.id = %user.id, error = %e, "verification mail could not be queued");
     }
     if user.status == UserStatus::PendingApproval {
-        return awaiting_approval(&state, &issuer);
+        return Ok(awaiting_approval(&state, &issuer));
     }
-    let request = match authorize::pending(&issuer.identity, &f.request_id, now).await {
-        Ok(r) => r,
-        Err(e) => return internal(&state, &issuer, &e),
-    };
-    finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await
+    let request = authorize::pending(&issuer.identity, &f.request_id, now).await.or_page(&issuer)?;
+    Ok(finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await)
 }

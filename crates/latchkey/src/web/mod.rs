@@ -4,5 +4,10 @@
 
 pub mod cookies;
 pub mod csrf;
+pub mod error;
 pub mod form;
 pub mod pages;
+pub mod tenant;
+
+pub use error::{OrPage, PageError};
+pub use tenant::Tenant;

@@ -1,0 +1,108 @@
+//! The page-error envelope of the hosted pages (beside `oidc::OAuthError` and the admin API's
+//! problem details): a themed message page with a heading and a sentence. A handler returns a
+//! [`PageError`]; [`render`], a response layer on the pages' router, draws it with the app's
+//! theme. An internal error says only "Something went wrong"; its cause is logged once, here.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::pages::Pages;
+use crate::apps::App;
+use crate::tenant::Issuer;
+
+/// A page to answer with instead of the one asked for.
+#[derive(Clone)]
+pub struct PageError {
+    status: StatusCode,
+    /// Whose theme the page wears (none when the app itself is unknown).
+    app: Option<Box<App>>,
+    heading: &'static str,
+    message: Cow<'static, str>,
+}
+
+impl PageError {
+    pub fn new(
+        status: StatusCode,
+        app: Option<&App>,
+        heading: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        PageError { status, app: app.cloned().map(Box::new), heading, message: message.into() }
+    }
+
+    /// No app at this address.
+    pub fn no_app() -> Self {
+        PageError::new(StatusCode::NOT_FOUND, None, "Not found", "There is no application at this address.")
+    }
+
+    /// The app exists but does not serve sign-in now (disabled, failed, provisioning).
+    pub fn app_unavailable() -> Self {
+        PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "Unavailable",
+            "Sign-in for this application is not available right now.",
+        )
+    }
+
+    /// Something failed on our side: the cause is logged (once, here) and never shown.
+    pub fn internal(app: Option<&App>, cause: &dyn Display) -> Self {
+        let slug = app.map(|a| a.slug.as_str()).unwrap_or("-");
+        tracing::error!(app.slug = slug, error = %cause, "page failed");
+        PageError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            app,
+            "Something went wrong",
+            "Please try again in a moment.",
+        )
+    }
+
+    /// The sign-in method is not offered by this app (refused server-side, not only hidden).
+    pub fn email_not_offered(issuer: &Issuer) -> Self {
+        PageError::new(
+            StatusCode::FORBIDDEN,
+            Some(&issuer.app),
+            "Not available",
+            "Signing in with an email address is not available for this application.",
+        )
+    }
+}
+
+impl std::fmt::Debug for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageError").field("status", &self.status).field("heading", &self.heading).finish()
+    }
+}
+
+/// `result.or_page(&issuer)?`: an unexpected failure becomes the internal-error page.
+pub trait OrPage<T> {
+    fn or_page(self, issuer: &Issuer) -> Result<T, PageError>;
+}
+
+impl<T, E: Display> OrPage<T> for Result<T, E> {
+    fn or_page(self, issuer: &Issuer) -> Result<T, PageError> {
+        self.map_err(|e| PageError::internal(Some(&issuer.app), &e))
+    }
+}
+
+impl IntoResponse for PageError {
+    /// A placeholder carrying the error; [`render`] replaces it with the themed page.
+    fn into_response(self) -> Response {
+        let mut res = self.status.into_response();
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+/// Response layer of the pages' router: draws every [`PageError`] with its app's theme.
+pub async fn render(State(pages): State<Arc<Pages>>, res: Response) -> Response {
+    match res.extensions().get::<PageError>() {
+        Some(e) => pages.message(e.status, e.app.as_deref(), e.heading, &e.message),
+        None => res,
+    }
+}
