@@ -85,17 +85,7 @@ async fn decide(
     let kind = if approve { "user.approved" } else { "user.rejected" };
     state
         .audit
-        .record(crate::audit::AuditEvent {
-            app_id: issuer.app.id,
-            store: issuer.identity.clone(),
-            time: now,
-            kind,
-            user_id: Some(user.id),
-            client_id: None,
-            ip: None,
-            user_agent: None,
-            data: serde_json::json!({"by": "operator"}),
-        })
+        .record(record_for(&issuer, state, kind, Some(user.id), serde_json::json!({"by": "operator"})))
         .await;
     operator::record(
         &state.control,
@@ -250,17 +240,9 @@ fn record_for(
     user: Option<Uuid>,
     data: serde_json::Value,
 ) -> crate::audit::AuditEvent {
-    crate::audit::AuditEvent {
-        app_id: issuer.app.id,
-        store: issuer.identity.clone(),
-        time: state.now(),
-        kind,
-        user_id: user,
-        client_id: None,
-        ip: None,
-        user_agent: None,
-        data,
-    }
+    crate::audit::AuditEvent::new(issuer.app.id, issuer.identity.clone(), state.now(), kind)
+        .user(user)
+        .data(data)
 }
 
 /// List or search the app's end users (creation order).

@@ -507,17 +507,10 @@ pub async fn rotate_keys(
     .await;
     if let Ok(store) = identity_store(apps, &app) {
         apps.audit
-            .record(crate::audit::AuditEvent {
-                app_id: app.id,
-                store,
-                time: now,
-                kind: "key.rotated",
-                user_id: None,
-                client_id: None,
-                ip: None,
-                user_agent: None,
-                data: json!({"kid": current, "grace_seconds": grace}),
-            })
+            .record(
+                crate::audit::AuditEvent::new(app.id, store, now, "key.rotated")
+                    .data(json!({"kid": current, "grace_seconds": grace})),
+            )
             .await;
     }
     Ok(keys)

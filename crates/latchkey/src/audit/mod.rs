@@ -29,6 +29,45 @@ pub struct AuditEvent {
     pub data: serde_json::Value,
 }
 
+impl AuditEvent {
+    /// An event of `kind` in `store` (app `app_id`) at `time`; the rest is added as known.
+    pub fn new(app_id: Uuid, store: IdentityDb, time: Ts, kind: &'static str) -> Self {
+        AuditEvent {
+            app_id,
+            store,
+            time,
+            kind,
+            user_id: None,
+            client_id: None,
+            ip: None,
+            user_agent: None,
+            data: serde_json::json!({}),
+        }
+    }
+
+    pub fn user(mut self, user_id: Option<Uuid>) -> Self {
+        self.user_id = user_id;
+        self
+    }
+
+    pub fn client(mut self, client_id: Option<&str>) -> Self {
+        self.client_id = client_id.map(str::to_string);
+        self
+    }
+
+    /// Who sent the request: its address and `User-Agent` (at most 512 characters kept).
+    pub fn from(mut self, ip: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Self {
+        self.ip = ip.map(|ip| ip.to_string());
+        self.user_agent = user_agent.map(|s| s.chars().take(512).collect());
+        self
+    }
+
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+}
+
 /// A stored event, as the admin API lists it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {

@@ -34,6 +34,13 @@ pub fn sha256_hex(token: &SecretString) -> String {
     hex::encode(digest::digest(&digest::SHA256, token.expose_secret().as_bytes()).as_ref())
 }
 
+/// Whether a presented token has the shape of one of ours (16 to 128 base64url characters),
+/// checked before any hashing or lookup.
+pub fn plausible(token: &str) -> bool {
+    (16..=128).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A bearer token in its plain form: exists only in the response that hands it out and in the
 /// request that presents it. `Debug` never shows it.
 pub struct Plain(SecretString);

@@ -17,8 +17,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::crypto::tokens;
-use crate::mail::outbox::Queued;
-use crate::mail::{Kind, templates};
+use crate::mail::Kind;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
 use crate::tenant::Issuer;
@@ -87,11 +86,6 @@ pub struct Ticket {
     pub auth_request_id: Option<String>,
 }
 
-fn plausible(token: &str) -> bool {
-    (16..=128).contains(&token.len())
-        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// Creates a registration token for `email` and queues its message in one transaction; returns
 /// the row and the link.
 pub async fn create(
@@ -109,21 +103,10 @@ pub async fn create(
         Purpose::FirstAccess => (Kind::MagicLink, "magic-link?token="),
     };
     let link = format!("{}/{page}{}", issuer.url, token.expose_secret());
-    let letter = templates::render_for(&issuer.app, kind, email.as_str(), &link, ttl)
-        .map_err(InvitationError::Mail)?;
     let expires = Ts::new(now.0 + ttl);
-    let queued = Queued::seal(
-        post.secrets,
-        issuer.app.id,
-        kind,
-        None,
-        email.as_str(),
-        letter,
-        link.clone(),
-        now,
-        expires,
-    )
-    .map_err(|e| InvitationError::Mail(e.to_string()))?;
+    let queued = post
+        .compose(&issuer.app, kind, None, email.as_str(), link.clone(), ttl)
+        .map_err(InvitationError::Mail)?;
     let row = Invitation {
         id: Uuid::now_v7(),
         email: email.as_str().to_string(),
@@ -147,8 +130,7 @@ pub async fn create(
         crate::insert_queued!(&mut *tx, queued)?;
         tx.commit().await
     })?;
-    metrics::counter!("latchkey_mail_queued_total", "kind" => kind.as_str()).increment(1);
-    post.mailer.wake(issuer);
+    post.queued(issuer, kind);
     Ok((row, link))
 }
 
@@ -159,7 +141,7 @@ pub async fn peek(
     token: &str,
     now: Ts,
 ) -> Result<Option<Ticket>, sqlx::Error> {
-    if !plausible(token) {
+    if !tokens::plausible(token) {
         return Ok(None);
     }
     let sql = "SELECT id, email, auth_request_id FROM invitations WHERE token_hash = $1 AND kind = $2 \
@@ -194,7 +176,7 @@ pub async fn accept(
     account: &Account<'_>,
     now: Ts,
 ) -> Result<Accepted, sqlx::Error> {
-    if !plausible(token) {
+    if !tokens::plausible(token) {
         return Ok(Accepted::Invalid);
     }
     let claim = "UPDATE invitations SET used_at = $3, token_sealed = NULL WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL \

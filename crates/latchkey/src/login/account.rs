@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 
-use super::handlers::{internal, record_event, secure};
+use super::handlers::{Post, internal, record_event, secure};
 use crate::keys::material;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
@@ -187,19 +187,8 @@ impl axum::extract::FromRequest<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
-        use axum::extract::FromRequestParts;
-        let (mut parts, body) = req.into_parts();
-        let Tenant(issuer) =
-            Tenant::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let Post { issuer, addr, headers, body } = Post::from_request(req, state).await?;
         let slug = issuer.app.slug.to_string();
-        let addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let headers = parts.headers.clone();
-        let req = axum::extract::Request::from_parts(parts, body);
-        let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
         let (session, form) = signed_in_post(state, &issuer, &headers, &body).await.map_err(|r| *r)?;
         let user = match users::get(&issuer.identity, session.user_id).await {
             Ok(Some(u)) => u,

@@ -13,7 +13,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
@@ -22,7 +21,7 @@ use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    clean_request_id, email_allowed, email_method_form, finish, internal, origin, page, record_event,
+    Post, clean_request_id, email_allowed, email_method_form, finish, internal, origin, page, record_event,
     request_id,
 };
 use crate::apps::model::SignupPolicy;
@@ -238,15 +237,9 @@ pub async fn get_magic_link(
 
 pub async fn post_magic_link(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    Post { issuer, addr, headers, body }: Post,
 ) -> Result<Response, PageError> {
-    let form = match email_method_form(&state, &issuer, &headers, &body, "magic_link.html") {
-        Ok(f) => f,
-        Err(r) => return Ok(*r),
-    };
+    let form = email_method_form(&state, &issuer, &headers, &body, "magic_link.html")?;
     let Some(token) = form.get("token") else {
         return Ok(ask_for_link(&state, &issuer, &headers, addr, &form, Kind::MagicLink, "magic_link.html"));
     };
@@ -359,15 +352,9 @@ pub async fn get_reset_password(
 
 pub async fn post_reset_password(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    Post { issuer, addr, headers, body }: Post,
 ) -> Result<Response, PageError> {
-    let form = match email_method_form(&state, &issuer, &headers, &body, "reset_request.html") {
-        Ok(f) => f,
-        Err(r) => return Ok(*r),
-    };
+    let form = email_method_form(&state, &issuer, &headers, &body, "reset_request.html")?;
     let Some(token) = form.get("token") else {
         return Ok(ask_for_link(
             &state,

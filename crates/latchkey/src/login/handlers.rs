@@ -3,9 +3,10 @@
 //! of a sign-in `Outcome` into a redirect with its cookie.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
@@ -28,6 +29,35 @@ pub(super) fn secure(state: &AppState) -> bool {
 
 fn issuer_path(slug: &str) -> String {
     format!("/apps/{slug}")
+}
+
+/// What every form post of the hosted pages starts from: the app in the path, the client's
+/// address, the headers (cookies) and the raw body (parsed strictly by the handler).
+pub(super) struct Post {
+    pub issuer: Arc<Issuer>,
+    pub addr: SocketAddr,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl FromRequest<AppState> for Post {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Tenant(issuer) =
+            Tenant::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Post { issuer, addr, headers, body })
+    }
 }
 
 /// The internal-error page (cause logged once, in `web::error`), for handlers that answer with
@@ -160,28 +190,28 @@ pub(super) fn email_method_form(
     headers: &HeaderMap,
     body: &[u8],
     page: &'static str,
-) -> Result<Form, Box<Response>> {
+) -> Result<Form, PageError> {
     if !email_allowed(issuer) {
-        return Err(Box::new(PageError::email_not_offered(issuer).into_response()));
+        return Err(PageError::email_not_offered(issuer));
     }
     read_form(state, issuer, headers, body, page)
 }
 
 /// The parsed, CSRF-checked form, or the page to show instead.
-pub(super) fn read_form(
+fn read_form(
     state: &AppState,
     issuer: &Issuer,
     headers: &HeaderMap,
     body: &[u8],
     page: &'static str,
-) -> Result<Form, Box<Response>> {
+) -> Result<Form, PageError> {
     let bad = |msg: &str| {
         render(state, issuer, headers, StatusCode::BAD_REQUEST, View::new(page, "", "").form_error(msg))
     };
-    let form =
-        Form::parse(body).map_err(|_| Box::new(bad("The form could not be read. Please try again.")))?;
+    let form = Form::parse(body)
+        .map_err(|_| PageError::rendered(bad("The form could not be read. Please try again.")))?;
     if !csrf::verify(&state.secrets, headers, &form) {
-        return Err(Box::new(bad("Your session on this page expired. Please try again.")));
+        return Err(PageError::rendered(bad("Your session on this page expired. Please try again.")));
     }
     Ok(form)
 }
@@ -250,31 +280,22 @@ pub(super) fn awaiting_approval(state: &AppState, issuer: &Issuer) -> Response {
 pub(super) fn origin(headers: &HeaderMap, addr: SocketAddr) -> Origin {
     Origin {
         ip: Some(addr.ip().to_string()),
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+        user_agent: crate::web::user_agent(headers).map(str::to_string),
     }
 }
 
 pub async fn post_login(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    Post { issuer, addr, headers, body }: Post,
 ) -> Result<Response, PageError> {
-    let form = match email_method_form(&state, &issuer, &headers, &body, "login.html") {
-        Ok(f) => f,
-        Err(r) => return Ok(*r),
-    };
+    let form = email_method_form(&state, &issuer, &headers, &body, "login.html")?;
     let request_id = clean_request_id(form.get("request").unwrap_or(""));
     let email_raw = form.get("email").unwrap_or("").to_string();
     let password = SecretString::from(form.get("password").unwrap_or("").to_string());
     // Brute-force protection before any store or password work; the answer does not depend on
     // whether the account exists (signin::throttle).
     let attempt =
-        match begin_attempt(&state, &issuer, &headers, addr, "login.html", &request_id, &email_raw).await {
-            Ok(a) => a,
-            Err(res) => return Ok(*res),
-        };
+        begin_attempt(&state, &issuer, &headers, addr, "login.html", &request_id, &email_raw).await?;
     let cx = signin::Context::of(&issuer, state.now());
     let user = match signin::service::check_password(cx, &state.passwords, &email_raw, &password)
         .await
@@ -307,7 +328,7 @@ pub(super) async fn begin_attempt<'a>(
     page: &'static str,
     request_id: &str,
     email_raw: &str,
-) -> Result<crate::signin::throttle::Attempt<'a>, Box<Response>> {
+) -> Result<crate::signin::throttle::Attempt<'a>, PageError> {
     let account = crate::signin::throttle::account_key(email_raw);
     match state.throttle.begin(issuer.app.id, &account, addr.ip(), state.clock.now()) {
         Ok(a) => Ok(a),
@@ -319,7 +340,7 @@ pub(super) async fn begin_attempt<'a>(
             let view = View::new(page, request_id, email_raw).form_error(refused.message());
             let mut res = render(state, issuer, headers, StatusCode::TOO_MANY_REQUESTS, view);
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
-            Err(Box::new(res))
+            Err(PageError::rendered(res))
         }
     }
 }
@@ -336,19 +357,11 @@ pub(super) async fn record_event(
 ) {
     state
         .audit
-        .record(crate::audit::AuditEvent {
-            app_id: issuer.app.id,
-            store: issuer.identity.clone(),
-            time: state.now(),
-            kind,
-            user_id,
-            client_id: None,
-            ip: Some(addr.ip().to_string()),
-            user_agent: headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(512).collect()),
-            data,
-        })
+        .record(
+            crate::audit::AuditEvent::new(issuer.app.id, issuer.identity.clone(), state.now(), kind)
+                .user(user_id)
+                .from(Some(addr.ip()), crate::web::user_agent(headers))
+                .data(data),
+        )
         .await;
 }

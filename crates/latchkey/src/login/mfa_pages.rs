@@ -12,7 +12,6 @@ use axum::response::Response;
 use minijinja::context;
 
 use super::account::{SignedIn, base, csrf_for, show_account, with_cookie};
-use super::handlers::internal;
 use super::handlers::record_event;
 use crate::mfa;
 use crate::state::AppState;
@@ -72,7 +71,7 @@ async fn check_throttled(
     user: &User,
     code: &str,
     kind: Code,
-) -> Result<bool, Box<Response>> {
+) -> Result<bool, PageError> {
     let key = format!("mfa:{}", user.id);
     let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
         Ok(a) => a,
@@ -80,7 +79,7 @@ async fn check_throttled(
             let mut res = show_account(state, issuer, headers, Some(&refused.message())).await;
             *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
-            return Err(Box::new(res));
+            return Err(PageError::rendered(res));
         }
     };
     let now = state.now();
@@ -111,7 +110,7 @@ async fn check_throttled(
             .await;
             Ok(false)
         }
-        Err(e) => Err(Box::new(internal(state, issuer, &e))),
+        Err(e) => Err(PageError::internal(Some(&issuer.app), &e)),
     }
 }
 
@@ -124,14 +123,14 @@ async fn fresh_code(
     user: &User,
     code: &str,
     recovery_ok: bool,
-) -> Result<(), Box<Response>> {
+) -> Result<(), PageError> {
     if check_throttled(state, issuer, headers, addr, user, code, Code::Fresh { recovery_ok }).await? {
         return Ok(());
     }
     let mut res =
         show_account(state, issuer, headers, Some("That code is not right, or was already used.")).await;
     *res.status_mut() = StatusCode::UNAUTHORIZED;
-    Err(Box::new(res))
+    Err(PageError::rendered(res))
 }
 
 pub async fn post_setup(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
@@ -166,35 +165,30 @@ pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Result
     let SignedIn { issuer, user, form, addr, headers, .. } = me;
     let now = state.now();
     let code = form.get("code").unwrap_or("");
-    match check_throttled(&state, &issuer, &headers, addr, &user, code, Code::Enrolment).await {
-        Ok(true) => {}
-        Err(r) => return Ok(*r),
-        Ok(false) => {
-            let again = mfa::pending_enrolment(
-                &issuer.identity,
-                &state.secrets,
-                issuer.app.id,
-                user.id,
-                &issuer.app.display_name,
-                &user.email,
-            )
-            .await;
-            return Ok(match again {
-                Ok(Some(e)) => render(
-                    &state,
-                    &issuer,
-                    &headers,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "mfa_setup.html",
-                    context! {
-                        qr_svg => e.qr_svg, secret => e.secret_base32, uri => e.uri,
-                        code_error => "That code is not right. Check the time on your device and enter the newest code.",
-                    },
-                ),
-                Ok(None) => show_account(&state, &issuer, &headers, Some("Start the setup again.")).await,
-                Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
-            });
-        }
+    if !check_throttled(&state, &issuer, &headers, addr, &user, code, Code::Enrolment).await? {
+        let again = mfa::pending_enrolment(
+            &issuer.identity,
+            &state.secrets,
+            issuer.app.id,
+            user.id,
+            &issuer.app.display_name,
+            &user.email,
+        )
+        .await;
+        return Ok(match again.or_page(&issuer)? {
+            Some(e) => render(
+                &state,
+                &issuer,
+                &headers,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "mfa_setup.html",
+                context! {
+                    qr_svg => e.qr_svg, secret => e.secret_base32, uri => e.uri,
+                    code_error => "That code is not right. Check the time on your device and enter the newest code.",
+                },
+            ),
+            None => show_account(&state, &issuer, &headers, Some("Start the setup again.")).await,
+        });
     }
     let codes =
         mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, now).await.or_page(&issuer)?;
@@ -213,11 +207,7 @@ pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Result
 
 pub async fn post_recovery_codes(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, form, addr, headers, .. } = me;
-    if let Err(r) =
-        fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), false).await
-    {
-        return Ok(*r);
-    }
+    fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), false).await?;
     let codes = mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, state.now())
         .await
         .or_page(&issuer)?;
@@ -228,11 +218,7 @@ pub async fn post_recovery_codes(State(state): State<AppState>, me: SignedIn) ->
 
 pub async fn post_remove(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, form, addr, headers, .. } = me;
-    if let Err(r) =
-        fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), true).await
-    {
-        return Ok(*r);
-    }
+    fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), true).await?;
     mfa::remove(&issuer.identity, user.id).await.or_page(&issuer)?;
     record_event(
         &state,

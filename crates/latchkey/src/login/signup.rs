@@ -10,10 +10,7 @@
 //! Every path checks the email domain rules, the password rules and the required profile fields
 //! on the server; an invitation is accepted in one transaction with the account it creates.
 
-use std::net::SocketAddr;
-
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::Response;
@@ -21,7 +18,7 @@ use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, origin, page,
+    Post, awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, origin, page,
     record_event, request_id,
 };
 use crate::apps::model::SignupPolicy;
@@ -129,15 +126,9 @@ pub async fn get_signup(
 
 pub async fn post_signup(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    Post { issuer, addr, headers, body }: Post,
 ) -> Result<Response, PageError> {
-    let form = match email_method_form(&state, &issuer, &headers, &body, "signup.html") {
-        Ok(f) => f,
-        Err(r) => return Ok(*r),
-    };
+    let form = email_method_form(&state, &issuer, &headers, &body, "signup.html")?;
     let policy = issuer.app.policy.clone();
     let now = state.now();
     let invitation = form.get("invitation").unwrap_or("").to_string();
@@ -205,12 +196,7 @@ pub async fn post_signup(
     // Signing up with a registered address and its password signs in, so the same brute-force
     // protection applies, before any hashing.
     let attempt =
-        match begin_attempt(&state, &issuer, &headers, addr, "signup.html", &f.request_id, email.as_str())
-            .await
-        {
-            Ok(a) => a,
-            Err(res) => return Ok(*res),
-        };
+        begin_attempt(&state, &issuer, &headers, addr, "signup.html", &f.request_id, email.as_str()).await?;
     let hash = state.passwords.hash(&password).await.or_page(&issuer)?;
     // An invited person is expected: no approval needed.
     let status = if ticket.is_none() && policy.signup_policy == SignupPolicy::AdminApproval {

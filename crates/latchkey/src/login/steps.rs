@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -15,7 +14,7 @@ use minijinja::context;
 use secrecy::SecretString;
 use sqlx::types::Json;
 
-use super::handlers::{PENDING_COOKIE, origin, page, record_event, respond, secure};
+use super::handlers::{PENDING_COOKIE, Post, origin, page, record_event, respond, secure};
 use crate::crypto::tokens;
 use crate::mail::{Kind, links};
 use crate::signin::pending::{self, Pending};
@@ -135,10 +134,7 @@ pub async fn get_continue(
 
 pub async fn post_continue(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    Post { issuer, addr, headers, body }: Post,
 ) -> Result<Response, PageError> {
     let Ok(form) = Form::parse(&body) else { return Ok(expired_page(&state, &issuer)) };
     if !csrf::verify(&state.secrets, &headers, &form) {

@@ -9,8 +9,6 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::Kind;
-use super::outbox::Queued;
-use super::templates;
 use crate::crypto::tokens;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
@@ -35,12 +33,6 @@ pub struct Token {
     pub auth_request_id: Option<String>,
 }
 
-/// Whether `token` looks like one of ours (bounded before any hashing or lookup).
-fn plausible(token: &str) -> bool {
-    (16..=128).contains(&token.len())
-        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// Issues a link of `kind` to `user` and queues its message; the background sender is woken.
 pub async fn issue(
     post: &crate::mail::Post<'_>,
@@ -53,20 +45,10 @@ pub async fn issue(
     let token = tokens::new_secret("lkm_");
     let token_hash = tokens::sha256_hex(&token);
     let link = format!("{}/{}?token={}", issuer.url, kind.page(), token.expose_secret());
-    let letter = templates::render(&issuer.app, kind, &user.email, &link).map_err(LinkError::Template)?;
     let expires = Ts::new(now.0 + kind.ttl());
-    let queued = Queued::seal(
-        post.secrets,
-        issuer.app.id,
-        kind,
-        Some(user.id),
-        &user.email,
-        letter,
-        link,
-        now,
-        expires,
-    )
-    .map_err(|e| LinkError::Template(e.to_string()))?;
+    let queued = post
+        .compose(&issuer.app, kind, Some(user.id), &user.email, link, kind.ttl())
+        .map_err(LinkError::Template)?;
     let token_sql = "INSERT INTO email_tokens (token_hash, kind, user_id, email, auth_request_id, created_at, expires_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7)";
     on_db!(&issuer.identity, p => {
@@ -78,14 +60,13 @@ pub async fn issue(
         crate::insert_queued!(&mut *tx, queued)?;
         tx.commit().await
     })?;
-    metrics::counter!("latchkey_mail_queued_total", "kind" => kind.as_str()).increment(1);
-    post.mailer.wake(issuer);
+    post.queued(issuer, kind);
     Ok(())
 }
 
 /// The live (unused, unexpired) token, without using it up.
 pub async fn peek(db: &IdentityDb, kind: Kind, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
-    if !plausible(token) {
+    if !tokens::plausible(token) {
         return Ok(None);
     }
     let sql = "SELECT user_id, email, auth_request_id FROM email_tokens \
@@ -110,7 +91,7 @@ async fn consume_and_verify(
     token: &str,
     now: Ts,
 ) -> Result<Option<Token>, sqlx::Error> {
-    if !plausible(token) {
+    if !tokens::plausible(token) {
         return Ok(None);
     }
     let verify =
@@ -149,7 +130,7 @@ pub async fn reset_password(
     password_hash: &str,
     now: Ts,
 ) -> Result<Option<Token>, sqlx::Error> {
-    if !plausible(token) {
+    if !tokens::plausible(token) {
         return Ok(None);
     }
     let set = "UPDATE users SET password_hash = $2, email_verified = CASE WHEN email_normalized = $3 THEN $5 ELSE email_verified END, \

@@ -31,6 +31,32 @@ pub struct Post<'a> {
     pub now: Ts,
 }
 
+impl Post<'_> {
+    /// The themed message of `kind` for `recipient`, carrying `link` and valid for `ttl`,
+    /// rendered and sealed for the outbox (to be inserted in the caller's transaction).
+    pub fn compose(
+        &self,
+        app: &crate::apps::App,
+        kind: Kind,
+        user_id: Option<uuid::Uuid>,
+        recipient: &str,
+        link: String,
+        ttl: Duration,
+    ) -> Result<outbox::Queued, String> {
+        let letter = templates::render_for(app, kind, recipient, &link, ttl)?;
+        let expires = Ts::new(self.now.0 + ttl);
+        outbox::Queued::seal(self.secrets, app.id, kind, user_id, recipient, letter, link, self.now, expires)
+            .map_err(|e| e.to_string())
+    }
+
+    /// After the transaction that queued a message of `kind` committed: count it, wake the
+    /// sender.
+    pub fn queued(&self, issuer: &std::sync::Arc<crate::tenant::Issuer>, kind: Kind) {
+        metrics::counter!("latchkey_mail_queued_total", "kind" => kind.as_str()).increment(1);
+        self.mailer.wake(issuer);
+    }
+}
+
 /// What a message is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

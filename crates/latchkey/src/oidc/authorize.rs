@@ -181,15 +181,12 @@ pub async fn authorize(
 }
 
 /// Turns an outcome into the HTTP answer. Redirects after a POST are 303 (never 307).
-pub fn respond(state: &AppState, issuer: &Issuer, slug: &str, outcome: Outcome) -> Response {
+pub fn respond(state: &AppState, issuer: &Issuer, outcome: Outcome) -> Response {
     match outcome {
         Outcome::ErrorPage(msg) => {
             state.pages.message(StatusCode::BAD_REQUEST, Some(&issuer.app), "Sign-in request not valid", &msg)
         }
         Outcome::ToClient(url) => Redirect::to(&url).into_response(),
-        Outcome::SignIn(r) => {
-            Redirect::to(&format!("{}/apps/{slug}/login?request={}", state.config.public_base(), r.id))
-                .into_response()
-        }
+        Outcome::SignIn(r) => Redirect::to(&format!("{}/login?request={}", issuer.url, r.id)).into_response(),
     }
 }

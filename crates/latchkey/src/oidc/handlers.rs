@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -11,21 +12,31 @@ use super::client_auth;
 use super::error::OAuthError;
 use super::service;
 use crate::state::AppState;
-use crate::tenant::{Issuer, Lookup};
+use crate::tenant::{Issuer, IssuerCache};
 use crate::web::form::Form;
+use crate::web::tenant::TenantError;
+use crate::web::{OrPage, PageError, Tenant};
 
 /// Largest form body accepted on the OAuth endpoints.
 pub const FORM_LIMIT: usize = 16 * 1024;
 
-/// Resolves the app's issuer or answers 404 (unknown) / 503 (not active).
-async fn issuer(state: &AppState, slug: &str) -> Result<Arc<Issuer>, OAuthError> {
-    match state.issuers.lookup(slug).await {
-        Ok(Lookup::Active(i)) => Ok(i),
-        Ok(Lookup::Inactive) => Err(OAuthError::unavailable()),
-        Ok(Lookup::NotFound) => Err(OAuthError::not_found()),
-        Err(err) => {
-            tracing::error!(app.slug = slug, error = %err, "issuer could not be loaded");
-            Err(OAuthError::server_error())
+/// The live issuer of the app in the path, or an RFC 6749 error: 404 (unknown), 503 (not
+/// active), 500 (not loadable).
+pub struct AppIssuer(pub Arc<Issuer>);
+
+impl<S> FromRequestParts<S> for AppIssuer
+where
+    IssuerCache: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = OAuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OAuthError> {
+        match crate::web::tenant::resolve(parts, state).await {
+            Ok(i) => Ok(AppIssuer(i)),
+            Err(TenantError::NotFound) => Err(OAuthError::not_found()),
+            Err(TenantError::Inactive) => Err(OAuthError::unavailable()),
+            Err(TenantError::Failed(_)) => Err(OAuthError::server_error()),
         }
     }
 }
@@ -52,6 +63,33 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             }
         })?;
         Form::parse(&bytes).map(OAuthForm).map_err(OAuthError::invalid_request)
+    }
+}
+
+/// A client's request to the token, introspection or revocation endpoint: the app in the path,
+/// the `Authorization` header and the strictly parsed form. [`ClientRequest::client`] then
+/// authenticates the client (RFC 6749 §2.3).
+pub struct ClientRequest {
+    issuer: Arc<Issuer>,
+    authorization: Option<String>,
+    form: Form,
+}
+
+impl FromRequest<AppState> for ClientRequest {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let (mut parts, body) = req.into_parts();
+        let AppIssuer(issuer) = AppIssuer::from_request_parts(&mut parts, state).await?;
+        let authorization = authorization(&parts.headers)?.map(str::to_string);
+        let OAuthForm(form) = OAuthForm::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(ClientRequest { issuer, authorization, form })
+    }
+}
+
+impl ClientRequest {
+    fn client(&self, secrets: &crate::crypto::SecretBox) -> Result<&crate::clients::Client, OAuthError> {
+        client_auth::authenticate(&self.issuer, secrets, self.authorization.as_deref(), &self.form)
     }
 }
 
@@ -82,53 +120,40 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
         .transpose()
 }
 
-pub async fn get_openid_configuration(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-) -> Result<Response, OAuthError> {
-    let issuer = issuer(&state, &slug).await?;
-    Ok(json_bytes(issuer.discovery.clone(), "public, max-age=300"))
+pub async fn get_openid_configuration(AppIssuer(issuer): AppIssuer) -> Response {
+    json_bytes(issuer.discovery.clone(), "public, max-age=300")
 }
 
-pub async fn get_oauth_metadata(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-) -> Result<Response, OAuthError> {
-    let issuer = issuer(&state, &slug).await?;
-    Ok(json_bytes(issuer.oauth_metadata.clone(), "public, max-age=300"))
+pub async fn get_oauth_metadata(AppIssuer(issuer): AppIssuer) -> Response {
+    json_bytes(issuer.oauth_metadata.clone(), "public, max-age=300")
 }
 
 /// JWKS. A new signing key is published as `next` one rotation before it signs, and a retired
 /// one stays for its grace window; five minutes of caching fits inside both (docs/keys.md).
-pub async fn get_jwks(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-) -> Result<Response, OAuthError> {
-    let issuer = issuer(&state, &slug).await?;
-    Ok(json_bytes(issuer.jwks.clone(), "public, max-age=300"))
+pub async fn get_jwks(AppIssuer(issuer): AppIssuer) -> Response {
+    json_bytes(issuer.jwks.clone(), "public, max-age=300")
 }
 
 pub async fn post_token(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    request: ClientRequest,
 ) -> Result<Response, OAuthError> {
-    let issuer = issuer(&state, &slug).await?;
-    let client = client_auth::authenticate(&issuer, &state.secrets, authorization(&headers)?, &form)?;
+    let client = request.client(&state.secrets)?;
+    let (issuer, form) = (&request.issuer, &request.form);
     let now = state.now();
     let grant =
         form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let response = match grant {
-        "client_credentials" => service::client_credentials(&issuer, client, form.get("scope"), now).await?,
-        "authorization_code" => super::code::exchange(&issuer, client, &form, now).await?,
-        "refresh_token" => match super::code::refresh(&issuer, &state.secrets, client, &form, now).await {
+        "client_credentials" => service::client_credentials(issuer, client, form.get("scope"), now).await?,
+        "authorization_code" => super::code::exchange(issuer, client, form, now).await?,
+        "refresh_token" => match super::code::refresh(issuer, &state.secrets, client, form, now).await {
             Ok((response, _)) => response,
             Err((err, reused_by)) => {
                 if let Some(user_id) = reused_by {
                     audit(
                         &state,
-                        &issuer,
+                        issuer,
                         "refresh.reuse_detected",
                         Some(user_id),
                         Some(&client.client_id),
@@ -148,18 +173,16 @@ pub async fn post_token(
 
 pub async fn post_introspect(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
-    headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    request: ClientRequest,
 ) -> Result<Response, OAuthError> {
-    let issuer = issuer(&state, &slug).await?;
-    let client = client_auth::authenticate(&issuer, &state.secrets, authorization(&headers)?, &form)?;
+    let client = request.client(&state.secrets)?;
+    let (issuer, form) = (&request.issuer, &request.form);
     if !client.token_endpoint_auth_method.is_confidential() {
         return Err(OAuthError::unauthorized_client("introspection is for confidential clients"));
     }
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let result = service::introspect(&issuer, token, state.now()).await.map_err(|err| {
-        tracing::error!(app.slug = %slug, error = %err, "introspection failed");
+    let result = service::introspect(issuer, token, state.now()).await.map_err(|err| {
+        tracing::error!(app.slug = %issuer.app.slug, error = %err, "introspection failed");
         OAuthError::server_error()
     })?;
     Ok(no_store_json(&result))
@@ -167,37 +190,28 @@ pub async fn post_introspect(
 
 pub async fn post_revoke(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
-    headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    request: ClientRequest,
 ) -> Result<Response, OAuthError> {
-    let issuer = issuer(&state, &slug).await?;
-    let client = client_auth::authenticate(&issuer, &state.secrets, authorization(&headers)?, &form)?;
+    let client = request.client(&state.secrets)?;
+    let (issuer, form) = (&request.issuer, &request.form);
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = state.now();
     let fail = |err: sqlx::Error| {
-        tracing::error!(app.slug = %slug, error = %err, "revocation failed");
+        tracing::error!(app.slug = %issuer.app.slug, error = %err, "revocation failed");
         OAuthError::server_error()
     };
     let revoked = if token.starts_with(crate::grants::refresh::PREFIX) {
         crate::grants::refresh::revoke(&issuer.identity, token, &client.client_id, now).await.map_err(fail)?
     } else {
-        service::revoke(&issuer, client, token, now).await.map_err(fail)?
+        service::revoke(issuer, client, token, now).await.map_err(fail)?
     };
     if revoked {
         state
             .audit
-            .record(crate::audit::AuditEvent {
-                app_id: issuer.app.id,
-                store: issuer.identity.clone(),
-                time: now,
-                kind: "token.revoked",
-                user_id: None,
-                client_id: Some(client.client_id.clone()),
-                ip: None,
-                user_agent: None,
-                data: serde_json::json!({}),
-            })
+            .record(
+                crate::audit::AuditEvent::new(issuer.app.id, issuer.identity.clone(), now, "token.revoked")
+                    .client(Some(&client.client_id)),
+            )
             .await;
     }
     // RFC 7009 §2.2: 200 whether or not the token was valid.
@@ -212,65 +226,23 @@ pub async fn not_found() -> OAuthError {
     OAuthError::not_found()
 }
 
+/// `GET /authorize`: errors before the redirect URI is verified are pages, never redirects.
 pub async fn get_authorize(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant(issuer): Tenant,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
-) -> Response {
-    let issuer = match state.issuers.lookup(&slug).await {
-        Ok(Lookup::Active(i)) => i,
-        Ok(Lookup::Inactive) => {
-            return state.pages.message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                "Unavailable",
-                "Sign-in for this application is not available right now.",
-            );
-        }
-        Ok(Lookup::NotFound) => {
-            return state.pages.message(
-                StatusCode::NOT_FOUND,
-                None,
-                "Not found",
-                "There is no application at this address.",
-            );
-        }
-        Err(err) => {
-            tracing::error!(app.slug = %slug, error = %err, "issuer could not be loaded");
-            return state.pages.message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                None,
-                "Something went wrong",
-                "Please try again in a moment.",
-            );
-        }
-    };
+) -> Result<Response, PageError> {
     let now = state.now();
-    let fail = |e: &dyn std::fmt::Display| {
-        tracing::error!(app.slug = %slug, error = %e, "authorization failed");
-        state.pages.message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Some(&issuer.app),
-            "Something went wrong",
-            "Please try again in a moment.",
-        )
-    };
     let session = match crate::web::csrf::cookie(&headers, crate::sessions::COOKIE) {
-        Some(c) => {
-            match crate::sessions::from_cookie(&issuer.identity, c, &issuer.app.policy.session, now).await {
-                Ok(s) => s,
-                Err(e) => return fail(&e),
-            }
-        }
+        Some(c) => crate::sessions::from_cookie(&issuer.identity, c, &issuer.app.policy.session, now)
+            .await
+            .or_page(&issuer)?,
         None => None,
     };
-    match super::authorize::authorize(&issuer, query.unwrap_or_default().as_bytes(), session.as_ref(), now)
-        .await
-    {
-        Ok(outcome) => super::authorize::respond(&state, &issuer, &slug, outcome),
-        Err(e) => fail(&e),
-    }
+    let query = query.unwrap_or_default();
+    let outcome = super::authorize::authorize(&issuer, query.as_bytes(), session.as_ref(), now).await;
+    Ok(super::authorize::respond(&state, &issuer, outcome.or_page(&issuer)?))
 }
 
 /// RFC 6750 error for the userinfo endpoint.
@@ -288,11 +260,11 @@ fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response 
 /// OIDC Core §5.3: claims about the user of a live session, by scope.
 pub async fn userinfo(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    issuer: Result<AppIssuer, OAuthError>,
     headers: HeaderMap,
 ) -> Response {
-    let issuer = match issuer(&state, &slug).await {
-        Ok(i) => i,
+    let issuer = match issuer {
+        Ok(AppIssuer(i)) => i,
         Err(e) => return e.into_response(),
     };
     let token = match authorization(&headers) {
@@ -320,7 +292,7 @@ pub async fn userinfo(
         Ok(Some(claims)) => no_store_json(&claims),
         Ok(None) => bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is not valid"),
         Err(err) => {
-            tracing::error!(app.slug = %slug, error = %err, "userinfo failed");
+            tracing::error!(app.slug = %issuer.app.slug, error = %err, "userinfo failed");
             OAuthError::server_error().into_response()
         }
     }
@@ -336,19 +308,11 @@ async fn audit(
 ) {
     state
         .audit
-        .record(crate::audit::AuditEvent {
-            app_id: issuer.app.id,
-            store: issuer.identity.clone(),
-            time: state.now(),
-            kind,
-            user_id,
-            client_id: client_id.map(str::to_string),
-            ip: None,
-            user_agent: headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(512).collect()),
-            data: serde_json::json!({}),
-        })
+        .record(
+            crate::audit::AuditEvent::new(issuer.app.id, issuer.identity.clone(), state.now(), kind)
+                .user(user_id)
+                .client(client_id)
+                .from(None, crate::web::user_agent(headers)),
+        )
         .await;
 }

@@ -16,8 +16,17 @@ use crate::apps::App;
 use crate::tenant::Issuer;
 
 /// A page to answer with instead of the one asked for.
+pub struct PageError(Kind);
+
+enum Kind {
+    /// A themed message page, drawn by [`render`].
+    Message(Message),
+    /// A page already rendered by the handler's surface (a form shown again with its error).
+    Rendered(Box<Response>),
+}
+
 #[derive(Clone)]
-pub struct PageError {
+struct Message {
     status: StatusCode,
     /// Whose theme the page wears (none when the app itself is unknown).
     app: Option<Box<App>>,
@@ -32,7 +41,17 @@ impl PageError {
         heading: &'static str,
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
-        PageError { status, app: app.cloned().map(Box::new), heading, message: message.into() }
+        PageError(Kind::Message(Message {
+            status,
+            app: app.cloned().map(Box::new),
+            heading,
+            message: message.into(),
+        }))
+    }
+
+    /// A page the surface rendered itself (a form again, with the message beside its field).
+    pub fn rendered(page: Response) -> Self {
+        PageError(Kind::Rendered(Box::new(page)))
     }
 
     /// No app at this address.
@@ -75,7 +94,12 @@ impl PageError {
 
 impl std::fmt::Debug for PageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageError").field("status", &self.status).field("heading", &self.heading).finish()
+        match &self.0 {
+            Kind::Message(m) => {
+                f.debug_struct("PageError").field("status", &m.status).field("heading", &m.heading).finish()
+            }
+            Kind::Rendered(r) => f.debug_struct("PageError").field("status", &r.status()).finish(),
+        }
     }
 }
 
@@ -91,18 +115,23 @@ impl<T, E: Display> OrPage<T> for Result<T, E> {
 }
 
 impl IntoResponse for PageError {
-    /// A placeholder carrying the error; [`render`] replaces it with the themed page.
+    /// A placeholder carrying the message; [`render`] replaces it with the themed page.
     fn into_response(self) -> Response {
-        let mut res = self.status.into_response();
-        res.extensions_mut().insert(self);
-        res
+        match self.0 {
+            Kind::Message(m) => {
+                let mut res = m.status.into_response();
+                res.extensions_mut().insert(m);
+                res
+            }
+            Kind::Rendered(page) => *page,
+        }
     }
 }
 
 /// Response layer of the pages' router: draws every [`PageError`] with its app's theme.
 pub async fn render(State(pages): State<Arc<Pages>>, res: Response) -> Response {
-    match res.extensions().get::<PageError>() {
-        Some(e) => pages.message(e.status, e.app.as_deref(), e.heading, &e.message),
+    match res.extensions().get::<Message>() {
+        Some(m) => pages.message(m.status, m.app.as_deref(), m.heading, &m.message),
         None => res,
     }
 }

@@ -11,3 +11,8 @@ pub mod tenant;
 
 pub use error::{OrPage, PageError};
 pub use tenant::Tenant;
+
+/// The request's `User-Agent`, if it is readable text.
+pub fn user_agent(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok())
+}
