@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod grants;
+pub mod id;
 pub mod invitations;
 pub mod jobs;
 pub mod keys;

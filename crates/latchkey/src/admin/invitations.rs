@@ -36,7 +36,8 @@ pub struct InvitationResponse {
     /// `pending`, `used`, `revoked` or `expired`.
     pub status: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
-    pub user_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub user_id: Option<crate::users::UserId>,
 }
 
 impl InvitationResponse {
@@ -76,7 +77,7 @@ pub async fn create_invitation(
     let issuer = active(&state, &slug).await?;
     let email =
         Email::parse(&body.email).map_err(|_| ApiError::validation("email is not an email address"))?;
-    let domain = email.normalized().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let domain = email.domain();
     if !issuer.app.policy.domain_allowed(domain) {
         return Err(ApiError::validation(format!("the app's policy does not accept addresses at {domain}")));
     }

@@ -17,7 +17,7 @@ use super::views::List;
 use crate::audit::operator;
 use crate::state::AppState;
 use crate::tenant::{Issuer, Lookup};
-use crate::users::{self, User, UserStatus};
+use crate::users::{self, User, UserId, UserStatus};
 
 /// An end user as operators see it (never a password hash or secret).
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,7 +34,7 @@ pub struct UserResponse {
 impl From<User> for UserResponse {
     fn from(u: User) -> Self {
         UserResponse {
-            id: u.id,
+            id: u.id.0,
             email: u.email,
             email_verified: u.email_verified,
             status: u.status.as_str().to_string(),
@@ -54,8 +54,8 @@ pub(super) async fn active(state: &AppState, slug: &str) -> Result<Arc<Issuer>, 
     }
 }
 
-pub(super) fn user_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("user"))
+pub(super) fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("user"))
 }
 
 async fn decide(
@@ -184,7 +184,8 @@ pub struct AuditEventResponse {
     #[serde(rename = "type")]
     pub kind: String,
     pub time: chrono::DateTime<chrono::Utc>,
-    pub user_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub user_id: Option<crate::users::UserId>,
     pub client_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -218,10 +219,10 @@ pub(super) fn limit_of(limit: Option<u32>) -> Result<i64, ApiError> {
     Ok(limit)
 }
 
-pub(super) fn cursor_of(cursor: &Option<String>) -> Result<Option<Uuid>, ApiError> {
+pub(super) fn cursor_of<T: std::str::FromStr>(cursor: &Option<String>) -> Result<Option<T>, ApiError> {
     cursor
         .as_ref()
-        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::malformed("cursor is not one this API issued")))
+        .map(|c| c.parse().map_err(|_| ApiError::malformed("cursor is not one this API issued")))
         .transpose()
 }
 
@@ -237,7 +238,7 @@ fn record_for(
     issuer: &Issuer,
     state: &AppState,
     kind: &'static str,
-    user: Option<Uuid>,
+    user: Option<UserId>,
     data: serde_json::Value,
 ) -> crate::audit::AuditEvent {
     crate::audit::AuditEvent::new(issuer.app.id, issuer.identity.clone(), state.now(), kind)
@@ -333,7 +334,7 @@ pub async fn list_sessions(
     let items = list
         .into_iter()
         .map(|s| SessionResponse {
-            id: s.id,
+            id: s.id.0,
             created_at: s.created_at.0,
             last_seen_at: s.last_seen_at.0,
             expires_at: s.expires_at.0,
@@ -445,7 +446,7 @@ pub async fn audit(
         user_id: q
             .user_id
             .as_ref()
-            .map(|u| Uuid::parse_str(u).map_err(|_| ApiError::validation("user_id must be a UUID")))
+            .map(|u| u.parse().map_err(|_| ApiError::validation("user_id must be a UUID")))
             .transpose()?,
         kind: q.kind.clone().filter(|k| k.len() <= 64),
         since: time("since", &q.since)?,

@@ -74,7 +74,7 @@ pub struct ClientResponse {
 impl ClientResponse {
     pub fn new(c: Client, secret: Option<String>) -> Self {
         ClientResponse {
-            client_id: c.client_id,
+            client_id: c.client_id.0,
             name: c.name,
             redirect_uris: c.redirect_uris,
             post_logout_redirect_uris: c.post_logout_redirect_uris,
@@ -103,7 +103,7 @@ pub struct KeyResponse {
 impl KeyResponse {
     pub fn new(k: &SigningKey, now: Ts) -> Self {
         KeyResponse {
-            kid: k.kid.clone(),
+            kid: k.kid.to_string(),
             alg: k.alg,
             state: k.state_at(now),
             created_at: k.created_at.0,

@@ -126,10 +126,10 @@ fn validate_display_name(name: &str) -> Result<String, AppError> {
 }
 
 fn validate_email_address(what: &str, addr: &str) -> Result<(), AppError> {
-    let ok = addr.len() <= 254
-        && addr.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-        && !addr.chars().any(|c| c.is_control() || c.is_whitespace());
-    if ok { Ok(()) } else { Err(AppError::Invalid(format!("{what} is not an email address"))) }
+    match crate::users::Email::parse(addr) {
+        Ok(e) if e.as_str().len() == addr.len() => Ok(()),
+        _ => Err(AppError::Invalid(format!("{what} is not an email address"))),
+    }
 }
 
 /// Splits the password out of an SMTP URL so it can be sealed apart from what is shown.

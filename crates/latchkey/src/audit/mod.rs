@@ -21,7 +21,7 @@ pub struct AuditEvent {
     pub time: Ts,
     /// Dotted event type, e.g. `login.success`, `key.rotated`.
     pub kind: &'static str,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<crate::users::UserId>,
     pub client_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -45,7 +45,7 @@ impl AuditEvent {
         }
     }
 
-    pub fn user(mut self, user_id: Option<Uuid>) -> Self {
+    pub fn user(mut self, user_id: Option<crate::users::UserId>) -> Self {
         self.user_id = user_id;
         self
     }
@@ -75,7 +75,7 @@ pub struct StoredEvent {
     pub time: Ts,
     #[sqlx(rename = "type")]
     pub kind: String,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<crate::users::UserId>,
     pub client_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -85,7 +85,7 @@ pub struct StoredEvent {
 /// Filters of the audit query; all optional.
 #[derive(Debug, Default)]
 pub struct EventFilter {
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<crate::users::UserId>,
     pub kind: Option<String>,
     pub since: Option<Ts>,
     pub until: Option<Ts>,

@@ -4,7 +4,7 @@ pub mod model;
 mod repo;
 pub mod service;
 
-pub use model::{AuthMethod, Client, GrantType, RedirectUri, Scope};
+pub use model::{AuthMethod, Client, ClientId, GrantType, RedirectUri, Scope};
 pub use service::{ClientError, ClientSettings};
 
 /// Lists every client of an app, for the issuer cache.
@@ -17,7 +17,7 @@ pub async fn all_of_app(
     loop {
         let page = repo::list(db, app_id, after.as_deref(), 500).await?;
         let done = page.len() < 500;
-        after = page.last().map(|c| c.client_id.clone());
+        after = page.last().map(|c| c.client_id.0.clone());
         out.extend(page);
         if done {
             return Ok(out);

@@ -120,6 +120,11 @@ impl Scope {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The tokens of a space-delimited `scope` parameter (RFC 6749 §3.3), empty ones skipped.
+    pub fn split(list: &str) -> impl Iterator<Item = &str> {
+        list.split(' ').filter(|s| !s.is_empty())
+    }
 }
 
 impl TryFrom<String> for Scope {
@@ -138,12 +143,17 @@ impl From<Scope> for String {
     }
 }
 
+crate::text_id!(
+    /// An OAuth client's `client_id` (RFC 6749 §2.2), unique within its app.
+    ClientId
+);
+
 /// A registered OAuth client.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: Uuid,
     pub app_id: Uuid,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub name: String,
     pub redirect_uris: Vec<RedirectUri>,
     pub post_logout_redirect_uris: Vec<RedirectUri>,

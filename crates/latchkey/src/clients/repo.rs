@@ -3,7 +3,7 @@
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::model::{AuthMethod, Client, GrantType, RedirectUri, Scope};
+use super::model::{AuthMethod, Client, ClientId, GrantType, RedirectUri, Scope};
 use crate::on_db;
 use crate::store::{ControlDb, Ts};
 
@@ -43,7 +43,7 @@ impl ClientRow {
         Ok(Client {
             id: self.id,
             app_id: self.app_id,
-            client_id: self.client_id,
+            client_id: ClientId(self.client_id),
             name: self.name,
             redirect_uris: self.redirect_uris.0,
             post_logout_redirect_uris: self.post_logout_redirect_uris.0,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::model::{AuthMethod, Client, GrantType, RedirectUri, Scope};
+use super::model::{AuthMethod, Client, ClientId, GrantType, RedirectUri, Scope};
 use super::repo;
 use crate::crypto::{SecretBox, tokens};
 use crate::store::{ControlDb, Ts};
@@ -78,7 +78,7 @@ pub async fn create(
     let mut client = Client {
         id: Uuid::now_v7(),
         app_id,
-        client_id: tokens::new_id(),
+        client_id: ClientId(tokens::new_id()),
         name: String::new(),
         redirect_uris: vec![],
         post_logout_redirect_uris: vec![],

@@ -1,17 +1,15 @@
 //! Authorization codes: claimed once with a conditional update, and remembered with what they
 //! issued so a second use can revoke it (RFC 6749 §4.1.2).
 
-use uuid::Uuid;
-
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
 
 #[derive(sqlx::FromRow)]
 pub struct CodeRow {
-    pub client_id: String,
+    pub client_id: crate::clients::ClientId,
     pub redirect_uri: String,
-    pub user_id: Uuid,
-    pub session_id: String,
+    pub user_id: crate::users::UserId,
+    pub session_id: crate::sessions::SessionId,
     pub scope: String,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,

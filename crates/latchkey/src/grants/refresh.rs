@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use crate::crypto::{SecretBox, tokens};
 use crate::on_db;
@@ -27,9 +26,9 @@ fn seal_ctx(token_hash: &tokens::Hashed) -> String {
 #[derive(Debug, sqlx::FromRow)]
 pub struct Grant {
     pub family_id: String,
-    pub client_id: String,
-    pub user_id: Uuid,
-    pub session_id: String,
+    pub client_id: crate::clients::ClientId,
+    pub user_id: crate::users::UserId,
+    pub session_id: crate::sessions::SessionId,
     pub scope: String,
 }
 
@@ -114,7 +113,7 @@ pub async fn rotate(
         FROM refresh_tokens WHERE token_hash = $1";
     let row: Option<Row> = on_db!(db, p => sqlx::query_as(sql).bind(&old).fetch_optional(p).await)?;
     let Some(row) = row else { return Ok(Rotation::Invalid) };
-    if row.grant.client_id != client_id {
+    if row.grant.client_id.as_str() != client_id {
         // Bound to its client: another client learns nothing and changes nothing.
         return Ok(Rotation::Invalid);
     }

@@ -14,7 +14,7 @@ use crate::store::{IdentityDb, Ts};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuthRequest {
     pub id: String,
-    pub client_id: String,
+    pub client_id: crate::clients::ClientId,
     pub redirect_uri: String,
     pub scope: String,
     pub state: Option<String>,

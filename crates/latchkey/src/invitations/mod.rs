@@ -60,7 +60,8 @@ pub struct Invitation {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Ts>,
     /// The account it created, once used.
-    pub user_id: Option<Uuid>,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub user_id: Option<crate::users::UserId>,
     /// The token, sealed (invitations only; dropped once used or revoked).
     #[serde(skip)]
     #[schema(ignore)]
@@ -184,7 +185,7 @@ pub async fn accept(
     let link_user = "UPDATE invitations SET user_id = $2 WHERE id = $1";
     let insert = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
         password_changed_at, token_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)";
-    let id = Uuid::now_v7();
+    let id = crate::users::UserId::generate();
     let outcome: Result<Option<Ticket>, sqlx::Error> = on_db!(db, p => {
         let mut tx = p.begin().await?;
         let ticket: Option<Ticket> = sqlx::query_as(claim)

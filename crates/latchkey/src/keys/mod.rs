@@ -7,6 +7,6 @@ mod repo;
 pub mod service;
 
 pub use material::{Signer, published_jwk};
-pub use model::{KeyState, SigningAlg, SigningKey};
+pub use model::{KeyId, KeyState, SigningAlg, SigningKey};
 pub use repo::retire_expired;
 pub use service::KeyError;

@@ -66,10 +66,15 @@ impl KeyState {
     }
 }
 
+crate::text_id!(
+    /// A signing key's `kid`, unique within its app.
+    KeyId
+);
+
 /// A signing key as stored: the private half sealed with the master key.
 #[derive(Debug, Clone)]
 pub struct SigningKey {
-    pub kid: String,
+    pub kid: KeyId,
     pub app_id: Uuid,
     pub alg: SigningAlg,
     pub state: KeyState,

@@ -3,7 +3,7 @@
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::model::{KeyState, SigningAlg, SigningKey};
+use super::model::{KeyId, KeyState, SigningAlg, SigningKey};
 use crate::on_db;
 use crate::store::{ControlDb, Ts};
 
@@ -27,7 +27,7 @@ impl KeyRow {
         Ok(SigningKey {
             alg: SigningAlg::parse(&self.alg).ok_or_else(|| bad("alg"))?,
             state: KeyState::parse(&self.state).ok_or_else(|| bad("state"))?,
-            kid: self.kid,
+            kid: KeyId(self.kid),
             app_id: self.app_id,
             private_key_sealed: self.private_key,
             public_jwk: self.public_jwk.0,

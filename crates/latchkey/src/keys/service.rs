@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::material::{self, MaterialError, Signer};
-use super::model::{KeyState, SigningAlg, SigningKey};
+use super::model::{KeyId, KeyState, SigningAlg, SigningKey};
 use super::repo::{self, INSERT, KeyRow, SELECT};
 use crate::crypto::{CryptoError, SecretBox, tokens};
 use crate::on_db;
@@ -35,7 +35,7 @@ async fn generate(
     let kid = tokens::new_id();
     let sealed = secrets.seal(&SigningKey::seal_context(app_id, &kid), &generated.pkcs8);
     Ok(SigningKey {
-        kid,
+        kid: KeyId(kid),
         app_id,
         alg,
         state,

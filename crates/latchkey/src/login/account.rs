@@ -367,7 +367,7 @@ pub async fn logout(
         None => None,
         Some(hint) => {
             let verified = material::unverified_kid(hint)
-                .and_then(|kid| issuer.verifiers.get(&kid))
+                .and_then(|kid| issuer.verifiers.get(kid.as_str()))
                 .and_then(|(alg, key)| material::verify::<serde_json::Value>(hint, *alg, key, "JWT"))
                 .filter(|v| v.claims["iss"] == issuer.url.as_str());
             match verified.and_then(|v| v.claims["aud"].as_str().map(str::to_string)) {

@@ -115,7 +115,7 @@ fn check_inbox(state: &AppState, issuer: &Issuer, email: &Email, kind: Kind, req
 
 fn first_access_allowed(issuer: &Issuer, email: &Email) -> bool {
     let policy = &issuer.app.policy;
-    let domain = email.normalized().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let domain = email.domain();
     policy.signup_policy == SignupPolicy::AutoOnFirstAccess
         && policy.allows_email()
         && policy.domain_allowed(domain)

@@ -220,7 +220,7 @@ fn read_form(
 pub(super) async fn finish(
     state: &AppState,
     issuer: &Issuer,
-    user_id: uuid::Uuid,
+    user_id: crate::users::UserId,
     request: Option<AuthRequest>,
     origin: Origin,
     amr: &[&str],
@@ -350,7 +350,7 @@ pub(super) async fn record_event(
     state: &AppState,
     issuer: &Issuer,
     kind: &'static str,
-    user_id: Option<uuid::Uuid>,
+    user_id: Option<crate::users::UserId>,
     headers: &HeaderMap,
     addr: SocketAddr,
     data: serde_json::Value,

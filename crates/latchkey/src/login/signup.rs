@@ -92,12 +92,12 @@ fn invitation_invalid(state: &AppState, issuer: &Issuer) -> Response {
 
 /// The message for an address whose domain the app does not accept.
 pub(super) fn domain_refused(email: &Email) -> String {
-    let domain = email.normalized().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let domain = email.domain();
     format!("Accounts with addresses at {domain} cannot be created here.")
 }
 
 fn domain_of(email: &Email) -> &str {
-    email.normalized().rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    email.domain()
 }
 
 pub async fn get_signup(

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
-use uuid::Uuid;
 
 use super::Kind;
 use crate::crypto::tokens;
@@ -26,7 +25,7 @@ pub enum LinkError {
 /// What a valid token stands for.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Token {
-    pub user_id: Uuid,
+    pub user_id: crate::users::UserId,
     /// The address the link was sent to.
     pub email: String,
     /// Magic link: the authorization request the link completes.

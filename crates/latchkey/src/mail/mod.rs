@@ -38,7 +38,7 @@ impl Post<'_> {
         &self,
         app: &crate::apps::App,
         kind: Kind,
-        user_id: Option<uuid::Uuid>,
+        user_id: Option<crate::users::UserId>,
         recipient: &str,
         link: String,
         ttl: Duration,

@@ -54,7 +54,7 @@ pub struct Sealed {
 pub struct Queued {
     pub id: Uuid,
     pub kind: &'static str,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<crate::users::UserId>,
     pub recipient: String,
     pub sealed: String,
     pub now: Ts,
@@ -71,7 +71,7 @@ impl Queued {
         secrets: &crate::crypto::SecretBox,
         app_id: Uuid,
         kind: super::Kind,
-        user_id: Option<Uuid>,
+        user_id: Option<crate::users::UserId>,
         recipient: &str,
         letter: Letter,
         link: String,

@@ -29,7 +29,7 @@ pub enum MfaError {
     Totp(String),
 }
 
-fn seal_ctx(app_id: Uuid, user_id: Uuid) -> String {
+fn seal_ctx(app_id: Uuid, user_id: crate::users::UserId) -> String {
     format!("app:{app_id}:totp:{user_id}")
 }
 
@@ -64,7 +64,7 @@ pub async fn start(
     db: &IdentityDb,
     secrets: &SecretBox,
     app_id: Uuid,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     issuer_name: &str,
     account: &str,
     now: Ts,
@@ -102,7 +102,7 @@ pub async fn pending_enrolment(
     db: &IdentityDb,
     secrets: &SecretBox,
     app_id: Uuid,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     issuer_name: &str,
     account: &str,
 ) -> Result<Option<Enrolment>, MfaError> {
@@ -115,7 +115,7 @@ pub async fn pending_enrolment(
 }
 
 /// Whether the user has a confirmed second factor.
-pub async fn enrolled(db: &IdentityDb, user_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn enrolled(db: &IdentityDb, user_id: crate::users::UserId) -> Result<bool, sqlx::Error> {
     let sql = "SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
     let n: i64 = on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).fetch_one(p).await)?;
     Ok(n > 0)
@@ -127,7 +127,7 @@ pub async fn check_code(
     db: &IdentityDb,
     secrets: &SecretBox,
     app_id: Uuid,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     code: &str,
     confirmed: bool,
     now: Ts,
@@ -167,7 +167,7 @@ fn normalize_recovery(code: &str) -> String {
 pub async fn new_recovery_codes(
     db: &IdentityDb,
     secrets: &SecretBox,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     now: Ts,
 ) -> Result<Vec<String>, sqlx::Error> {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
@@ -195,7 +195,7 @@ pub async fn new_recovery_codes(
 pub async fn use_recovery_code(
     db: &IdentityDb,
     secrets: &SecretBox,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     code: &str,
     now: Ts,
 ) -> Result<bool, sqlx::Error> {
@@ -212,7 +212,7 @@ pub async fn use_recovery_code(
 
 /// Removes the user's TOTP secret and recovery codes (an operator's reset, or the user's own
 /// removal after a fresh code), in one transaction.
-pub async fn remove(db: &IdentityDb, user_id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn remove(db: &IdentityDb, user_id: crate::users::UserId) -> Result<(), sqlx::Error> {
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;

@@ -104,7 +104,7 @@ pub async fn authorize(
     }
     let scope = form.get("scope").unwrap_or("");
     let mut granted: Vec<&str> = Vec::new();
-    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+    for s in Scope::split(scope) {
         let Ok(parsed) = Scope::try_from(s.to_string()) else {
             return err("invalid_scope", "malformed scope");
         };

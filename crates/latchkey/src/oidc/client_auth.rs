@@ -79,7 +79,7 @@ pub fn authenticate<'a>(
 ) -> Result<&'a Client, OAuthError> {
     let realm = issuer.url.as_str();
     let p = presented(realm, authorization, form)?;
-    let client = issuer.clients.get(&p.client_id);
+    let client = issuer.clients.get(p.client_id.as_str());
     let Some(client) = client else {
         if let Some(secret) = &p.secret {
             let _ = secrets.verify_secret(secret, DUMMY_HASH);

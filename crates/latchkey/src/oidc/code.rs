@@ -9,16 +9,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::error::OAuthError;
 use super::service::{AccessClaims, TokenResponse};
-use crate::clients::{Client, GrantType};
+use crate::clients::{Client, GrantType, Scope};
 use crate::crypto::tokens;
 use crate::grants::{self, codes, refresh};
 use crate::store::Ts;
 use crate::tenant::Issuer;
-use crate::users::UserStatus;
+use crate::users::{UserId, UserStatus};
 use crate::web::form::Form;
 use crate::{sessions, users};
 
@@ -128,7 +127,7 @@ pub async fn exchange(
     let (access_token, jti, ttl) =
         mint_user_access(issuer, &client.client_id, &user, &session.id, &row.scope, now).await?;
     let wants_refresh =
-        row.scope.split(' ').any(|s| s == "offline_access") || client.allows(GrantType::RefreshToken);
+        Scope::split(&row.scope).any(|s| s == "offline_access") || client.allows(GrantType::RefreshToken);
     let refresh = if wants_refresh {
         let grant = refresh::Grant {
             family_id: tokens::new_id(),
@@ -148,15 +147,15 @@ pub async fn exchange(
         .await
         .map_err(internal)?;
 
-    let scopes: Vec<&str> = row.scope.split(' ').collect();
+    let scopes: Vec<&str> = Scope::split(&row.scope).collect();
     let id_token = if scopes.contains(&"openid") {
         let claims = IdClaims {
             iss: issuer.url.clone(),
             sub: user.id.to_string(),
-            aud: client.client_id.clone(),
+            aud: client.client_id.to_string(),
             auth_time: session.auth_time.unix(),
             nonce: row.nonce.clone(),
-            sid: session.id.clone(),
+            sid: session.id.to_string(),
             amr: session.amr.0.clone(),
             at_hash: at_hash(&access_token),
             email: scopes.contains(&"email").then(|| user.email.clone()),
@@ -215,7 +214,7 @@ pub async fn refresh(
     client: &Client,
     form: &Form,
     now: Ts,
-) -> Result<(TokenResponse, Option<Uuid>), (OAuthError, Option<Uuid>)> {
+) -> Result<(TokenResponse, Option<UserId>), (OAuthError, Option<UserId>)> {
     let internal = |e: sqlx::Error| {
         tracing::error!(app.slug = %issuer.app.slug, error = %e, "refresh failed");
         (OAuthError::server_error(), None)
@@ -233,11 +232,11 @@ pub async fn refresh(
     {
         None => return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None)),
         Some(g) => {
-            let granted: Vec<&str> = g.scope.split(' ').filter(|s| !s.is_empty()).collect();
+            let granted: Vec<&str> = Scope::split(&g.scope).collect();
             match form.get("scope") {
                 None => None,
                 Some(req) => {
-                    let asked: Vec<&str> = req.split(' ').filter(|s| !s.is_empty()).collect();
+                    let asked: Vec<&str> = Scope::split(req).collect();
                     if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
                         return Err((
                             OAuthError::invalid_scope(format!("scope {extra} was not granted")),

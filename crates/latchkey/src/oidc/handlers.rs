@@ -302,7 +302,7 @@ async fn audit(
     state: &AppState,
     issuer: &Issuer,
     kind: &'static str,
-    user_id: Option<uuid::Uuid>,
+    user_id: Option<crate::users::UserId>,
     client_id: Option<&str>,
     headers: &HeaderMap,
 ) {

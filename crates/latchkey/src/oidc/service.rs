@@ -53,7 +53,7 @@ pub fn grant_scopes(client: &Client, requested: Option<&str>) -> Result<Vec<Stri
         return Ok(client.scopes.iter().map(|s| s.as_str().to_string()).collect());
     };
     let mut out: Vec<String> = Vec::new();
-    for token in requested.split(' ').filter(|s| !s.is_empty()) {
+    for token in Scope::split(requested) {
         let scope = Scope::try_from(token.to_string()).map_err(OAuthError::invalid_scope)?;
         if !client.scopes.contains(&scope) {
             return Err(OAuthError::invalid_scope(format!("scope {token:?} is not allowed for this client")));
@@ -79,10 +79,10 @@ pub async fn client_credentials(
     let ttl = issuer.app.tokens.access_token_ttl_seconds;
     let claims = AccessClaims {
         iss: issuer.url.clone(),
-        sub: client.client_id.clone(),
+        sub: client.client_id.to_string(),
         aud: issuer.url.clone(),
         jti: tokens::new_id(),
-        client_id: client.client_id.clone(),
+        client_id: client.client_id.to_string(),
         scope: scope.clone(),
         token_type: "service".into(),
         sid: None,
@@ -140,7 +140,7 @@ pub fn verify_access_token(issuer: &Issuer, token: &str, now: Ts) -> Option<Veri
         return None;
     }
     let kid = keys::material::unverified_kid(token)?;
-    let (alg, key) = issuer.verifiers.get(&kid)?;
+    let (alg, key) = issuer.verifiers.get(kid.as_str())?;
     let v = keys::material::verify::<AccessClaims>(token, *alg, key, "at+jwt")?;
     let (iat, exp) = (v.iat?, v.exp?);
     (v.claims.iss == issuer.url && exp > now.unix()).then_some(VerifiedAccess { claims: v.claims, iat, exp })
@@ -201,7 +201,7 @@ pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> R
     let Some(VerifiedAccess { claims, exp, .. }) = verify_access_token(issuer, token, now) else {
         return Ok(false);
     };
-    if claims.client_id != client.client_id {
+    if claims.client_id != client.client_id.0 {
         return Ok(false);
     }
     let expires = Ts::new(chrono::DateTime::from_timestamp(exp, 0).unwrap_or(now.0));
@@ -241,9 +241,9 @@ pub async fn userinfo(
     if claims.token_type != "user" || !still_valid(issuer, &claims, now).await? {
         return Ok(None);
     }
-    let Ok(id) = uuid::Uuid::parse_str(&claims.sub) else { return Ok(None) };
+    let Ok(id) = claims.sub.parse::<crate::users::UserId>() else { return Ok(None) };
     let Some(user) = crate::users::get(&issuer.identity, id).await? else { return Ok(None) };
-    let scopes: Vec<&str> = claims.scope.split(' ').collect();
+    let scopes: Vec<&str> = Scope::split(&claims.scope).collect();
     let mut out = serde_json::json!({ "sub": user.id.to_string() });
     if scopes.contains(&"email") {
         out["email"] = serde_json::json!(user.email);

@@ -6,7 +6,6 @@ use chrono::Duration;
 use secrecy::SecretString;
 use sqlx::types::Json;
 use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
 use crate::apps::model::SessionPolicy;
 use crate::crypto::tokens;
@@ -18,8 +17,8 @@ pub const COOKIE: &str = "lk_session";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
-    pub id: String,
-    pub user_id: Uuid,
+    pub id: SessionId,
+    pub user_id: crate::users::UserId,
     pub amr: Json<Vec<String>>,
     pub auth_time: Ts,
     pub created_at: Ts,
@@ -28,6 +27,11 @@ pub struct Session {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
+
+crate::text_id!(
+    /// A browser session's id (public: it is the `sid` claim; the cookie's secret is apart).
+    SessionId
+);
 
 /// Context of the request that creates a session.
 pub struct Origin {
@@ -49,7 +53,7 @@ fn idle_cutoff(policy: &SessionPolicy, now: Ts) -> Ts {
 /// `max_concurrent`); how many is returned too.
 pub async fn create(
     db: &IdentityDb,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     amr: &[&str],
     policy: &SessionPolicy,
     origin: &Origin,
@@ -60,7 +64,7 @@ pub async fn create(
     let secret = tokens::random_b64(32);
     let token_hash = tokens::Hashed::of(&secret);
     let session = Session {
-        id: id.clone(),
+        id: SessionId(id.clone()),
         user_id,
         amr: Json(amr.iter().map(|s| s.to_string()).collect()),
         auth_time: now,
@@ -98,7 +102,11 @@ pub async fn create(
 
 /// How many of the user's sessions were ended by `max_concurrent` since `since` (for the notice
 /// on `/account`).
-pub async fn ended_for_limit_since(db: &IdentityDb, user_id: Uuid, since: Ts) -> Result<i64, sqlx::Error> {
+pub async fn ended_for_limit_since(
+    db: &IdentityDb,
+    user_id: crate::users::UserId,
+    since: Ts,
+) -> Result<i64, sqlx::Error> {
     let sql = "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_reason = 'max_concurrent' AND revoked_at >= $2";
     on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).bind(since).fetch_one(p).await)
 }
@@ -179,7 +187,11 @@ pub async fn is_live_for_token(
 /// Ends every session of the user and moves their token version on, in one transaction:
 /// every cookie, refresh token and access token of the user stops working at once. False if
 /// there is no such user.
-pub async fn logout_all(db: &IdentityDb, user_id: Uuid, now: Ts) -> Result<Option<u64>, sqlx::Error> {
+pub async fn logout_all(
+    db: &IdentityDb,
+    user_id: crate::users::UserId,
+    now: Ts,
+) -> Result<Option<u64>, sqlx::Error> {
     let bump = "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1";
     let end = "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL";
     on_db!(db, p => {
@@ -210,7 +222,7 @@ pub async fn get(
 /// The user's live sessions, newest first.
 pub async fn list_for_user(
     db: &IdentityDb,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     policy: &SessionPolicy,
     now: Ts,
 ) -> Result<Vec<Session>, sqlx::Error> {
@@ -222,20 +234,34 @@ pub async fn list_for_user(
 }
 
 /// Revokes one of the user's own sessions; false if `sid` is not a live session of theirs.
-pub async fn revoke_own(db: &IdentityDb, user_id: Uuid, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn revoke_own(
+    db: &IdentityDb,
+    user_id: crate::users::UserId,
+    sid: &str,
+    now: Ts,
+) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
     let n = on_db!(db, p => sqlx::query(sql).bind(sid).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Ends every session of the user; their tokens stop passing userinfo and introspection.
-pub async fn revoke_all_for_user(db: &IdentityDb, user_id: Uuid, now: Ts) -> Result<u64, sqlx::Error> {
+pub async fn revoke_all_for_user(
+    db: &IdentityDb,
+    user_id: crate::users::UserId,
+    now: Ts,
+) -> Result<u64, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
     on_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))
 }
 
 /// Ends every session of the user except `keep`.
-pub async fn revoke_others(db: &IdentityDb, user_id: Uuid, keep: &str, now: Ts) -> Result<u64, sqlx::Error> {
+pub async fn revoke_others(
+    db: &IdentityDb,
+    user_id: crate::users::UserId,
+    keep: &str,
+    now: Ts,
+) -> Result<u64, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $3, revoked_reason = 'password_change' WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL";
     on_db!(db, p => sqlx::query(sql).bind(user_id).bind(keep).bind(now).execute(p).await.map(|r| r.rows_affected()))
 }

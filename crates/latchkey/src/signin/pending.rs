@@ -3,7 +3,6 @@
 
 use chrono::Duration;
 use sqlx::types::Json;
-use uuid::Uuid;
 
 use crate::crypto::tokens;
 use crate::on_db;
@@ -15,7 +14,7 @@ pub const TTL_MINUTES: i64 = 30;
 /// A parked sign-in.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Pending {
-    pub user_id: Uuid,
+    pub user_id: crate::users::UserId,
     pub amr: Json<Vec<String>>,
     pub auth_request_id: Option<String>,
 }

@@ -5,7 +5,6 @@
 
 use secrecy::SecretString;
 use sqlx::types::Json;
-use uuid::Uuid;
 
 use super::password::{HashError, Passwords};
 use super::pending::{self, Pending};
@@ -102,7 +101,7 @@ pub async fn check_password(
 /// in, parks the sign-in when the policy asks for more, and otherwise signs the user in.
 pub async fn finish(
     cx: Context<'_>,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     request: Option<AuthRequest>,
     origin: &Origin,
     amr: &[&str],
@@ -128,7 +127,7 @@ pub async fn finish(
 /// authorization request completes with a code, or the browser goes to the account page.
 pub async fn start_session(
     cx: Context<'_>,
-    user_id: Uuid,
+    user_id: crate::users::UserId,
     request: Option<AuthRequest>,
     origin: &Origin,
     amr: &[&str],

@@ -15,8 +15,8 @@ use parking_lot::RwLock;
 use serde_json::json;
 
 use crate::apps::{self, App, AppStatus, Apps};
-use crate::clients::{self, Client};
-use crate::keys::{self, KeyState, Signer, SigningAlg};
+use crate::clients::{self, Client, ClientId};
+use crate::keys::{self, KeyId, KeyState, Signer, SigningAlg};
 use crate::store::{IdentityDb, Ts};
 
 use super::{discovery, origins};
@@ -28,9 +28,9 @@ pub struct Issuer {
     pub app: App,
     /// `{PUBLIC_URL}/apps/{slug}`.
     pub url: String,
-    pub clients: HashMap<String, Client>,
+    pub clients: HashMap<ClientId, Client>,
     pub signer: Arc<Signer>,
-    pub verifiers: HashMap<String, (SigningAlg, keys::material::PublicKey)>,
+    pub verifiers: HashMap<KeyId, (SigningAlg, keys::material::PublicKey)>,
     pub discovery: Bytes,
     pub oauth_metadata: Bytes,
     pub jwks: Bytes,
@@ -187,7 +187,7 @@ async fn build(apps: &Apps, public_base: &str, app: App) -> Result<(Issuer, Opti
     }
     let rebuild_at =
         all_keys.iter().filter(|k| k.state_at(now) == KeyState::Retiring).filter_map(|k| k.retire_at).min();
-    let clients: HashMap<String, Client> = clients::all_of_app(&apps.control, app.id)
+    let clients: HashMap<ClientId, Client> = clients::all_of_app(&apps.control, app.id)
         .await?
         .into_iter()
         .map(|c| (c.client_id.clone(), c))

@@ -20,13 +20,13 @@ pub fn allowed_origins<'a>(clients: impl IntoIterator<Item = &'a Client>) -> Has
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clients::{AuthMethod, GrantType, RedirectUri};
+    use crate::clients::{AuthMethod, ClientId, GrantType, RedirectUri};
 
     fn client(uris: &[&str]) -> Client {
         Client {
             id: uuid::Uuid::nil(),
             app_id: uuid::Uuid::nil(),
-            client_id: "c".into(),
+            client_id: ClientId("c".into()),
             name: "c".into(),
             redirect_uris: uris.iter().map(|u| RedirectUri::try_from(u.to_string()).expect("uri")).collect(),
             post_logout_redirect_uris: vec![],

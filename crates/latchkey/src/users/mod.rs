@@ -43,6 +43,39 @@ impl Email {
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
+
+    /// The domain, lower-case (what the app's domain lists are matched against).
+    pub fn domain(&self) -> &str {
+        self.normalized.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
+/// An end user's id (a UUIDv7) in an app's identity store.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, sqlx::Type,
+)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct UserId(pub Uuid);
+
+impl UserId {
+    /// A new, time-ordered id.
+    pub fn generate() -> Self {
+        UserId(Uuid::now_v7())
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for UserId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, uuid::Error> {
+        Uuid::parse_str(s).map(UserId)
+    }
 }
 
 /// Whether an account may sign in (SPEC §8).
@@ -81,7 +114,7 @@ impl TryFrom<String> for UserStatus {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct User {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub email_verified: bool,
     #[sqlx(try_from = "String")]
@@ -173,7 +206,7 @@ pub async fn find_by_email(db: &IdentityDb, email: &Email) -> Result<Option<User
     on_db!(db, p => sqlx::query_as(&sql).bind(email.normalized()).fetch_optional(p).await)
 }
 
-pub async fn get(db: &IdentityDb, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+pub async fn get(db: &IdentityDb, id: UserId) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
     on_db!(db, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
 }
@@ -209,7 +242,7 @@ pub async fn insert(
 
 /// Inserts a new user; `Ok(None)` if the address is already registered.
 pub async fn create(db: &IdentityDb, new: &NewUser<'_>, now: Ts) -> Result<Option<User>, sqlx::Error> {
-    let id = Uuid::now_v7();
+    let id = UserId::generate();
     let sql = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
         password_changed_at, token_version, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)";
@@ -235,20 +268,20 @@ pub async fn create(db: &IdentityDb, new: &NewUser<'_>, now: Ts) -> Result<Optio
     }
 }
 
-pub async fn set_name(db: &IdentityDb, id: Uuid, name: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn set_name(db: &IdentityDb, id: UserId, name: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).bind(name).bind(now).execute(p).await.map(|_| ()))
 }
 
 /// Replaces the stored hash of the same password (an upgrade to Argon2id): the password's age
 /// does not change.
-pub async fn set_password_hash(db: &IdentityDb, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash(db: &IdentityDb, id: UserId, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))
 }
 
 /// Sets a new password (its age starts now).
-pub async fn change_password(db: &IdentityDb, id: Uuid, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn change_password(db: &IdentityDb, id: UserId, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))
 }
@@ -276,7 +309,7 @@ pub async fn set_profile_fields(
 /// Changes the status; false if no such user or the status was not `from`.
 pub async fn transition_status(
     db: &IdentityDb,
-    id: Uuid,
+    id: UserId,
     from: UserStatus,
     to: UserStatus,
     now: Ts,
@@ -298,7 +331,7 @@ pub struct UserFilter {
 pub async fn list(
     db: &IdentityDb,
     filter: &UserFilter,
-    after: Option<Uuid>,
+    after: Option<UserId>,
     limit: i64,
 ) -> Result<Vec<User>, sqlx::Error> {
     // `$n IS NULL OR …` keeps one SQL text for every combination of filters.
@@ -321,7 +354,7 @@ pub struct Extras {
     pub recovery_codes_left: i64,
 }
 
-pub async fn extras(db: &IdentityDb, id: Uuid, now: Ts) -> Result<Extras, sqlx::Error> {
+pub async fn extras(db: &IdentityDb, id: UserId, now: Ts) -> Result<Extras, sqlx::Error> {
     let sessions =
         "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2";
     let totp = "SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
@@ -337,7 +370,7 @@ pub async fn extras(db: &IdentityDb, id: Uuid, now: Ts) -> Result<Extras, sqlx::
 /// belongs to or mentions the user goes: sessions, refresh tokens, codes, mailed links, queued
 /// mail, invitations, pending sign-ins, second factors, recovery codes, the audit events about
 /// them, and the user. `false` if there is no such user; on any failure nothing is removed.
-pub async fn erase(db: &IdentityDb, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, sqlx::Error> {
     let Some(user) = get(db, id).await? else { return Ok(false) };
     let email = Email::parse(&user.email)
         .map(|e| e.normalized().to_string())
