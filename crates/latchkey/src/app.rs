@@ -244,13 +244,12 @@ pub async fn migrate_all(store_cfg: &StoreConfig) -> anyhow::Result<()> {
     println!("control plane: migrated");
     let secrets = SecretBox::new(resolve_master_key(store_cfg, &control).await?);
     let stores = IdentityStores::new(1);
-    let mut failed = 0;
-    let mut after: Option<String> = None;
-    loop {
-        let page = crate::apps::service::list_in(&control, after.as_deref(), 200).await?;
-        for app in &page {
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    crate::jobs::for_each_app(&control, false, "migrate", |app| {
+        let (stores, secrets, failed) = (&stores, &secrets, &failed);
+        async move {
             let res = async {
-                let loc = crate::apps::service::identity_location_for(&secrets, store_cfg, app)?;
+                let loc = crate::apps::service::identity_location_for(secrets, store_cfg, &app)?;
                 let db = stores.prepare(app.id, &loc).await?;
                 store::migrate_identity(&db).await?;
                 anyhow::Ok(())
@@ -259,16 +258,15 @@ pub async fn migrate_all(store_cfg: &StoreConfig) -> anyhow::Result<()> {
             match res {
                 Ok(()) => println!("app {}: migrated", app.slug),
                 Err(e) => {
-                    failed += 1;
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     println!("app {}: FAILED: {e:#}", app.slug);
                 }
             }
+            Ok(())
         }
-        if page.len() < 200 {
-            break;
-        }
-        after = page.last().map(|a| a.slug.to_string());
-    }
+    })
+    .await?;
+    let failed = failed.into_inner();
     stores.close_all().await;
     control.close().await;
     if failed > 0 {

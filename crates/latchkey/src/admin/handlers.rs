@@ -3,42 +3,18 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
 
 use super::error::{ApiError, Problem};
 use super::extract::{AdminJson, AdminQuery, MaybeJson};
 use super::views::{
-    AppResponse, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, RotateKeysRequest,
+    AppResponse, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, Paging, RotateKeysRequest,
 };
 use crate::apps::service::NewApp;
 use crate::apps::{self, App};
 use crate::clients::{self, ClientSettings};
 use crate::keys;
 use crate::state::AppState;
-
-fn page(q: &PageQuery) -> Result<(Option<String>, i64), ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("limit must be between 1 and 200"));
-    }
-    let after = match &q.cursor {
-        None => None,
-        Some(c) => Some(
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::malformed("cursor is not one this API issued"))?,
-        ),
-    };
-    Ok((after, i64::from(limit)))
-}
-
-fn next_cursor(last: Option<&str>, got: usize, limit: i64) -> Option<String> {
-    (got as i64 == limit).then(|| last.map(|l| URL_SAFE_NO_PAD.encode(l))).flatten()
-}
 
 fn app_view(state: &AppState, app: App) -> AppResponse {
     AppResponse::new(app, &state.config.public_base())
@@ -62,10 +38,9 @@ pub async fn list_apps(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<PageQuery>,
 ) -> Result<axum::Json<List<AppResponse>>, ApiError> {
-    let (after, limit) = page(&q)?;
-    let apps = apps::service::list(&state.apps, after.as_deref(), limit).await?;
-    let next = next_cursor(apps.last().map(|a| a.slug.as_str()), apps.len(), limit);
-    Ok(axum::Json(List { items: apps.into_iter().map(|a| app_view(&state, a)).collect(), next_cursor: next }))
+    let page = Paging::<String>::parse(q.cursor.as_deref(), q.limit)?;
+    let apps = apps::service::list(&state.apps, page.after.as_deref(), page.limit).await?;
+    Ok(axum::Json(page.list(apps, |a| a.slug.to_string(), |a| app_view(&state, a))))
 }
 
 /// Get one app: status, failure reason, issuer and configuration (never secrets).
@@ -139,16 +114,7 @@ pub async fn create_client(
     let app = apps::service::get(&state.apps, &slug).await?;
     let (client, secret) =
         clients::service::create(&state.control, &state.secrets, app.id, body, state.now()).await?;
-    state.changes.touch(&slug);
-    crate::audit::operator::record(
-        &state.control,
-        state.now(),
-        "client.created",
-        Some(&slug),
-        Some(&client.client_id),
-        serde_json::json!({}),
-    )
-    .await;
+    client_changed(&state, &slug, "client.created", &client.client_id, serde_json::json!({})).await;
     let view = ClientResponse::new(client, secret.map(|s| s.expose_secret().to_string()));
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())
 }
@@ -162,13 +128,9 @@ pub async fn list_clients(
     AdminQuery(q): AdminQuery<PageQuery>,
 ) -> Result<axum::Json<List<ClientResponse>>, ApiError> {
     let app = apps::service::get(&state.apps, &slug).await?;
-    let (after, limit) = page(&q)?;
-    let list = clients::service::list(&state.control, app.id, after.as_deref(), limit).await?;
-    let next = next_cursor(list.last().map(|c| c.client_id.as_str()), list.len(), limit);
-    Ok(axum::Json(List {
-        items: list.into_iter().map(|c| ClientResponse::new(c, None)).collect(),
-        next_cursor: next,
-    }))
+    let page = Paging::<String>::parse(q.cursor.as_deref(), q.limit)?;
+    let list = clients::service::list(&state.control, app.id, page.after.as_deref(), page.limit).await?;
+    Ok(axum::Json(page.list(list, |c| c.client_id.0.clone(), |c| ClientResponse::new(c, None))))
 }
 
 #[utoipa::path(get, path = "/admin/v1/apps/{slug}/clients/{client_id}", tag = "clients",
@@ -191,21 +153,29 @@ pub async fn get_client(
 pub async fn update_client(
     State(state): State<AppState>,
     Path((slug, client_id)): Path<(String, String)>,
+    actor: Option<axum::Extension<super::auth::Actor>>,
     AdminJson(patch): AdminJson<serde_json::Value>,
 ) -> Result<axum::Json<ClientResponse>, ApiError> {
-    if !patch.is_object() {
-        return Err(ApiError::validation("a merge patch must be a JSON object"));
-    }
     let app = apps::service::get(&state.apps, &slug).await?;
     let client = clients::service::get(&state.control, app.id, &client_id).await?;
-    let mut doc =
-        serde_json::to_value(clients::service::settings_of(&client)).map_err(|e| ApiError::internal(&e))?;
-    apps::service::merge_patch(&mut doc, &patch);
-    let settings: ClientSettings =
-        serde_json::from_value(doc).map_err(|e| ApiError::validation(e.to_string()))?;
-    let client = clients::service::update(&state.control, client, settings, state.now()).await?;
-    state.changes.touch(&slug);
+    let (client, changes) = clients::service::patch(&state.control, client, &patch, state.now()).await?;
+    let actor = actor.map(|a| a.0.0).unwrap_or_else(|| "unknown".into());
+    let data = serde_json::json!({"actor": actor, "changes": changes});
+    client_changed(&state, &slug, "client.updated", &client_id, data).await;
     Ok(axum::Json(ClientResponse::new(client, None)))
+}
+
+/// After any change to a client: issuers reload it at once, and the operator audit records it.
+async fn client_changed(
+    state: &AppState,
+    slug: &str,
+    kind: &'static str,
+    client_id: &str,
+    data: serde_json::Value,
+) {
+    state.changes.touch(slug);
+    crate::audit::operator::record(&state.control, state.now(), kind, Some(slug), Some(client_id), data)
+        .await;
 }
 
 #[utoipa::path(delete, path = "/admin/v1/apps/{slug}/clients/{client_id}", tag = "clients",
@@ -217,16 +187,7 @@ pub async fn delete_client(
 ) -> Result<StatusCode, ApiError> {
     let app = apps::service::get(&state.apps, &slug).await?;
     clients::service::delete(&state.control, app.id, &client_id, state.now()).await?;
-    state.changes.touch(&slug);
-    crate::audit::operator::record(
-        &state.control,
-        state.now(),
-        "client.deleted",
-        Some(&slug),
-        Some(&client_id),
-        serde_json::json!({}),
-    )
-    .await;
+    client_changed(&state, &slug, "client.deleted", &client_id, serde_json::json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -242,16 +203,7 @@ pub async fn rotate_client_secret(
     let client = clients::service::get(&state.control, app.id, &client_id).await?;
     let (client, secret) =
         clients::service::rotate_secret(&state.control, &state.secrets, client, state.now()).await?;
-    state.changes.touch(&slug);
-    crate::audit::operator::record(
-        &state.control,
-        state.now(),
-        "client.secret_rotated",
-        Some(&slug),
-        Some(&client_id),
-        serde_json::json!({}),
-    )
-    .await;
+    client_changed(&state, &slug, "client.secret_rotated", &client_id, serde_json::json!({})).await;
     Ok(axum::Json(ClientResponse::new(client, Some(secret.expose_secret().to_string()))))
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::error::{ApiError, Problem};
 use super::extract::{AdminJson, AdminQuery};
 use super::people::active;
-use super::views::{List, PageQuery};
+use super::views::{List, PageQuery, Paging};
 use crate::audit::operator;
 use crate::invitations::{self, Purpose};
 use crate::state::AppState;
@@ -120,27 +120,19 @@ pub async fn list_invitations(
     AdminQuery(q): AdminQuery<PageQuery>,
 ) -> Result<axum::Json<List<InvitationResponse>>, ApiError> {
     let issuer = active(&state, &slug).await?;
-    let limit = i64::from(q.limit.unwrap_or(50));
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("limit must be between 1 and 200"));
-    }
-    let after = match &q.cursor {
-        Some(c) => {
-            Some(Uuid::parse_str(c).map_err(|_| ApiError::malformed("cursor is not one this API issued"))?)
-        }
-        None => None,
-    };
-    let rows = invitations::list(&issuer.identity, after, limit).await.map_err(|e| ApiError::internal(&e))?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+    let page = Paging::<Uuid>::parse(q.cursor.as_deref(), q.limit)?;
+    let rows = invitations::list(&issuer.identity, page.after, page.limit)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let now = state.now().0;
-    let items = rows
-        .into_iter()
-        .map(|r| {
+    Ok(axum::Json(page.list(
+        rows,
+        |r| r.id,
+        |r| {
             let link = invitations::link_of(&state.secrets, &issuer, &r);
             InvitationResponse::new(r, link, now)
-        })
-        .collect();
-    Ok(axum::Json(List { items, next_cursor: next }))
+        },
+    )))
 }
 
 /// Withdraw an unused invitation.

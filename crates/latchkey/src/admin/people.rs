@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, Problem};
 use super::extract::AdminQuery;
-use super::views::List;
+use super::views::{List, Paging};
 use crate::audit::operator;
 use crate::state::AppState;
 use crate::tenant::{Issuer, Lookup};
@@ -211,21 +211,6 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-pub(super) fn limit_of(limit: Option<u32>) -> Result<i64, ApiError> {
-    let limit = i64::from(limit.unwrap_or(50));
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("limit must be between 1 and 200"));
-    }
-    Ok(limit)
-}
-
-pub(super) fn cursor_of<T: std::str::FromStr>(cursor: &Option<String>) -> Result<Option<T>, ApiError> {
-    cursor
-        .as_ref()
-        .map(|c| c.parse().map_err(|_| ApiError::malformed("cursor is not one this API issued")))
-        .transpose()
-}
-
 async fn user_of(issuer: &Issuer, id: &str) -> Result<User, ApiError> {
     let id = user_id(id)?;
     users::get(&issuer.identity, id)
@@ -255,7 +240,7 @@ pub async fn list_users(
     AdminQuery(q): AdminQuery<UserQuery>,
 ) -> Result<axum::Json<List<UserResponse>>, ApiError> {
     let issuer = active(&state, &slug).await?;
-    let limit = limit_of(q.limit)?;
+    let page = Paging::<UserId>::parse(q.cursor.as_deref(), q.limit)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(
@@ -267,11 +252,10 @@ pub async fn list_users(
         return Err(ApiError::validation("email is longer than 254 characters"));
     }
     let filter = users::UserFilter { email: q.email.clone(), status };
-    let rows = users::list(&issuer.identity, &filter, cursor_of(&q.cursor)?, limit)
+    let rows = users::list(&issuer.identity, &filter, page.after, page.limit)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|u| u.id.to_string())).flatten();
-    Ok(axum::Json(List { items: rows.into_iter().map(UserResponse::from).collect(), next_cursor: next }))
+    Ok(axum::Json(page.list(rows, |u| u.id, UserResponse::from)))
 }
 
 /// One user with identities, active sessions and second-factor state (never a secret).
@@ -432,7 +416,7 @@ pub async fn audit(
     AdminQuery(q): AdminQuery<AuditQuery>,
 ) -> Result<axum::Json<List<AuditEventResponse>>, ApiError> {
     let issuer = active(&state, &slug).await?;
-    let limit = limit_of(q.limit)?;
+    let page = Paging::<Uuid>::parse(q.cursor.as_deref(), q.limit)?;
     let time = |what: &str, v: &Option<String>| -> Result<Option<crate::store::Ts>, ApiError> {
         v.as_ref()
             .map(|t| {
@@ -452,13 +436,13 @@ pub async fn audit(
         since: time("since", &q.since)?,
         until: time("until", &q.until)?,
     };
-    let rows = crate::audit::query(&issuer.identity, &filter, cursor_of(&q.cursor)?, limit)
+    let rows = crate::audit::query(&issuer.identity, &filter, page.after, page.limit)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|e| e.id.to_string())).flatten();
-    let items = rows
-        .into_iter()
-        .map(|e| AuditEventResponse {
+    let list = page.list(
+        rows,
+        |e| e.id,
+        |e| AuditEventResponse {
             id: e.id,
             kind: e.kind,
             time: e.time.0,
@@ -467,7 +451,7 @@ pub async fn audit(
             ip: e.ip,
             user_agent: e.user_agent,
             data: e.data.0,
-        })
-        .collect();
-    Ok(axum::Json(List { items, next_cursor: next }))
+        },
+    );
+    Ok(axum::Json(list))
 }

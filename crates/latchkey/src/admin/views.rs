@@ -5,11 +5,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::ApiError;
 use crate::apps::model::{Branding, EmailTemplates, Policy, SmtpSettings, TokenSettings};
 use crate::apps::{App, AppStatus};
 use crate::clients::{AuthMethod, Client, GrantType, RedirectUri, Scope};
 use crate::keys::{KeyState, SigningAlg, SigningKey};
 use crate::store::Ts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppResponse {
@@ -130,6 +133,69 @@ pub struct PageQuery {
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+}
+
+/// A list request's page: where it starts (decoded from the opaque cursor of the previous page)
+/// and how many items it holds. The one place list parameters are checked.
+pub struct Paging<C> {
+    pub after: Option<C>,
+    pub limit: i64,
+}
+
+/// What a cursor encodes: the sort key of the last item of a page.
+pub trait CursorKey: Sized {
+    fn encode(&self) -> String;
+    fn decode(cursor: &str) -> Option<Self>;
+}
+
+/// Text keys (slugs, client ids) travel base64url-encoded.
+impl CursorKey for String {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self)
+    }
+    fn decode(cursor: &str) -> Option<Self> {
+        URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok())
+    }
+}
+
+/// Time-ordered ids (users, invitations, audit events) travel as they are.
+impl CursorKey for uuid::Uuid {
+    fn encode(&self) -> String {
+        self.to_string()
+    }
+    fn decode(cursor: &str) -> Option<Self> {
+        cursor.parse().ok()
+    }
+}
+
+impl CursorKey for crate::users::UserId {
+    fn encode(&self) -> String {
+        self.to_string()
+    }
+    fn decode(cursor: &str) -> Option<Self> {
+        cursor.parse().ok()
+    }
+}
+
+impl<C: CursorKey> Paging<C> {
+    /// `limit` 1 to 200 (default 50); a cursor this API issued, or none.
+    pub fn parse(cursor: Option<&str>, limit: Option<u32>) -> Result<Self, ApiError> {
+        let limit = i64::from(limit.unwrap_or(50));
+        if !(1..=200).contains(&limit) {
+            return Err(ApiError::validation("limit must be between 1 and 200"));
+        }
+        let after = cursor
+            .map(|c| C::decode(c).ok_or_else(|| ApiError::malformed("cursor is not one this API issued")))
+            .transpose()?;
+        Ok(Paging { after, limit })
+    }
+
+    /// The page of `items`, with the cursor of the next page when this one is full.
+    pub fn list<T, R>(&self, items: Vec<T>, key: impl Fn(&T) -> C, view: impl FnMut(T) -> R) -> List<R> {
+        let next_cursor =
+            (items.len() as i64 == self.limit).then(|| items.last().map(|i| key(i).encode())).flatten();
+        List { items: items.into_iter().map(view).collect(), next_cursor }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

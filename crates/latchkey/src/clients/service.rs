@@ -148,6 +148,36 @@ pub async fn update(
     Ok(client)
 }
 
+/// Applies a JSON merge patch (RFC 7396) to the client's settings; returns the client and the
+/// new value of every changed setting (for the operator audit).
+pub async fn patch(
+    db: &ControlDb,
+    client: Client,
+    patch: &serde_json::Value,
+    now: Ts,
+) -> Result<(Client, serde_json::Map<String, serde_json::Value>), ClientError> {
+    if !patch.is_object() {
+        return Err(ClientError::Invalid("a merge patch must be a JSON object".into()));
+    }
+    let to_doc =
+        |c: &Client| serde_json::to_value(settings_of(c)).map_err(|e| ClientError::Invalid(e.to_string()));
+    let before = to_doc(&client)?;
+    let mut doc = before.clone();
+    crate::apps::service::merge_patch(&mut doc, patch);
+    let settings: ClientSettings =
+        serde_json::from_value(doc).map_err(|e| ClientError::Invalid(e.to_string()))?;
+    let client = update(db, client, settings, now).await?;
+    let after = to_doc(&client)?;
+    let changes = after
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| before.get(k.as_str()) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok((client, changes))
+}
+
 /// Replaces the secret of a confidential client; the old one stops working at once.
 pub async fn rotate_secret(
     db: &ControlDb,

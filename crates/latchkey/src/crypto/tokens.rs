@@ -18,6 +18,24 @@ pub fn random_b64(n: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// `n` characters drawn uniformly from `alphabet` (at most 256 ASCII characters), by rejection
+/// sampling so no character is likelier than another; `None` if the system RNG fails.
+pub fn random_from(alphabet: &[u8], n: usize) -> Option<String> {
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        rand::fill(&mut buf).ok()?;
+        for b in buf.iter().map(|b| *b as usize).filter(|b| *b < limit) {
+            if out.len() == n {
+                break;
+            }
+            out.push(alphabet[b % alphabet.len()] as char);
+        }
+    }
+    Some(out)
+}
+
 /// A new bearer secret: `prefix` followed by 256 random bits.
 pub fn new_secret(prefix: &str) -> SecretString {
     SecretString::from(format!("{prefix}{}", random_b64(32)))
@@ -111,6 +129,14 @@ mod tests {
         assert!(a.expose_secret().starts_with("lks_"));
         assert_eq!(a.expose_secret().len(), 4 + 43);
         assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn draws_only_from_the_alphabet() {
+        let s = random_from(b"abc", 300).expect("rng");
+        assert_eq!(s.len(), 300);
+        assert!(s.bytes().all(|b| b"abc".contains(&b)));
+        assert!(s.contains('a') && s.contains('b') && s.contains('c'));
     }
 
     #[test]

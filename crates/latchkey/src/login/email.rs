@@ -260,7 +260,7 @@ pub async fn post_magic_link(
     };
     let data = serde_json::json!({"method": "magic_link"});
     record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, data).await;
-    Ok(finish(&state, &issuer, user.id, request, origin(&headers, addr), &["email"]).await)
+    Ok(finish(&state, &issuer, &user, request, origin(&headers, addr), &["email"]).await)
 }
 
 /// A first-access link (auto_on_first_access): the account is created, its address verified by
@@ -321,7 +321,7 @@ async fn first_access(
         Some(id) => authorize::pending(&issuer.identity, id, now).await.ok().flatten(),
         None => None,
     };
-    finish(state, issuer, user.id, request, origin(headers, addr), &["email"]).await
+    finish(state, issuer, &user, request, origin(headers, addr), &["email"]).await
 }
 
 pub async fn get_reset_password(
@@ -434,7 +434,7 @@ pub async fn post_reset_password(
         serde_json::json!({"method": "password_reset"}),
     )
     .await;
-    Ok(finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await)
+    Ok(finish(&state, &issuer, &user, request, origin(&headers, addr), &["pwd"]).await)
 }
 
 pub async fn get_verify_email(

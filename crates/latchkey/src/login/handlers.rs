@@ -220,13 +220,13 @@ fn read_form(
 pub(super) async fn finish(
     state: &AppState,
     issuer: &Issuer,
-    user_id: crate::users::UserId,
+    user: &crate::users::User,
     request: Option<AuthRequest>,
     origin: Origin,
     amr: &[&str],
 ) -> Response {
     let cx = signin::Context::of(issuer, state.now());
-    match signin::service::finish(cx, user_id, request, &origin, amr).await {
+    match signin::service::finish(cx, user, request, &origin, amr).await {
         Ok(outcome) => respond(state, issuer, outcome),
         Err(e) => internal(state, issuer, &e),
     }
@@ -315,7 +315,7 @@ pub async fn post_login(
     let request = authorize::pending(&issuer.identity, &request_id, state.now()).await.or_page(&issuer)?;
     record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, serde_json::json!({}))
         .await;
-    Ok(finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await)
+    Ok(finish(&state, &issuer, &user, request, origin(&headers, addr), &["pwd"]).await)
 }
 
 /// Starts a throttled sign-in attempt, or answers 429 with `Retry-After` on the same page (and

@@ -263,7 +263,7 @@ pub async fn post_signup(
                     .await;
                     let request =
                         authorize::pending(&issuer.identity, &f.request_id, now).await.ok().flatten();
-                    return Ok(finish(&state, &issuer, u.id, request, origin(&headers, addr), &["pwd"]).await);
+                    return Ok(finish(&state, &issuer, &u, request, origin(&headers, addr), &["pwd"]).await);
                 }
                 None => {
                     attempt.failed(state.clock.now());
@@ -285,5 +285,5 @@ pub async fn post_signup(
         return Ok(awaiting_approval(&state, &issuer));
     }
     let request = authorize::pending(&issuer.identity, &f.request_id, now).await.or_page(&issuer)?;
-    Ok(finish(&state, &issuer, user.id, request, origin(&headers, addr), &["pwd"]).await)
+    Ok(finish(&state, &issuer, &user, request, origin(&headers, addr), &["pwd"]).await)
 }

@@ -27,6 +27,8 @@ pub enum MfaError {
     Store(#[from] sqlx::Error),
     #[error("TOTP: {0}")]
     Totp(String),
+    #[error("the system random number generator failed")]
+    Randomness,
 }
 
 fn seal_ctx(app_id: Uuid, user_id: crate::users::UserId) -> String {
@@ -70,7 +72,7 @@ pub async fn start(
     now: Ts,
 ) -> Result<Option<Enrolment>, MfaError> {
     let mut raw = [0u8; 20];
-    aws_lc_rs::rand::fill(&mut raw).map_err(|_| MfaError::Totp("no randomness".into()))?;
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| MfaError::Randomness)?;
     let sealed = secrets.seal(&seal_ctx(app_id, user_id), &raw);
     let sql = "INSERT INTO mfa_totp (user_id, secret_sealed, confirmed_at, last_step, created_at) VALUES ($1, $2, NULL, NULL, $3) \
         ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, created_at = excluded.created_at \
@@ -169,13 +171,12 @@ pub async fn new_recovery_codes(
     secrets: &SecretBox,
     user_id: crate::users::UserId,
     now: Ts,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<String>, MfaError> {
+    // Unambiguous characters only (no 0/o, 1/l/i).
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
-        let mut raw = [0u8; 12];
-        let _ = aws_lc_rs::rand::fill(&mut raw);
-        let chars: String = raw.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect();
+        let chars = crate::crypto::tokens::random_from(ALPHABET, 12).ok_or(MfaError::Randomness)?;
         codes.push(format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12]));
     }
     let insert = "INSERT INTO recovery_codes (code_hash, user_id, created_at) VALUES ($1, $2, $3)";

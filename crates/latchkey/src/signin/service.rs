@@ -39,8 +39,6 @@ pub enum SignInError {
     Store(#[from] sqlx::Error),
     #[error("password hashing: {0}")]
     Hashing(#[from] HashError),
-    #[error("the user left during the sign-in")]
-    UserVanished,
 }
 
 /// Where a sign-in stands after a call to the service.
@@ -97,16 +95,16 @@ pub async fn check_password(
     Ok(PasswordCheck::Proven(Box::new(user)))
 }
 
-/// A first factor succeeded for `user_id` (methods `amr`): refuses accounts that may not sign
-/// in, parks the sign-in when the policy asks for more, and otherwise signs the user in.
+/// A first factor succeeded for `user` (as loaded after it; methods `amr`): refuses accounts
+/// that may not sign in, parks the sign-in when the policy asks for more, and otherwise signs
+/// the user in.
 pub async fn finish(
     cx: Context<'_>,
-    user_id: crate::users::UserId,
+    user: &User,
     request: Option<AuthRequest>,
     origin: &Origin,
     amr: &[&str],
 ) -> Result<Outcome, SignInError> {
-    let user = users::get(cx.store, user_id).await?.ok_or(SignInError::UserVanished)?;
     match user.status {
         UserStatus::Active => {}
         UserStatus::PendingApproval => return Ok(Outcome::AwaitingApproval),
@@ -114,7 +112,7 @@ pub async fn finish(
     }
     let amr: Vec<String> = amr.iter().map(|s| s.to_string()).collect();
     let mfa = crate::mfa::enrolled(cx.store, user.id).await?;
-    if let Some(step) = steps(cx.policy, &user, mfa, &amr, cx.now).into_iter().next() {
+    if let Some(step) = steps(cx.policy, user, mfa, &amr, cx.now).into_iter().next() {
         let parked = Pending { user_id: user.id, amr: Json(amr), auth_request_id: request.map(|r| r.id) };
         let token = pending::park(cx.store, &parked, cx.now).await?;
         return Ok(Outcome::Parked { token, step });

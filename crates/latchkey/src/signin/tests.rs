@@ -54,7 +54,7 @@ impl Fixture {
     }
 
     async fn finish(&self, policy: &Policy, user: &users::User) -> Outcome {
-        service::finish(self.cx(policy), user.id, None, &origin(), &["pwd"]).await.expect("finish")
+        service::finish(self.cx(policy), user, None, &origin(), &["pwd"]).await.expect("finish")
     }
 }
 

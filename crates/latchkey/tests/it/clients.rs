@@ -60,6 +60,18 @@ async fn register_and_manage(backend: Backend) {
     assert_eq!(patched["name"], "Web 2");
     assert_eq!(patched["redirect_uris"], json!(["https://app.example.com/cb2"]));
     assert_eq!(patched["post_logout_redirect_uris"], json!(["https://app.example.com/bye"]));
+
+    // Every client change is in the operator audit; an update names who and what changed.
+    let sql = "SELECT action || ' ' || coalesce(target, '') || ' ' || CAST(data AS TEXT) FROM operator_audit \
+        WHERE action LIKE 'client.%' ORDER BY time";
+    let rows: Vec<String> =
+        on_db!(&app.control(), p => sqlx::query_scalar(sql).fetch_all(p).await).expect("operator audit");
+    let updated: Vec<&String> = rows.iter().filter(|r| r.starts_with("client.updated")).collect();
+    assert_eq!(updated.len(), 1, "{rows:?}");
+    let u = updated[0];
+    assert!(u.contains(&id) && u.contains("token:") && u.contains("Web 2") && u.contains("cb2"), "{u}");
+    assert!(!u.contains("post_logout_redirect_uris"), "only changed settings are listed: {u}");
+    assert_eq!(rows.iter().filter(|r| r.starts_with("client.created")).count(), 2, "{rows:?}");
     app.stop().await;
 }
 both!(register_and_manage);
