@@ -1,12 +1,17 @@
 //! Extractors whose rejections are problem details rather than axum's plain text.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::tenant::{Issuer, IssuerCache};
+use crate::users::UserId;
+use crate::web::tenant::{Tenant, TenantError};
 
 /// A JSON body (`application/json` or any `+json` type).
 pub struct AdminJson<T>(pub T);
@@ -78,5 +83,46 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
             Err(e) if e.is_data() => Err(ApiError::validation(e.to_string())),
             Err(e) => Err(ApiError::malformed(e.to_string())),
         }
+    }
+}
+
+/// The active app of the path's `{slug}`, with its identity store ready: 404 when there is no
+/// such app, 409 when it is not active.
+pub type ActiveApp = Tenant<ApiError>;
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::NotFound => ApiError::not_found("app"),
+            TenantError::Inactive => ApiError::conflict("app_not_active", "the app is not active"),
+            TenantError::Failed(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+/// The active app of `{slug}` and the end user `{id}` named in the path (404 when `{id}` is not
+/// a user id; whether the user exists is the handler's question).
+pub struct AppUser {
+    pub issuer: Arc<Issuer>,
+    pub id: UserId,
+}
+
+impl<S> FromRequestParts<S> for AppUser
+where
+    IssuerCache: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Tenant { issuer, .. } = ActiveApp::from_request_parts(parts, state).await?;
+        let params =
+            RawPathParams::from_request_parts(parts, state).await.map_err(|_| ApiError::not_found("user"))?;
+        let id = params
+            .iter()
+            .find(|(k, _)| *k == "id")
+            .and_then(|(_, v)| v.parse().ok())
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        Ok(AppUser { issuer, id })
     }
 }

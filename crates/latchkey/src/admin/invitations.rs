@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, Problem};
-use super::extract::{AdminJson, AdminQuery};
-use super::people::active;
+use super::extract::{ActiveApp, AdminJson, AdminQuery};
+use crate::web::Tenant;
+
 use super::views::{List, PageQuery, Paging};
 use crate::audit::operator;
 use crate::invitations::{self, Purpose};
@@ -71,10 +72,9 @@ impl InvitationResponse {
     responses((status = 201, body = InvitationResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_invitation(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant { issuer, .. }: ActiveApp,
     AdminJson(body): AdminJson<NewInvitation>,
 ) -> Result<Response, ApiError> {
-    let issuer = active(&state, &slug).await?;
     let email =
         Email::parse(&body.email).map_err(|_| ApiError::validation("email is not an email address"))?;
     let domain = email.domain();
@@ -102,7 +102,7 @@ pub async fn create_invitation(
         &state.control,
         state.now(),
         "invitation.created",
-        Some(&slug),
+        Some(issuer.app.slug.as_str()),
         Some(&row.id.to_string()),
         serde_json::json!({}),
     )
@@ -116,10 +116,9 @@ pub async fn create_invitation(
     responses((status = 200, body = List<InvitationResponse>), (status = 404, body = Problem)))]
 pub async fn list_invitations(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant { issuer, .. }: ActiveApp,
     AdminQuery(q): AdminQuery<PageQuery>,
 ) -> Result<axum::Json<List<InvitationResponse>>, ApiError> {
-    let issuer = active(&state, &slug).await?;
     let page = Paging::<Uuid>::parse(q.cursor.as_deref(), q.limit)?;
     let rows = invitations::list(&issuer.identity, page.after, page.limit)
         .await
@@ -141,17 +140,17 @@ pub async fn list_invitations(
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn revoke_invitation(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    Tenant { issuer, .. }: ActiveApp,
+    Path(params): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("invitation"))?;
+    let id = Uuid::parse_str(&params.1).map_err(|_| ApiError::not_found("invitation"))?;
     match invitations::revoke(&issuer.identity, id, state.now()).await.map_err(|e| ApiError::internal(&e))? {
         Some(true) => {
             operator::record(
                 &state.control,
                 state.now(),
                 "invitation.revoked",
-                Some(&slug),
+                Some(issuer.app.slug.as_str()),
                 Some(&id.to_string()),
                 serde_json::json!({}),
             )

@@ -3,8 +3,6 @@
 //! call reads and writes the app's own identity store; the control plane records only that an
 //! operator acted.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -12,12 +10,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, Problem};
-use super::extract::AdminQuery;
+use super::extract::{ActiveApp, AdminQuery, AppUser};
 use super::views::{List, Paging};
 use crate::audit::operator;
 use crate::state::AppState;
-use crate::tenant::{Issuer, Lookup};
+use crate::tenant::Issuer;
 use crate::users::{self, User, UserId, UserStatus};
+use crate::web::Tenant;
 
 /// An end user as operators see it (never a password hash or secret).
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,57 +44,27 @@ impl From<User> for UserResponse {
 }
 
 /// The app's live issuer (its identity store is migrated); 404 or 409 otherwise.
-pub(super) async fn active(state: &AppState, slug: &str) -> Result<Arc<Issuer>, ApiError> {
-    match state.issuers.lookup(slug).await {
-        Ok(Lookup::Active(i)) => Ok(i),
-        Ok(Lookup::Inactive) => Err(ApiError::conflict("app_not_active", "the app is not active")),
-        Ok(Lookup::NotFound) => Err(ApiError::not_found("app")),
-        Err(e) => Err(ApiError::internal(&e)),
-    }
-}
-
-pub(super) fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found("user"))
-}
-
 async fn decide(
     state: &AppState,
-    slug: &str,
-    id: &str,
+    issuer: &Issuer,
+    id: UserId,
     approve: bool,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
-    let issuer = active(state, slug).await?;
-    let id = user_id(id)?;
-    let db = &issuer.identity;
     let now = state.now();
-    let to = if approve { UserStatus::Active } else { UserStatus::Disabled };
-    let changed = users::transition_status(db, id, UserStatus::PendingApproval, to, now)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let user = users::get(db, id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    if !changed {
-        return Err(ApiError::conflict(
-            "not_pending_approval",
-            format!("the user is {}, not pending_approval", user.status.as_str()),
-        ));
-    }
+    let user = match users::decide_approval(&issuer.identity, id, approve, now).await {
+        Ok(user) => user,
+        Err(users::ApprovalError::NotFound) => return Err(ApiError::not_found("user")),
+        Err(users::ApprovalError::NotPending(status)) => {
+            let detail = format!("the user is {}, not pending_approval", status.as_str());
+            return Err(ApiError::conflict("not_pending_approval", detail));
+        }
+        Err(users::ApprovalError::Store(e)) => return Err(ApiError::internal(&e)),
+    };
     let kind = if approve { "user.approved" } else { "user.rejected" };
-    state
-        .audit
-        .record(record_for(&issuer, state, kind, Some(user.id), serde_json::json!({"by": "operator"})))
-        .await;
-    operator::record(
-        &state.control,
-        now,
-        kind,
-        Some(slug),
-        Some(&user.id.to_string()),
-        serde_json::json!({}),
-    )
-    .await;
+    let data = serde_json::json!({"by": "operator"});
+    state.audit.record(record_for(issuer, state, kind, Some(user.id), data)).await;
+    let (slug, target) = (issuer.app.slug.as_str(), user.id.to_string());
+    operator::record(&state.control, now, kind, Some(slug), Some(&target), serde_json::json!({})).await;
     Ok(axum::Json(user.into()))
 }
 
@@ -105,9 +74,9 @@ async fn decide(
     responses((status = 200, body = UserResponse), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn approve_user(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    AppUser { issuer, id }: AppUser,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
-    decide(&state, &slug, &id, true).await
+    decide(&state, &issuer, id, true).await
 }
 
 /// Reject a `pending_approval` user: the account is `disabled` and cannot sign in
@@ -117,9 +86,9 @@ pub async fn approve_user(
     responses((status = 200, body = UserResponse), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn reject_user(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    AppUser { issuer, id }: AppUser,
 ) -> Result<axum::Json<UserResponse>, ApiError> {
-    decide(&state, &slug, &id, false).await
+    decide(&state, &issuer, id, false).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -211,8 +180,7 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
-async fn user_of(issuer: &Issuer, id: &str) -> Result<User, ApiError> {
-    let id = user_id(id)?;
+async fn user_of(issuer: &Issuer, id: UserId) -> Result<User, ApiError> {
     users::get(&issuer.identity, id)
         .await
         .map_err(|e| ApiError::internal(&e))?
@@ -235,11 +203,9 @@ fn record_for(
 #[utoipa::path(get, path = "/admin/v1/apps/{slug}/users", tag = "users", params(("slug" = String, Path), UserQuery),
     responses((status = 200, body = List<UserResponse>), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_users(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant { issuer, .. }: ActiveApp,
     AdminQuery(q): AdminQuery<UserQuery>,
 ) -> Result<axum::Json<List<UserResponse>>, ApiError> {
-    let issuer = active(&state, &slug).await?;
     let page = Paging::<UserId>::parse(q.cursor.as_deref(), q.limit)?;
     let status = match q.status.as_deref() {
         None => None,
@@ -263,10 +229,9 @@ pub async fn list_users(
     responses((status = 200, body = UserDetail), (status = 404, body = Problem)))]
 pub async fn get_user(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    AppUser { issuer, id }: AppUser,
 ) -> Result<axum::Json<UserDetail>, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let user = user_of(&issuer, &id).await?;
+    let user = user_of(&issuer, id).await?;
     let extras =
         users::extras(&issuer.identity, user.id, state.now()).await.map_err(|e| ApiError::internal(&e))?;
     let identities = vec![Identity {
@@ -288,17 +253,22 @@ pub async fn get_user(
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn erase_user(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    AppUser { issuer, id }: AppUser,
 ) -> Result<StatusCode, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let id = user_id(&id)?;
     // Audit events about the user still queued would recreate rows after the erasure.
     state.audit.flush().await;
     if !users::erase(&issuer.identity, id).await.map_err(|e| ApiError::internal(&e))? {
         return Err(ApiError::not_found("user"));
     }
-    operator::record(&state.control, state.now(), "user.erased", Some(&slug), None, serde_json::json!({}))
-        .await;
+    operator::record(
+        &state.control,
+        state.now(),
+        "user.erased",
+        Some(issuer.app.slug.as_str()),
+        None,
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -307,10 +277,9 @@ pub async fn erase_user(
     responses((status = 200, body = List<SessionResponse>), (status = 404, body = Problem)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    AppUser { issuer, id }: AppUser,
 ) -> Result<axum::Json<List<SessionResponse>>, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let user = user_of(&issuer, &id).await?;
+    let user = user_of(&issuer, id).await?;
     let list =
         crate::sessions::list_for_user(&issuer.identity, user.id, &issuer.app.policy.session, state.now())
             .await
@@ -336,10 +305,11 @@ pub async fn list_sessions(
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn revoke_session(
     State(state): State<AppState>,
-    Path((slug, id, sid)): Path<(String, String, String)>,
+    AppUser { issuer, id }: AppUser,
+    Path(params): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let user = user_of(&issuer, &id).await?;
+    let sid = params.2;
+    let user = user_of(&issuer, id).await?;
     if !crate::sessions::revoke_own(&issuer.identity, user.id, &sid, state.now())
         .await
         .map_err(|e| ApiError::internal(&e))?
@@ -365,10 +335,8 @@ pub async fn revoke_session(
     responses((status = 200, body = LogoutAllResponse), (status = 404, body = Problem)))]
 pub async fn logout_all(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    AppUser { issuer, id }: AppUser,
 ) -> Result<axum::Json<LogoutAllResponse>, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let id = user_id(&id)?;
     let ended = crate::sessions::logout_all(&issuer.identity, id, state.now())
         .await
         .map_err(|e| ApiError::internal(&e))?
@@ -387,10 +355,9 @@ pub async fn logout_all(
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn reset_mfa(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    AppUser { issuer, id }: AppUser,
 ) -> Result<StatusCode, ApiError> {
-    let issuer = active(&state, &slug).await?;
-    let user = user_of(&issuer, &id).await?;
+    let user = user_of(&issuer, id).await?;
     crate::mfa::remove(&issuer.identity, user.id).await.map_err(|e| ApiError::internal(&e))?;
     state
         .audit
@@ -402,8 +369,15 @@ pub async fn reset_mfa(
             serde_json::json!({"by": "operator"}),
         ))
         .await;
-    operator::record(&state.control, state.now(), "mfa.reset", Some(&slug), None, serde_json::json!({}))
-        .await;
+    operator::record(
+        &state.control,
+        state.now(),
+        "mfa.reset",
+        Some(issuer.app.slug.as_str()),
+        None,
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -411,11 +385,9 @@ pub async fn reset_mfa(
 #[utoipa::path(get, path = "/admin/v1/apps/{slug}/audit", tag = "users", params(("slug" = String, Path), AuditQuery),
     responses((status = 200, body = List<AuditEventResponse>), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn audit(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Tenant { issuer, .. }: ActiveApp,
     AdminQuery(q): AdminQuery<AuditQuery>,
 ) -> Result<axum::Json<List<AuditEventResponse>>, ApiError> {
-    let issuer = active(&state, &slug).await?;
     let page = Paging::<Uuid>::parse(q.cursor.as_deref(), q.limit)?;
     let time = |what: &str, v: &Option<String>| -> Result<Option<crate::store::Ts>, ApiError> {
         v.as_ref()

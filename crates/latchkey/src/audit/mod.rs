@@ -10,6 +10,7 @@ pub use writer::{AuditSink, AuditWriter};
 use uuid::Uuid;
 
 use crate::store::{IdentityDb, Ts};
+use crate::users::UserId;
 
 /// One event about an app's end users or tokens, bound for that app's identity store.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct AuditEvent {
     pub time: Ts,
     /// Dotted event type, e.g. `login.success`, `key.rotated`.
     pub kind: &'static str,
-    pub user_id: Option<crate::users::UserId>,
+    pub user_id: Option<UserId>,
     pub client_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -45,7 +46,7 @@ impl AuditEvent {
         }
     }
 
-    pub fn user(mut self, user_id: Option<crate::users::UserId>) -> Self {
+    pub fn user(mut self, user_id: Option<UserId>) -> Self {
         self.user_id = user_id;
         self
     }
@@ -75,7 +76,7 @@ pub struct StoredEvent {
     pub time: Ts,
     #[sqlx(rename = "type")]
     pub kind: String,
-    pub user_id: Option<crate::users::UserId>,
+    pub user_id: Option<UserId>,
     pub client_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -85,7 +86,7 @@ pub struct StoredEvent {
 /// Filters of the audit query; all optional.
 #[derive(Debug, Default)]
 pub struct EventFilter {
-    pub user_id: Option<crate::users::UserId>,
+    pub user_id: Option<UserId>,
     pub kind: Option<String>,
     pub since: Option<Ts>,
     pub until: Option<Ts>,

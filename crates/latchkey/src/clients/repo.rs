@@ -58,10 +58,16 @@ impl ClientRow {
     }
 }
 
-/// Inserts the client and bumps its app's configuration version, in one transaction.
-pub async fn insert(db: &ControlDb, c: &Client) -> Result<(), sqlx::Error> {
-    let sql =
-        format!("INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+/// Saves the client (new or changed: every mutable field) and bumps its app's configuration
+/// version, in one transaction.
+pub async fn save(db: &ControlDb, c: &Client) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, redirect_uris = excluded.redirect_uris, \
+        post_logout_redirect_uris = excluded.post_logout_redirect_uris, grant_types = excluded.grant_types, \
+        token_endpoint_auth_method = excluded.token_endpoint_auth_method, scopes = excluded.scopes, \
+        secret_hash = excluded.secret_hash, updated_at = excluded.updated_at"
+    );
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query(&sql)
@@ -76,30 +82,6 @@ pub async fn insert(db: &ControlDb, c: &Client) -> Result<(), sqlx::Error> {
             .bind(Json(&c.scopes))
             .bind(&c.secret_hash)
             .bind(c.created_at)
-            .bind(c.updated_at)
-            .execute(&mut *tx)
-            .await?;
-        bump!(&mut *tx, c.app_id, c.updated_at)?;
-        tx.commit().await
-    })
-}
-
-/// Saves every mutable field and bumps the app's configuration version.
-pub async fn update(db: &ControlDb, c: &Client) -> Result<(), sqlx::Error> {
-    let sql = "UPDATE clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4, \
-        grant_types = $5, token_endpoint_auth_method = $6, scopes = $7, secret_hash = $8, updated_at = $9 \
-        WHERE id = $1";
-    on_db!(db, p => {
-        let mut tx = p.begin().await?;
-        sqlx::query(sql)
-            .bind(c.id)
-            .bind(&c.name)
-            .bind(Json(&c.redirect_uris))
-            .bind(Json(&c.post_logout_redirect_uris))
-            .bind(Json(&c.grant_types))
-            .bind(c.token_endpoint_auth_method.as_str())
-            .bind(Json(&c.scopes))
-            .bind(&c.secret_hash)
             .bind(c.updated_at)
             .execute(&mut *tx)
             .await?;

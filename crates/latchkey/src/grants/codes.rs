@@ -3,12 +3,13 @@
 
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
+use crate::users::UserId;
 
 #[derive(sqlx::FromRow)]
 pub struct CodeRow {
     pub client_id: crate::clients::ClientId,
     pub redirect_uri: String,
-    pub user_id: crate::users::UserId,
+    pub user_id: UserId,
     pub session_id: crate::sessions::SessionId,
     pub scope: String,
     pub nonce: Option<String>,

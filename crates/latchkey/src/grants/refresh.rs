@@ -15,6 +15,7 @@ use crate::crypto::{SecretBox, tokens};
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
 use crate::tenant::Issuer;
+use crate::users::UserId;
 
 pub const PREFIX: &str = "lkr_";
 
@@ -27,7 +28,7 @@ fn seal_ctx(token_hash: &tokens::Hashed) -> String {
 pub struct Grant {
     pub family_id: String,
     pub client_id: crate::clients::ClientId,
-    pub user_id: crate::users::UserId,
+    pub user_id: UserId,
     pub session_id: crate::sessions::SessionId,
     pub scope: String,
 }

@@ -21,7 +21,7 @@ use crate::mail::Kind;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
 use crate::tenant::Issuer;
-use crate::users::{Email, User};
+use crate::users::{Email, User, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -61,7 +61,7 @@ pub struct Invitation {
     pub revoked_at: Option<Ts>,
     /// The account it created, once used.
     #[schema(value_type = Option<uuid::Uuid>)]
-    pub user_id: Option<crate::users::UserId>,
+    pub user_id: Option<UserId>,
     /// The token, sealed (invitations only; dropped once used or revoked).
     #[serde(skip)]
     #[schema(ignore)]
@@ -185,7 +185,7 @@ pub async fn accept(
     let link_user = "UPDATE invitations SET user_id = $2 WHERE id = $1";
     let insert = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
         password_changed_at, token_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)";
-    let id = crate::users::UserId::generate();
+    let id = UserId::generate();
     let outcome: Result<Option<Ticket>, sqlx::Error> = on_db!(db, p => {
         let mut tx = p.begin().await?;
         let ticket: Option<Ticket> = sqlx::query_as(claim)

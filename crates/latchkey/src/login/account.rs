@@ -60,7 +60,7 @@ pub(super) fn csrf_for(state: &AppState, headers: &HeaderMap, slug: &str) -> (St
 
 pub async fn get_account(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
+    Tenant { issuer, .. }: Tenant,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     Ok(show_account(&state, &issuer, &headers, None).await)
@@ -218,16 +218,9 @@ pub async fn post_revoke_session(
     let SignedIn { issuer, slug, session, addr, headers, .. } = me;
     Ok(match sessions::revoke_own(&issuer.identity, session.user_id, &sid, state.now()).await {
         Ok(true) => {
-            record_event(
-                &state,
-                &issuer,
-                "session.revoked",
-                Some(session.user_id),
-                &headers,
-                addr,
-                serde_json::json!({"sid": sid}),
-            )
-            .await;
+            let data = serde_json::json!({"sid": sid});
+            record_event(&state, &issuer, "session.revoked", Some(session.user_id), &headers, addr, data)
+                .await;
             Redirect::to(&format!("{}/account", base(&state, &slug))).into_response()
         }
         Ok(false) => show_account(&state, &issuer, &headers, Some("That session had already ended.")).await,
@@ -278,16 +271,8 @@ pub async fn post_password(State(state): State<AppState>, me: SignedIn) -> Resul
     users::change_password(&issuer.identity, user.id, &hash, now).await.or_page(&issuer)?;
     let others =
         sessions::revoke_others(&issuer.identity, user.id, &session.id, now).await.or_page(&issuer)?;
-    record_event(
-        &state,
-        &issuer,
-        "password.change",
-        Some(user.id),
-        &headers,
-        addr,
-        serde_json::json!({"sessions_ended": others}),
-    )
-    .await;
+    let data = serde_json::json!({"sessions_ended": others});
+    record_event(&state, &issuer, "password.change", Some(user.id), &headers, addr, data).await;
     Ok(show_account(
         &state,
         &issuer,
@@ -344,7 +329,7 @@ pub async fn post_logout_all(State(state): State<AppState>, me: SignedIn) -> Res
 /// any redirect; without a valid `id_token_hint` the user confirms first.
 pub async fn logout(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
+    Tenant { issuer, .. }: Tenant,
     method: axum::http::Method,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
@@ -416,16 +401,8 @@ pub async fn logout(
     }
     if let Ok(Some(session)) = current_session(&state, &issuer, &headers).await {
         sessions::revoke(&issuer.identity, &session.id, state.now()).await.or_page(&issuer)?;
-        record_event(
-            &state,
-            &issuer,
-            "logout",
-            Some(session.user_id),
-            &headers,
-            addr,
-            serde_json::json!({"sid": session.id}),
-        )
-        .await;
+        let data = serde_json::json!({"sid": session.id});
+        record_event(&state, &issuer, "logout", Some(session.user_id), &headers, addr, data).await;
     }
     let res = match redirect {
         Some(uri) => {

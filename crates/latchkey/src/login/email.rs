@@ -15,14 +15,13 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
 use axum::response::Response;
 use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    Post, clean_request_id, email_allowed, email_method_form, finish, internal, origin, page, record_event,
-    request_id,
+    Post, Visit, clean_request_id, email_allowed, email_method_form, finish, internal, origin, page,
+    record_event, request_id,
 };
 use crate::apps::model::SignupPolicy;
 use crate::grants::requests as authorize;
@@ -41,6 +40,20 @@ fn token_of(query: Option<&str>) -> Result<Option<String>, ()> {
         None => Ok(None),
         Some(q) => Form::parse(q.as_bytes()).map(|f| f.get("token").map(str::to_string)).map_err(|_| ()),
     }
+}
+
+/// The start of a GET of a link page (magic link, password reset): the method allowed by
+/// policy, and the link's `token` if the query has one; a malformed query is a broken link.
+fn link_token(
+    state: &AppState,
+    issuer: &Issuer,
+    query: Option<&str>,
+    kind: Kind,
+) -> Result<Option<String>, PageError> {
+    if !email_allowed(issuer) {
+        return Err(PageError::email_not_offered(issuer));
+    }
+    token_of(query).map_err(|()| PageError::rendered(invalid_link(state, issuer, kind)))
 }
 
 fn invalid_link(state: &AppState, issuer: &Issuer, kind: Kind) -> Response {
@@ -195,16 +208,10 @@ fn ask_for_link(
 
 pub async fn get_magic_link(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    Visit { issuer, query: q, headers }: Visit,
 ) -> Result<Response, PageError> {
-    if !email_allowed(&issuer) {
-        return Ok(PageError::email_not_offered(&issuer).into_response());
-    }
     let now = state.now();
-    let Ok(token) = token_of(q.as_deref()) else { return Ok(invalid_link(&state, &issuer, Kind::MagicLink)) };
-    if let Some(token) = token {
+    if let Some(token) = link_token(&state, &issuer, q.as_deref(), Kind::MagicLink)? {
         let found = match links::peek(&issuer.identity, Kind::MagicLink, &token, now).await {
             Ok(Some(t)) => Some(t.email),
             Ok(None) => match invitations::peek(&issuer.identity, Purpose::FirstAccess, &token, now).await {
@@ -297,26 +304,10 @@ async fn first_access(
             Ok(_) => return invalid_link(state, issuer, Kind::MagicLink),
             Err(e) => return internal(state, issuer, &e),
         };
-    record_event(
-        state,
-        issuer,
-        "signup",
-        Some(user.id),
-        headers,
-        addr,
-        serde_json::json!({"method": "first_access"}),
-    )
-    .await;
-    record_event(
-        state,
-        issuer,
-        "login.success",
-        Some(user.id),
-        headers,
-        addr,
-        serde_json::json!({"method": "magic_link"}),
-    )
-    .await;
+    let data = serde_json::json!({"method": "first_access"});
+    record_event(state, issuer, "signup", Some(user.id), headers, addr, data).await;
+    let data = serde_json::json!({"method": "magic_link"});
+    record_event(state, issuer, "login.success", Some(user.id), headers, addr, data).await;
     let request = match &ticket.auth_request_id {
         Some(id) => authorize::pending(&issuer.identity, id, now).await.ok().flatten(),
         None => None,
@@ -326,17 +317,9 @@ async fn first_access(
 
 pub async fn get_reset_password(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    Visit { issuer, query: q, headers }: Visit,
 ) -> Result<Response, PageError> {
-    if !email_allowed(&issuer) {
-        return Ok(PageError::email_not_offered(&issuer).into_response());
-    }
-    let Ok(token) = token_of(q.as_deref()) else {
-        return Ok(invalid_link(&state, &issuer, Kind::PasswordReset));
-    };
-    if let Some(token) = token {
+    if let Some(token) = link_token(&state, &issuer, q.as_deref(), Kind::PasswordReset)? {
         return Ok(match links::peek(&issuer.identity, Kind::PasswordReset, &token, state.now()).await {
             Ok(Some(t)) => {
                 let ctx = context! { token, email => t.email, min_length => issuer.app.policy.password.min_length, password_rules => issuer.app.policy.password.rules_text() };
@@ -396,16 +379,8 @@ pub async fn post_reset_password(
         Ok(None) => return Ok(invalid_link(&state, &issuer, Kind::PasswordReset)),
         Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
     };
-    record_event(
-        &state,
-        &issuer,
-        "password.reset",
-        Some(used.user_id),
-        &headers,
-        addr,
-        serde_json::json!({}),
-    )
-    .await;
+    let data = serde_json::json!({});
+    record_event(&state, &issuer, "password.reset", Some(used.user_id), &headers, addr, data).await;
     let user = match users::get(&issuer.identity, used.user_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return Ok(invalid_link(&state, &issuer, Kind::PasswordReset)),
@@ -424,22 +399,14 @@ pub async fn post_reset_password(
         Some(id) => authorize::pending(&issuer.identity, id, state.now()).await.ok().flatten(),
         None => None,
     };
-    record_event(
-        &state,
-        &issuer,
-        "login.success",
-        Some(user.id),
-        &headers,
-        addr,
-        serde_json::json!({"method": "password_reset"}),
-    )
-    .await;
+    let data = serde_json::json!({"method": "password_reset"});
+    record_event(&state, &issuer, "login.success", Some(user.id), &headers, addr, data).await;
     Ok(finish(&state, &issuer, &user, request, origin(&headers, addr), &["pwd"]).await)
 }
 
 pub async fn get_verify_email(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
+    Tenant { issuer, .. }: Tenant,
     RawQuery(q): RawQuery,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -452,16 +419,8 @@ pub async fn get_verify_email(
         // on GET (no extra click); it is still single use.
         match links::verify_email(&issuer.identity, &token, state.now()).await {
             Ok(Some(t)) => {
-                record_event(
-                    &state,
-                    &issuer,
-                    "email.verified",
-                    Some(t.user_id),
-                    &headers,
-                    addr,
-                    serde_json::json!({}),
-                )
-                .await;
+                let data = serde_json::json!({});
+                record_event(&state, &issuer, "email.verified", Some(t.user_id), &headers, addr, data).await;
                 let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
                 state.pages.render(
                     StatusCode::OK,

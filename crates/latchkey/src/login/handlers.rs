@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawQuery, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
@@ -45,8 +46,9 @@ impl FromRequest<AppState> for Post {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
-        let Tenant(issuer) =
-            Tenant::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let Tenant { issuer, .. } = Tenant::<PageError>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
         let addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -57,6 +59,24 @@ impl FromRequest<AppState> for Post {
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(Post { issuer, addr, headers, body })
+    }
+}
+
+/// What every GET of a hosted page starts from: the app in the path, the raw query and the
+/// headers (cookies).
+pub(super) struct Visit {
+    pub issuer: Arc<Issuer>,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+}
+
+impl FromRequestParts<AppState> for Visit {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let Tenant { issuer, .. } = Tenant::<PageError>::from_request_parts(parts, state).await?;
+        let query = parts.uri.query().map(str::to_string);
+        Ok(Visit { issuer, query, headers: parts.headers.clone() })
     }
 }
 
@@ -171,9 +191,7 @@ pub(super) fn page(
 
 pub async fn get_login(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    Visit { issuer, query: q, headers }: Visit,
 ) -> Result<Response, PageError> {
     let request_id = request_id(q.as_deref());
     let pending = authorize::pending(&issuer.identity, &request_id, state.now()).await.or_page(&issuer)?;
@@ -194,17 +212,6 @@ pub(super) fn email_method_form(
     if !email_allowed(issuer) {
         return Err(PageError::email_not_offered(issuer));
     }
-    read_form(state, issuer, headers, body, page)
-}
-
-/// The parsed, CSRF-checked form, or the page to show instead.
-fn read_form(
-    state: &AppState,
-    issuer: &Issuer,
-    headers: &HeaderMap,
-    body: &[u8],
-    page: &'static str,
-) -> Result<Form, PageError> {
     let bad = |msg: &str| {
         render(state, issuer, headers, StatusCode::BAD_REQUEST, View::new(page, "", "").form_error(msg))
     };

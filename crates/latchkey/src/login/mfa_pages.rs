@@ -3,9 +3,6 @@
 //! regenerable with a fresh code, and removal with a fresh code or a recovery code. Every code
 //! check is throttled like a sign-in and failures are audited (`mfa.failed`).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -60,18 +57,21 @@ enum Code {
     Fresh { recovery_ok: bool },
 }
 
-/// Checks a code under the sign-in throttle (key `mfa:<user id>`), auditing a failure
-/// (`mfa.failed`). `Ok(false)` is a wrong or spent code; `Err` is the page to answer with (429
-/// with `Retry-After`, or an internal error).
-async fn check_throttled(
-    state: &AppState,
-    issuer: &Arc<Issuer>,
-    headers: &HeaderMap,
-    addr: SocketAddr,
-    user: &User,
-    code: &str,
-    kind: Code,
-) -> Result<bool, PageError> {
+fn holder<'a>(issuer: &'a Issuer, user: &'a User) -> mfa::Holder<'a> {
+    mfa::Holder {
+        app_id: issuer.app.id,
+        user_id: user.id,
+        issuer_name: &issuer.app.display_name,
+        account: &user.email,
+    }
+}
+
+/// Checks the posted `code` under the sign-in throttle (key `mfa:<user id>`), auditing a
+/// failure (`mfa.failed`). `Ok(false)` is a wrong or spent code; `Err` is the page to answer
+/// with (429 with `Retry-After`, or an internal error).
+async fn check_throttled(state: &AppState, me: &SignedIn, kind: Code) -> Result<bool, PageError> {
+    let SignedIn { issuer, user, form, addr, headers, .. } = me;
+    let code = form.get("code").unwrap_or("");
     let key = format!("mfa:{}", user.id);
     let attempt = match state.throttle.begin(issuer.app.id, &key, addr.ip(), state.clock.now()) {
         Ok(a) => a,
@@ -90,61 +90,31 @@ async fn check_throttled(
     if matches!(kind, Code::Fresh { recovery_ok: true }) && matches!(ok, Ok(false)) {
         ok = mfa::use_recovery_code(db, secrets, user.id, code, now).await.map_err(mfa::MfaError::from);
     }
-    match ok {
-        Ok(true) => {
-            attempt.succeeded(state.clock.now());
-            Ok(true)
-        }
-        Ok(false) => {
-            attempt.failed(state.clock.now());
-            let on = if matches!(kind, Code::Enrolment) { "enrolment" } else { "account" };
-            record_event(
-                state,
-                issuer,
-                "mfa.failed",
-                Some(user.id),
-                headers,
-                addr,
-                serde_json::json!({"on": on}),
-            )
-            .await;
-            Ok(false)
-        }
-        Err(e) => Err(PageError::internal(Some(&issuer.app), &e)),
+    if ok.or_page(issuer)? {
+        attempt.succeeded(state.clock.now());
+        return Ok(true);
     }
+    attempt.failed(state.clock.now());
+    let on = if matches!(kind, Code::Enrolment) { "enrolment" } else { "account" };
+    let data = serde_json::json!({"on": on});
+    record_event(state, issuer, "mfa.failed", Some(user.id), headers, *addr, data).await;
+    Ok(false)
 }
 
 /// A fresh code for an account change; a wrong one answers the account page with 401.
-async fn fresh_code(
-    state: &AppState,
-    issuer: &Arc<Issuer>,
-    headers: &HeaderMap,
-    addr: SocketAddr,
-    user: &User,
-    code: &str,
-    recovery_ok: bool,
-) -> Result<(), PageError> {
-    if check_throttled(state, issuer, headers, addr, user, code, Code::Fresh { recovery_ok }).await? {
+async fn fresh_code(state: &AppState, me: &SignedIn, recovery_ok: bool) -> Result<(), PageError> {
+    if check_throttled(state, me, Code::Fresh { recovery_ok }).await? {
         return Ok(());
     }
-    let mut res =
-        show_account(state, issuer, headers, Some("That code is not right, or was already used.")).await;
+    let msg = Some("That code is not right, or was already used.");
+    let mut res = show_account(state, &me.issuer, &me.headers, msg).await;
     *res.status_mut() = StatusCode::UNAUTHORIZED;
     Err(PageError::rendered(res))
 }
 
 pub async fn post_setup(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, headers, .. } = me;
-    let started = mfa::start(
-        &issuer.identity,
-        &state.secrets,
-        issuer.app.id,
-        user.id,
-        &issuer.app.display_name,
-        &user.email,
-        state.now(),
-    )
-    .await;
+    let started = mfa::start(&issuer.identity, &state.secrets, &holder(&issuer, &user), state.now()).await;
     Ok(match started {
         Ok(Some(e)) => render(
             &state,
@@ -162,19 +132,11 @@ pub async fn post_setup(State(state): State<AppState>, me: SignedIn) -> Result<R
 }
 
 pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
-    let SignedIn { issuer, user, form, addr, headers, .. } = me;
+    let confirmed = check_throttled(&state, &me, Code::Enrolment).await?;
+    let SignedIn { issuer, user, addr, headers, .. } = me;
     let now = state.now();
-    let code = form.get("code").unwrap_or("");
-    if !check_throttled(&state, &issuer, &headers, addr, &user, code, Code::Enrolment).await? {
-        let again = mfa::pending_enrolment(
-            &issuer.identity,
-            &state.secrets,
-            issuer.app.id,
-            user.id,
-            &issuer.app.display_name,
-            &user.email,
-        )
-        .await;
+    if !confirmed {
+        let again = mfa::pending_enrolment(&issuer.identity, &state.secrets, &holder(&issuer, &user)).await;
         return Ok(match again.or_page(&issuer)? {
             Some(e) => render(
                 &state,
@@ -192,22 +154,14 @@ pub async fn post_confirm(State(state): State<AppState>, me: SignedIn) -> Result
     }
     let codes =
         mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, now).await.or_page(&issuer)?;
-    record_event(
-        &state,
-        &issuer,
-        "mfa.enrolled",
-        Some(user.id),
-        &headers,
-        addr,
-        serde_json::json!({"method": "totp"}),
-    )
-    .await;
+    let data = serde_json::json!({"method": "totp"});
+    record_event(&state, &issuer, "mfa.enrolled", Some(user.id), &headers, addr, data).await;
     Ok(codes_page(&state, &issuer, &headers, codes, "Two-step verification is on."))
 }
 
 pub async fn post_recovery_codes(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
-    let SignedIn { issuer, user, form, addr, headers, .. } = me;
-    fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), false).await?;
+    fresh_code(&state, &me, false).await?;
+    let SignedIn { issuer, user, addr, headers, .. } = me;
     let codes = mfa::new_recovery_codes(&issuer.identity, &state.secrets, user.id, state.now())
         .await
         .or_page(&issuer)?;
@@ -217,18 +171,10 @@ pub async fn post_recovery_codes(State(state): State<AppState>, me: SignedIn) ->
 }
 
 pub async fn post_remove(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
-    let SignedIn { issuer, user, form, addr, headers, .. } = me;
-    fresh_code(&state, &issuer, &headers, addr, &user, form.get("code").unwrap_or(""), true).await?;
+    fresh_code(&state, &me, true).await?;
+    let SignedIn { issuer, user, addr, headers, .. } = me;
     mfa::remove(&issuer.identity, user.id).await.or_page(&issuer)?;
-    record_event(
-        &state,
-        &issuer,
-        "mfa.removed",
-        Some(user.id),
-        &headers,
-        addr,
-        serde_json::json!({"by": "user"}),
-    )
-    .await;
+    let data = serde_json::json!({"by": "user"});
+    record_event(&state, &issuer, "mfa.removed", Some(user.id), &headers, addr, data).await;
     Ok(show_account(&state, &issuer, &headers, Some("Two-step verification is off.")).await)
 }

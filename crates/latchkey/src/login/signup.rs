@@ -10,7 +10,7 @@
 //! Every path checks the email domain rules, the password rules and the required profile fields
 //! on the server; an invitation is accepted in one transaction with the account it creates.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::Response;
@@ -18,7 +18,7 @@ use minijinja::context;
 use secrecy::SecretString;
 
 use super::handlers::{
-    Post, awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, origin, page,
+    Post, Visit, awaiting_approval, begin_attempt, clean_request_id, email_method_form, finish, origin, page,
     record_event, request_id,
 };
 use crate::apps::model::SignupPolicy;
@@ -29,7 +29,7 @@ use crate::state::AppState;
 use crate::tenant::Issuer;
 use crate::users::{self, Email, NewUser, UserStatus};
 use crate::web::form::Form;
-use crate::web::{OrPage, PageError, Tenant};
+use crate::web::{OrPage, PageError};
 
 /// Everything the sign-up page shows.
 #[derive(Default)]
@@ -102,9 +102,7 @@ fn domain_of(email: &Email) -> &str {
 
 pub async fn get_signup(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    Visit { issuer, query: q, headers }: Visit,
 ) -> Result<Response, PageError> {
     if !issuer.app.policy.allows_email() {
         return Ok(PageError::email_not_offered(&issuer).into_response());
@@ -251,16 +249,8 @@ pub async fn post_signup(
                     {
                         tracing::warn!(app.slug = %issuer.app.slug, user.id = %u.id, error = %e, "password hash upgrade failed");
                     }
-                    record_event(
-                        &state,
-                        &issuer,
-                        "login.success",
-                        Some(u.id),
-                        &headers,
-                        addr,
-                        serde_json::json!({}),
-                    )
-                    .await;
+                    let data = serde_json::json!({});
+                    record_event(&state, &issuer, "login.success", Some(u.id), &headers, addr, data).await;
                     let request =
                         authorize::pending(&issuer.identity, &f.request_id, now).await.ok().flatten();
                     return Ok(finish(&state, &issuer, &u, request, origin(&headers, addr), &["pwd"]).await);

@@ -121,7 +121,7 @@ impl Parked<'_> {
 
 pub async fn get_continue(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
+    Tenant { issuer, .. }: Tenant,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {

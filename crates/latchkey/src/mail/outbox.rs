@@ -33,6 +33,7 @@ use crate::tenant::IssuerCache;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
 use crate::tenant::{Issuer, Lookup};
+use crate::users::UserId;
 
 /// How often every active app's outbox is looked at without being woken.
 const SWEEP: Duration = Duration::from_secs(5);
@@ -54,7 +55,7 @@ pub struct Sealed {
 pub struct Queued {
     pub id: Uuid,
     pub kind: &'static str,
-    pub user_id: Option<crate::users::UserId>,
+    pub user_id: Option<UserId>,
     pub recipient: String,
     pub sealed: String,
     pub now: Ts,
@@ -71,7 +72,7 @@ impl Queued {
         secrets: &crate::crypto::SecretBox,
         app_id: Uuid,
         kind: super::Kind,
-        user_id: Option<crate::users::UserId>,
+        user_id: Option<UserId>,
         recipient: &str,
         letter: Letter,
         link: String,

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::crypto::SecretBox;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
+use crate::users::UserId;
 
 const DIGITS: u8 = 6;
 const STEP: u64 = 30;
@@ -31,7 +32,7 @@ pub enum MfaError {
     Randomness,
 }
 
-fn seal_ctx(app_id: Uuid, user_id: crate::users::UserId) -> String {
+fn seal_ctx(app_id: Uuid, user_id: UserId) -> String {
     format!("app:{app_id}:totp:{user_id}")
 }
 
@@ -60,17 +61,24 @@ pub struct Enrolment {
     pub qr_svg: String,
 }
 
+/// Whose authenticator entry an enrolment is: the app and user (the sealed secret is bound to
+/// both), and the issuer name and account shown in the authenticator app.
+pub struct Holder<'a> {
+    pub app_id: Uuid,
+    pub user_id: UserId,
+    pub issuer_name: &'a str,
+    pub account: &'a str,
+}
+
 /// Starts (or restarts) enrolment: a new unconfirmed secret replaces any unconfirmed one. A
 /// confirmed second factor is left alone (`None`).
 pub async fn start(
     db: &IdentityDb,
     secrets: &SecretBox,
-    app_id: Uuid,
-    user_id: crate::users::UserId,
-    issuer_name: &str,
-    account: &str,
+    holder: &Holder<'_>,
     now: Ts,
 ) -> Result<Option<Enrolment>, MfaError> {
+    let Holder { app_id, user_id, issuer_name, account } = *holder;
     let mut raw = [0u8; 20];
     aws_lc_rs::rand::fill(&mut raw).map_err(|_| MfaError::Randomness)?;
     let sealed = secrets.seal(&seal_ctx(app_id, user_id), &raw);
@@ -103,11 +111,9 @@ fn enrolment(raw: Vec<u8>, issuer_name: &str, account: &str) -> Result<Enrolment
 pub async fn pending_enrolment(
     db: &IdentityDb,
     secrets: &SecretBox,
-    app_id: Uuid,
-    user_id: crate::users::UserId,
-    issuer_name: &str,
-    account: &str,
+    holder: &Holder<'_>,
 ) -> Result<Option<Enrolment>, MfaError> {
+    let Holder { app_id, user_id, issuer_name, account } = *holder;
     let sql = "SELECT secret_sealed FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NULL";
     let sealed: Option<String> =
         on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).fetch_optional(p).await)?;
@@ -117,7 +123,7 @@ pub async fn pending_enrolment(
 }
 
 /// Whether the user has a confirmed second factor.
-pub async fn enrolled(db: &IdentityDb, user_id: crate::users::UserId) -> Result<bool, sqlx::Error> {
+pub async fn enrolled(db: &IdentityDb, user_id: UserId) -> Result<bool, sqlx::Error> {
     let sql = "SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
     let n: i64 = on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).fetch_one(p).await)?;
     Ok(n > 0)
@@ -129,7 +135,7 @@ pub async fn check_code(
     db: &IdentityDb,
     secrets: &SecretBox,
     app_id: Uuid,
-    user_id: crate::users::UserId,
+    user_id: UserId,
     code: &str,
     confirmed: bool,
     now: Ts,
@@ -169,7 +175,7 @@ fn normalize_recovery(code: &str) -> String {
 pub async fn new_recovery_codes(
     db: &IdentityDb,
     secrets: &SecretBox,
-    user_id: crate::users::UserId,
+    user_id: UserId,
     now: Ts,
 ) -> Result<Vec<String>, MfaError> {
     // Unambiguous characters only (no 0/o, 1/l/i).
@@ -196,7 +202,7 @@ pub async fn new_recovery_codes(
 pub async fn use_recovery_code(
     db: &IdentityDb,
     secrets: &SecretBox,
-    user_id: crate::users::UserId,
+    user_id: UserId,
     code: &str,
     now: Ts,
 ) -> Result<bool, sqlx::Error> {
@@ -213,7 +219,7 @@ pub async fn use_recovery_code(
 
 /// Removes the user's TOTP secret and recovery codes (an operator's reset, or the user's own
 /// removal after a fresh code), in one transaction.
-pub async fn remove(db: &IdentityDb, user_id: crate::users::UserId) -> Result<(), sqlx::Error> {
+pub async fn remove(db: &IdentityDb, user_id: UserId) -> Result<(), sqlx::Error> {
     on_db!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -12,7 +11,7 @@ use super::client_auth;
 use super::error::OAuthError;
 use super::service;
 use crate::state::AppState;
-use crate::tenant::{Issuer, IssuerCache};
+use crate::tenant::Issuer;
 use crate::web::form::Form;
 use crate::web::tenant::TenantError;
 use crate::web::{OrPage, PageError, Tenant};
@@ -20,23 +19,17 @@ use crate::web::{OrPage, PageError, Tenant};
 /// Largest form body accepted on the OAuth endpoints.
 pub const FORM_LIMIT: usize = 16 * 1024;
 
-/// The live issuer of the app in the path, or an RFC 6749 error: 404 (unknown), 503 (not
-/// active), 500 (not loadable).
-pub struct AppIssuer(pub Arc<Issuer>);
+/// The app in the path, or an RFC 6749 error: 404 (unknown), 503 (not active), 500 (not
+/// loadable).
+type AppIssuer = Tenant<OAuthError>;
 
-impl<S> FromRequestParts<S> for AppIssuer
-where
-    IssuerCache: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = OAuthError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OAuthError> {
-        match crate::web::tenant::resolve(parts, state).await {
-            Ok(i) => Ok(AppIssuer(i)),
-            Err(TenantError::NotFound) => Err(OAuthError::not_found()),
-            Err(TenantError::Inactive) => Err(OAuthError::unavailable()),
-            Err(TenantError::Failed(_)) => Err(OAuthError::server_error()),
+impl From<TenantError> for OAuthError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::NotFound => OAuthError::not_found(),
+            TenantError::Inactive => OAuthError::unavailable(),
+            // Logged by `resolve`.
+            TenantError::Failed(_) => OAuthError::server_error(),
         }
     }
 }
@@ -80,7 +73,7 @@ impl FromRequest<AppState> for ClientRequest {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, OAuthError> {
         let (mut parts, body) = req.into_parts();
-        let AppIssuer(issuer) = AppIssuer::from_request_parts(&mut parts, state).await?;
+        let Tenant { issuer, .. } = AppIssuer::from_request_parts(&mut parts, state).await?;
         let authorization = authorization(&parts.headers)?.map(str::to_string);
         let OAuthForm(form) = OAuthForm::from_request(Request::from_parts(parts, body), state).await?;
         Ok(ClientRequest { issuer, authorization, form })
@@ -120,17 +113,17 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
         .transpose()
 }
 
-pub async fn get_openid_configuration(AppIssuer(issuer): AppIssuer) -> Response {
+pub async fn get_openid_configuration(Tenant { issuer, .. }: AppIssuer) -> Response {
     json_bytes(issuer.discovery.clone(), "public, max-age=300")
 }
 
-pub async fn get_oauth_metadata(AppIssuer(issuer): AppIssuer) -> Response {
+pub async fn get_oauth_metadata(Tenant { issuer, .. }: AppIssuer) -> Response {
     json_bytes(issuer.oauth_metadata.clone(), "public, max-age=300")
 }
 
 /// JWKS. A new signing key is published as `next` one rotation before it signs, and a retired
 /// one stays for its grace window; five minutes of caching fits inside both (docs/keys.md).
-pub async fn get_jwks(AppIssuer(issuer): AppIssuer) -> Response {
+pub async fn get_jwks(Tenant { issuer, .. }: AppIssuer) -> Response {
     json_bytes(issuer.jwks.clone(), "public, max-age=300")
 }
 
@@ -229,7 +222,7 @@ pub async fn not_found() -> OAuthError {
 /// `GET /authorize`: errors before the redirect URI is verified are pages, never redirects.
 pub async fn get_authorize(
     State(state): State<AppState>,
-    Tenant(issuer): Tenant,
+    Tenant { issuer, .. }: Tenant,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
@@ -264,7 +257,7 @@ pub async fn userinfo(
     headers: HeaderMap,
 ) -> Response {
     let issuer = match issuer {
-        Ok(AppIssuer(i)) => i,
+        Ok(Tenant { issuer, .. }) => issuer,
         Err(e) => return e.into_response(),
     };
     let token = match authorization(&headers) {

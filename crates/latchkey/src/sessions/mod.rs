@@ -11,6 +11,7 @@ use crate::apps::model::SessionPolicy;
 use crate::crypto::tokens;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
+use crate::users::UserId;
 
 /// Name of the session cookie (scoped by `Path` to the app's issuer path).
 pub const COOKIE: &str = "lk_session";
@@ -18,7 +19,7 @@ pub const COOKIE: &str = "lk_session";
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
     pub id: SessionId,
-    pub user_id: crate::users::UserId,
+    pub user_id: UserId,
     pub amr: Json<Vec<String>>,
     pub auth_time: Ts,
     pub created_at: Ts,
@@ -53,7 +54,7 @@ fn idle_cutoff(policy: &SessionPolicy, now: Ts) -> Ts {
 /// `max_concurrent`); how many is returned too.
 pub async fn create(
     db: &IdentityDb,
-    user_id: crate::users::UserId,
+    user_id: UserId,
     amr: &[&str],
     policy: &SessionPolicy,
     origin: &Origin,
@@ -102,11 +103,7 @@ pub async fn create(
 
 /// How many of the user's sessions were ended by `max_concurrent` since `since` (for the notice
 /// on `/account`).
-pub async fn ended_for_limit_since(
-    db: &IdentityDb,
-    user_id: crate::users::UserId,
-    since: Ts,
-) -> Result<i64, sqlx::Error> {
+pub async fn ended_for_limit_since(db: &IdentityDb, user_id: UserId, since: Ts) -> Result<i64, sqlx::Error> {
     let sql = "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_reason = 'max_concurrent' AND revoked_at >= $2";
     on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).bind(since).fetch_one(p).await)
 }
@@ -187,11 +184,7 @@ pub async fn is_live_for_token(
 /// Ends every session of the user and moves their token version on, in one transaction:
 /// every cookie, refresh token and access token of the user stops working at once. False if
 /// there is no such user.
-pub async fn logout_all(
-    db: &IdentityDb,
-    user_id: crate::users::UserId,
-    now: Ts,
-) -> Result<Option<u64>, sqlx::Error> {
+pub async fn logout_all(db: &IdentityDb, user_id: UserId, now: Ts) -> Result<Option<u64>, sqlx::Error> {
     let bump = "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1";
     let end = "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL";
     on_db!(db, p => {
@@ -222,7 +215,7 @@ pub async fn get(
 /// The user's live sessions, newest first.
 pub async fn list_for_user(
     db: &IdentityDb,
-    user_id: crate::users::UserId,
+    user_id: UserId,
     policy: &SessionPolicy,
     now: Ts,
 ) -> Result<Vec<Session>, sqlx::Error> {
@@ -234,23 +227,14 @@ pub async fn list_for_user(
 }
 
 /// Revokes one of the user's own sessions; false if `sid` is not a live session of theirs.
-pub async fn revoke_own(
-    db: &IdentityDb,
-    user_id: crate::users::UserId,
-    sid: &str,
-    now: Ts,
-) -> Result<bool, sqlx::Error> {
+pub async fn revoke_own(db: &IdentityDb, user_id: UserId, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
     let n = on_db!(db, p => sqlx::query(sql).bind(sid).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Ends every session of the user; their tokens stop passing userinfo and introspection.
-pub async fn revoke_all_for_user(
-    db: &IdentityDb,
-    user_id: crate::users::UserId,
-    now: Ts,
-) -> Result<u64, sqlx::Error> {
+pub async fn revoke_all_for_user(db: &IdentityDb, user_id: UserId, now: Ts) -> Result<u64, sqlx::Error> {
     let sql = "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
     on_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))
 }
@@ -258,7 +242,7 @@ pub async fn revoke_all_for_user(
 /// Ends every session of the user except `keep`.
 pub async fn revoke_others(
     db: &IdentityDb,
-    user_id: crate::users::UserId,
+    user_id: UserId,
     keep: &str,
     now: Ts,
 ) -> Result<u64, sqlx::Error> {

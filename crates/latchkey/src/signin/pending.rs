@@ -7,6 +7,7 @@ use sqlx::types::Json;
 use crate::crypto::tokens;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
+use crate::users::UserId;
 
 /// How long a sign-in may wait on its steps, in minutes.
 pub const TTL_MINUTES: i64 = 30;
@@ -14,7 +15,7 @@ pub const TTL_MINUTES: i64 = 30;
 /// A parked sign-in.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Pending {
-    pub user_id: crate::users::UserId,
+    pub user_id: UserId,
     pub amr: Json<Vec<String>>,
     pub auth_request_id: Option<String>,
 }

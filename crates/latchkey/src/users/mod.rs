@@ -319,6 +319,35 @@ pub async fn transition_status(
     Ok(n == 1)
 }
 
+/// Why an approval decision could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("no such user")]
+    NotFound,
+    /// Only accounts waiting for approval can be approved or rejected.
+    #[error("the user is {}, not pending_approval", .0.as_str())]
+    NotPending(UserStatus),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+/// An operator's decision on an account created under `admin_approval`: approved accounts
+/// become `active`, rejected ones `disabled`. Only a `pending_approval` account changes.
+pub async fn decide_approval(
+    db: &IdentityDb,
+    id: UserId,
+    approve: bool,
+    now: Ts,
+) -> Result<User, ApprovalError> {
+    let to = if approve { UserStatus::Active } else { UserStatus::Disabled };
+    let changed = transition_status(db, id, UserStatus::PendingApproval, to, now).await?;
+    let user = get(db, id).await?.ok_or(ApprovalError::NotFound)?;
+    if !changed {
+        return Err(ApprovalError::NotPending(user.status));
+    }
+    Ok(user)
+}
+
 /// Filters of the operators' user list.
 #[derive(Debug, Default)]
 pub struct UserFilter {

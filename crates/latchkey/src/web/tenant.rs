@@ -1,17 +1,23 @@
 //! The extractor that resolves the app named in the path (`/apps/{slug}/…`) to its live
-//! [`Issuer`], so no handler repeats the "issuer or error page" preamble. Pages use [`Tenant`]
-//! (a [`PageError`] otherwise); the OAuth surface calls [`resolve`] and answers in RFC 6749.
+//! [`Issuer`], so no handler repeats the "issuer or error page" preamble. Each surface names its
+//! own error envelope: `Tenant` (pages), `Tenant<OAuthError>`, `Tenant<ApiError>`.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
+use axum::response::IntoResponse;
 
 use super::error::PageError;
 use crate::tenant::{Issuer, IssuerCache, LoadError, Lookup};
 
-/// The live issuer of the app in the path.
-pub struct Tenant(pub Arc<Issuer>);
+/// The live issuer of the app in the path. A failure answers in the surface's envelope `R`:
+/// a page ([`PageError`], the default), an RFC 6749 error, or admin problem details.
+pub struct Tenant<R = PageError> {
+    pub issuer: Arc<Issuer>,
+    envelope: PhantomData<fn() -> R>,
+}
 
 /// Why the app in the path cannot be served.
 #[derive(Debug)]
@@ -43,24 +49,32 @@ where
     }
 }
 
-impl<S> FromRequestParts<S> for Tenant
-where
-    IssuerCache: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = PageError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
-        match resolve(parts, state).await {
-            Ok(i) => Ok(Tenant(i)),
-            Err(TenantError::NotFound) => Err(PageError::no_app()),
-            Err(TenantError::Inactive) => Err(PageError::app_unavailable()),
-            Err(TenantError::Failed(_)) => Err(PageError::new(
+impl From<TenantError> for PageError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::NotFound => PageError::no_app(),
+            TenantError::Inactive => PageError::app_unavailable(),
+            // Logged by `resolve`.
+            TenantError::Failed(_) => PageError::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 None,
                 "Something went wrong",
                 "Please try again in a moment.",
-            )),
+            ),
         }
+    }
+}
+
+impl<S, R> FromRequestParts<S> for Tenant<R>
+where
+    IssuerCache: FromRef<S>,
+    S: Send + Sync,
+    R: From<TenantError> + IntoResponse,
+{
+    type Rejection = R;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, R> {
+        let issuer = resolve(parts, state).await?;
+        Ok(Tenant { issuer, envelope: PhantomData })
     }
 }
