@@ -32,6 +32,8 @@
 #        PEER=1         also run the reference provider's benchmark (PEER_PORT=3000)
 #        SIGNING=1      also run the signing micro-benchmark (SIGNING_BENCH_SECS=3)
 #        BUILD=1        0 = skip `cargo build` and use the existing binary
+#        LATCHKEY_BIN   the binary to measure (default $CARGO_TARGET_DIR/release/latchkey), e.g. a
+#                       build of an earlier commit for a before/after comparison (with BUILD=0)
 #        BUILD_TIMEOUT=3600 (seconds, for each cargo invocation)
 #        CARGO_TARGET_DIR (default $HOME/.cache/latchkey-target)
 # Exit:  non-zero if setup or the token sanity check fails, or if more than 1 % of the responses
@@ -58,7 +60,7 @@ WRK_THREADS="${WRK_THREADS:-1}"
 MAX_NON2XX_PCT=1
 BASE="http://127.0.0.1:${PORT}"
 APP=bench
-BIN="$CARGO_TARGET_DIR/release/latchkey"
+BIN="${LATCHKEY_BIN:-$CARGO_TARGET_DIR/release/latchkey}"
 PEER_SCRIPT="$REPO/../shared/peers/bench-peer.sh"
 SIGNIN_SCRIPT="$REPO/scripts/bench_signin.py"
 SPA_REDIRECT="https://bench.example.com/cb"

@@ -43,15 +43,7 @@ pub struct InvitationResponse {
 
 impl InvitationResponse {
     fn new(i: invitations::Invitation, link: Option<String>, now: chrono::DateTime<chrono::Utc>) -> Self {
-        let status = if i.used_at.is_some() {
-            "used"
-        } else if i.revoked_at.is_some() {
-            "revoked"
-        } else if i.expires_at.0 <= now {
-            "expired"
-        } else {
-            "pending"
-        };
+        let status = i.status(crate::store::Ts::new(now)).as_str();
         let link = if status == "pending" { link } else { None };
         InvitationResponse {
             id: i.id,

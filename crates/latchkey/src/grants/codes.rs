@@ -1,6 +1,7 @@
 //! Authorization codes: claimed once with a conditional update, and remembered with what they
 //! issued so a second use can revoke it (RFC 6749 §4.1.2).
 
+use super::GrantError;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
 use crate::users::UserId;
@@ -21,16 +22,16 @@ pub struct CodeRow {
 }
 
 /// Marks the code used; of any number of parallel redemptions exactly one gets `true`.
-pub async fn claim(db: &IdentityDb, code_hash: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn claim(db: &IdentityDb, code_hash: &str, now: Ts) -> Result<bool, GrantError> {
     let sql = "UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL";
     let n = on_db!(db, p => sqlx::query(sql).bind(code_hash).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
-pub async fn find(db: &IdentityDb, code_hash: &str) -> Result<Option<CodeRow>, sqlx::Error> {
+pub async fn find(db: &IdentityDb, code_hash: &str) -> Result<Option<CodeRow>, GrantError> {
     let sql = "SELECT client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, used_at, \
         access_jti, refresh_family, expires_at FROM authorization_codes WHERE code_hash = $1";
-    on_db!(db, p => sqlx::query_as(sql).bind(code_hash).fetch_optional(p).await)
+    Ok(on_db!(db, p => sqlx::query_as(sql).bind(code_hash).fetch_optional(p).await)?)
 }
 
 /// What the code was exchanged for, so a replay can revoke it.
@@ -39,7 +40,9 @@ pub async fn record_issued(
     code_hash: &str,
     access_jti: &str,
     refresh_family: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), GrantError> {
     let sql = "UPDATE authorization_codes SET access_jti = $2, refresh_family = $3 WHERE code_hash = $1";
-    on_db!(db, p => sqlx::query(sql).bind(code_hash).bind(access_jti).bind(refresh_family).execute(p).await.map(|_| ()))
+    Ok(
+        on_db!(db, p => sqlx::query(sql).bind(code_hash).bind(access_jti).bind(refresh_family).execute(p).await.map(|_| ()))?,
+    )
 }

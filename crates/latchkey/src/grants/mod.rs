@@ -10,13 +10,21 @@ pub mod requests;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
 
-/// Revokes access token `jti` until `until` (when it would have expired anyway).
-pub async fn revoke_jti(db: &IdentityDb, jti: &str, until: Ts) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
-    on_db!(db, p => sqlx::query(sql).bind(jti).bind(until).execute(p).await.map(|_| ()))
+/// What went wrong with a grant: an authorization request, a code, a refresh token or a
+/// revocation.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("grant store: {0}")]
+    Store(#[from] sqlx::Error),
 }
 
-pub async fn is_revoked(db: &IdentityDb, jti: &str) -> Result<bool, sqlx::Error> {
+/// Revokes access token `jti` until `until` (when it would have expired anyway).
+pub async fn revoke_jti(db: &IdentityDb, jti: &str, until: Ts) -> Result<(), GrantError> {
+    let sql = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
+    Ok(on_db!(db, p => sqlx::query(sql).bind(jti).bind(until).execute(p).await.map(|_| ()))?)
+}
+
+pub async fn is_revoked(db: &IdentityDb, jti: &str) -> Result<bool, GrantError> {
     let sql = "SELECT 1 FROM revoked_tokens WHERE jti = $1";
     let found: Option<i32> = on_db!(db, p => sqlx::query_scalar(sql).bind(jti).fetch_optional(p).await)?;
     Ok(found.is_some())
@@ -24,9 +32,8 @@ pub async fn is_revoked(db: &IdentityDb, jti: &str) -> Result<bool, sqlx::Error>
 
 /// Housekeeping (jobs::janitor): revocations of tokens that have expired anyway, and sealed
 /// refresh successors whose race window is over.
-pub async fn purge_expired(db: &IdentityDb, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn purge_expired(db: &IdentityDb, now: Ts) -> Result<(), GrantError> {
     let sql = "DELETE FROM revoked_tokens WHERE expires_at < $1";
     on_db!(db, p => sqlx::query(sql).bind(now).execute(p).await.map(|_| ()))?;
-    // The race window is at most 60 s (`tokens.refresh_race_grace_seconds`).
     refresh::forget_successors(db, Ts::new(now.0 - chrono::Duration::minutes(2))).await
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::GrantError;
 use crate::crypto::{SecretBox, tokens};
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
@@ -49,7 +50,7 @@ pub async fn issue(
     grant: &Grant,
     ttl_seconds: u32,
     now: Ts,
-) -> Result<SecretString, sqlx::Error> {
+) -> Result<SecretString, GrantError> {
     let token = tokens::new_secret(PREFIX);
     insert(db, &tokens::Hashed::of(token.expose_secret()), grant, ttl_seconds, now).await?;
     Ok(token)
@@ -71,9 +72,9 @@ async fn insert(
         .execute(p).await.map(|_| ()))
 }
 
-pub async fn revoke_family(db: &IdentityDb, family_id: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn revoke_family(db: &IdentityDb, family_id: &str, now: Ts) -> Result<(), GrantError> {
     let sql = "UPDATE refresh_tokens SET revoked_at = $2, successor_sealed = NULL WHERE family_id = $1 AND revoked_at IS NULL";
-    on_db!(db, p => sqlx::query(sql).bind(family_id).bind(now).execute(p).await.map(|_| ()))
+    Ok(on_db!(db, p => sqlx::query(sql).bind(family_id).bind(now).execute(p).await.map(|_| ()))?)
 }
 
 /// What presenting a refresh token led to.
@@ -97,7 +98,7 @@ pub async fn rotate(
     presented: &str,
     client_id: &str,
     now: Ts,
-) -> Result<Rotation, sqlx::Error> {
+) -> Result<Rotation, GrantError> {
     let db = &issuer.identity;
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(Rotation::Invalid);
@@ -141,17 +142,19 @@ pub async fn rotate(
 
 /// The grant of a live, unrotated-or-rotated token of `client_id`, without changing anything
 /// (to check a requested scope before rotating).
-pub async fn peek(db: &IdentityDb, presented: &str, client_id: &str) -> Result<Option<Grant>, sqlx::Error> {
+pub async fn peek(db: &IdentityDb, presented: &str, client_id: &str) -> Result<Option<Grant>, GrantError> {
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(None);
     }
     let sql = "SELECT family_id, client_id, user_id, session_id, scope FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
-    on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(presented)).bind(client_id).fetch_optional(p).await)
+    Ok(
+        on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(presented)).bind(client_id).fetch_optional(p).await)?,
+    )
 }
 
 /// Revokes the family of `presented` if it belongs to `client_id` (RFC 7009); false if it is
 /// not one of this client's refresh tokens.
-pub async fn revoke(db: &IdentityDb, presented: &str, client_id: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &IdentityDb, presented: &str, client_id: &str, now: Ts) -> Result<bool, GrantError> {
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(false);
     }
@@ -164,7 +167,7 @@ pub async fn revoke(db: &IdentityDb, presented: &str, client_id: &str, now: Ts) 
 }
 
 /// Clears sealed successors whose grace window is over (janitor).
-pub async fn forget_successors(db: &IdentityDb, before: Ts) -> Result<(), sqlx::Error> {
+pub async fn forget_successors(db: &IdentityDb, before: Ts) -> Result<(), GrantError> {
     let sql = "UPDATE refresh_tokens SET successor_sealed = NULL WHERE successor_sealed IS NOT NULL AND rotated_at < $1";
-    on_db!(db, p => sqlx::query(sql).bind(before).execute(p).await.map(|_| ()))
+    Ok(on_db!(db, p => sqlx::query(sql).bind(before).execute(p).await.map(|_| ()))?)
 }

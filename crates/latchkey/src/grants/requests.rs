@@ -5,6 +5,7 @@ use chrono::Duration;
 use secrecy::ExposeSecret;
 use url::Url;
 
+use super::GrantError;
 use crate::crypto::tokens;
 use crate::on_db;
 use crate::sessions::Session;
@@ -41,24 +42,24 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-pub async fn save(db: &IdentityDb, r: &AuthRequest, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn save(db: &IdentityDb, r: &AuthRequest, now: Ts) -> Result<(), GrantError> {
     let sql = "INSERT INTO auth_requests (id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint, created_at, expires_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     let expires = Ts::new(now.0 + Duration::minutes(30));
-    on_db!(db, p => sqlx::query(sql)
+    Ok(on_db!(db, p => sqlx::query(sql)
         .bind(&r.id).bind(&r.client_id).bind(&r.redirect_uri).bind(&r.scope).bind(&r.state).bind(&r.nonce)
         .bind(&r.code_challenge).bind(&r.prompt).bind(r.max_age).bind(&r.login_hint).bind(now).bind(expires)
-        .execute(p).await.map(|_| ()))
+        .execute(p).await.map(|_| ()))?)
 }
 
 /// A pending request by id, if it has not expired.
-pub async fn pending(db: &IdentityDb, id: &str, now: Ts) -> Result<Option<AuthRequest>, sqlx::Error> {
+pub async fn pending(db: &IdentityDb, id: &str, now: Ts) -> Result<Option<AuthRequest>, GrantError> {
     if id.len() > 64 {
         return Ok(None);
     }
     let sql = "SELECT id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint \
         FROM auth_requests WHERE id = $1 AND expires_at > $2";
-    on_db!(db, p => sqlx::query_as(sql).bind(id).bind(now).fetch_optional(p).await)
+    Ok(on_db!(db, p => sqlx::query_as(sql).bind(id).bind(now).fetch_optional(p).await)?)
 }
 
 /// Issues a single-use code (≤ 60 s, stored hashed) for a signed-in session and returns the
@@ -69,7 +70,7 @@ pub async fn issue_code(
     r: &AuthRequest,
     session: &Session,
     now: Ts,
-) -> Result<String, sqlx::Error> {
+) -> Result<String, GrantError> {
     let code = tokens::new_secret("lkc_");
     let hash = tokens::sha256_hex(&code);
     let sql = "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, created_at, expires_at) \

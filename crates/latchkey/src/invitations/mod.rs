@@ -42,6 +42,8 @@ impl Purpose {
 pub enum InvitationError {
     #[error(transparent)]
     Store(#[from] sqlx::Error),
+    #[error(transparent)]
+    User(#[from] crate::users::UserError),
     #[error("mail: {0}")]
     Mail(String),
 }
@@ -70,6 +72,41 @@ pub struct Invitation {
 
 fn seal_ctx(app_id: Uuid, id: Uuid) -> String {
     format!("app:{app_id}:invitation:{id}")
+}
+
+/// Where an invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationStatus {
+    Pending,
+    Used,
+    Revoked,
+    Expired,
+}
+
+impl InvitationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Pending => "pending",
+            InvitationStatus::Used => "used",
+            InvitationStatus::Revoked => "revoked",
+            InvitationStatus::Expired => "expired",
+        }
+    }
+}
+
+impl Invitation {
+    /// Used and revoked are final; an open invitation past its expiry is expired.
+    pub fn status(&self, now: Ts) -> InvitationStatus {
+        if self.used_at.is_some() {
+            InvitationStatus::Used
+        } else if self.revoked_at.is_some() {
+            InvitationStatus::Revoked
+        } else if self.expires_at <= now {
+            InvitationStatus::Expired
+        } else {
+            InvitationStatus::Pending
+        }
+    }
 }
 
 /// The link of a pending invitation, for operators.
@@ -141,13 +178,15 @@ pub async fn peek(
     purpose: Purpose,
     token: &str,
     now: Ts,
-) -> Result<Option<Ticket>, sqlx::Error> {
+) -> Result<Option<Ticket>, InvitationError> {
     if !tokens::plausible(token) {
         return Ok(None);
     }
     let sql = "SELECT id, email, auth_request_id FROM invitations WHERE token_hash = $1 AND kind = $2 \
         AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3";
-    on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(token)).bind(purpose.as_str()).bind(now).fetch_optional(p).await)
+    Ok(
+        on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(token)).bind(purpose.as_str()).bind(now).fetch_optional(p).await)?,
+    )
 }
 
 /// The account a token creates (its address is the token's).
@@ -176,7 +215,7 @@ pub async fn accept(
     token: &str,
     account: &Account<'_>,
     now: Ts,
-) -> Result<Accepted, sqlx::Error> {
+) -> Result<Accepted, InvitationError> {
     if !tokens::plausible(token) {
         return Ok(Accepted::Invalid);
     }
@@ -201,7 +240,7 @@ pub async fn accept(
         match inserted {
             Ok(_) => {}
             Err(e) if crate::store::is_unique_violation(&e) => return Ok(Accepted::AlreadyRegistered),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         sqlx::query(link_user).bind(ticket.id).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -217,26 +256,30 @@ pub async fn accept(
 }
 
 /// Invitations, newest first, after the cursor (an invitation id).
-pub async fn list(db: &IdentityDb, after: Option<Uuid>, limit: i64) -> Result<Vec<Invitation>, sqlx::Error> {
+pub async fn list(
+    db: &IdentityDb,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Invitation>, InvitationError> {
     let cols = "id, email, created_at, expires_at, used_at, revoked_at, user_id, token_sealed";
     match after {
         Some(a) => {
             let sql = format!(
                 "SELECT {cols} FROM invitations WHERE kind = 'invitation' AND id < $1 ORDER BY id DESC LIMIT $2"
             );
-            on_db!(db, p => sqlx::query_as(&sql).bind(a).bind(limit).fetch_all(p).await)
+            Ok(on_db!(db, p => sqlx::query_as(&sql).bind(a).bind(limit).fetch_all(p).await)?)
         }
         None => {
             let sql =
                 format!("SELECT {cols} FROM invitations WHERE kind = 'invitation' ORDER BY id DESC LIMIT $1");
-            on_db!(db, p => sqlx::query_as(&sql).bind(limit).fetch_all(p).await)
+            Ok(on_db!(db, p => sqlx::query_as(&sql).bind(limit).fetch_all(p).await)?)
         }
     }
 }
 
 /// Revokes an unused invitation; `None` if there is no such invitation, `Some(false)` if it
 /// was already used or revoked.
-pub async fn revoke(db: &IdentityDb, id: Uuid, now: Ts) -> Result<Option<bool>, sqlx::Error> {
+pub async fn revoke(db: &IdentityDb, id: Uuid, now: Ts) -> Result<Option<bool>, InvitationError> {
     let sql = "UPDATE invitations SET revoked_at = $2, token_sealed = NULL WHERE id = $1 AND kind = 'invitation' AND used_at IS NULL AND revoked_at IS NULL";
     let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     if n == 1 {
@@ -248,8 +291,8 @@ pub async fn revoke(db: &IdentityDb, id: Uuid, now: Ts) -> Result<Option<bool>, 
 
 /// Housekeeping (jobs::janitor): first-access links a day past expiry. Operator invitations
 /// stay, so operators can see what became of them.
-pub async fn purge_expired(db: &IdentityDb, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn purge_expired(db: &IdentityDb, now: Ts) -> Result<(), InvitationError> {
     let day_ago = Ts::new(now.0 - Duration::days(1));
     let sql = "DELETE FROM invitations WHERE kind = 'first_access' AND expires_at < $1";
-    on_db!(db, p => sqlx::query(sql).bind(day_ago).execute(p).await.map(|_| ()))
+    Ok(on_db!(db, p => sqlx::query(sql).bind(day_ago).execute(p).await.map(|_| ()))?)
 }

@@ -30,7 +30,7 @@ async fn current_session(
     state: &AppState,
     issuer: &Issuer,
     headers: &HeaderMap,
-) -> Result<Option<Session>, sqlx::Error> {
+) -> Result<Option<Session>, sessions::SessionError> {
     match csrf::cookie(headers, sessions::COOKIE) {
         Some(c) => sessions::from_cookie(&issuer.identity, c, &issuer.app.policy.session, state.now()).await,
         None => Ok(None),
@@ -87,7 +87,8 @@ pub(super) async fn show_account(
     ) {
         (Ok(Some(u)), Ok(l)) => (u, l),
         (Ok(None), _) => return Redirect::to(&format!("{}/login", base(state, slug))).into_response(),
-        (Err(e), _) | (_, Err(e)) => return internal(state, issuer, &e),
+        (Err(e), _) => return internal(state, issuer, &e),
+        (_, Err(e)) => return internal(state, issuer, &e),
     };
     // Signing in here may have ended older sessions (policy.session.max_concurrent): say so.
     let limit_notice = match issuer.app.policy.session.max_concurrent {

@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::clients::{Client, Scope};
 use crate::crypto::tokens;
+use crate::grants::GrantError;
 use crate::grants::requests::{self, AuthRequest, redirect_with};
 use crate::sessions::Session;
 use crate::state::AppState;
@@ -69,7 +70,7 @@ pub async fn authorize(
     query: &[u8],
     session: Option<&Session>,
     now: Ts,
-) -> Result<Outcome, sqlx::Error> {
+) -> Result<Outcome, GrantError> {
     let form = match Form::parse(query) {
         Ok(f) => f,
         Err(e) => {

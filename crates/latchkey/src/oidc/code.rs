@@ -65,7 +65,7 @@ pub async fn exchange(
     now: Ts,
 ) -> Result<TokenResponse, OAuthError> {
     let db = &issuer.identity;
-    let internal = |e: sqlx::Error| {
+    let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(app.slug = %issuer.app.slug, error = %e, "code exchange failed");
         OAuthError::server_error()
     };
@@ -84,16 +84,18 @@ pub async fn exchange(
     }
     let hash = tokens::sha256_hex(&SecretString::from(code.to_string()));
     // Claim the code: of any number of parallel redemptions exactly one updates the row.
-    let claimed = codes::claim(db, &hash, now).await.map_err(internal)?;
-    let row = codes::find(db, &hash).await.map_err(internal)?;
+    let claimed = codes::claim(db, &hash, now).await.map_err(|e| internal(&e))?;
+    let row = codes::find(db, &hash).await.map_err(|e| internal(&e))?;
     let Some(row) = row else { return Err(OAuthError::invalid_grant("unknown code")) };
     if !claimed {
         // A second use: revoke what the first one issued (RFC 6749 §4.1.2).
         if let Some(jti) = &row.access_jti {
-            grants::revoke_jti(db, jti, Ts::new(now.0 + Duration::days(1))).await.map_err(internal)?;
+            grants::revoke_jti(db, jti, Ts::new(now.0 + Duration::days(1)))
+                .await
+                .map_err(|e| internal(&e))?;
         }
         if let Some(family) = &row.refresh_family {
-            refresh::revoke_family(db, family, now).await.map_err(internal)?;
+            refresh::revoke_family(db, family, now).await.map_err(|e| internal(&e))?;
         }
         tracing::warn!(app.slug = %issuer.app.slug, client.id = %client.client_id, "authorization code reused; tokens revoked");
         return Err(OAuthError::invalid_grant("code already used"));
@@ -117,11 +119,11 @@ pub async fn exchange(
     }
     let session = sessions::get(db, &row.session_id, &issuer.app.policy.session, now)
         .await
-        .map_err(internal)?
+        .map_err(|e| internal(&e))?
         .ok_or_else(|| OAuthError::invalid_grant("the session has ended"))?;
     let user = users::get(db, row.user_id)
         .await
-        .map_err(internal)?
+        .map_err(|e| internal(&e))?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
 
     let (access_token, jti, ttl) =
@@ -138,14 +140,14 @@ pub async fn exchange(
         };
         let token = refresh::issue(db, &grant, issuer.app.tokens.refresh_token_ttl_seconds, now)
             .await
-            .map_err(internal)?;
+            .map_err(|e| internal(&e))?;
         Some((grant.family_id, token))
     } else {
         None
     };
     codes::record_issued(db, &hash, &jti, refresh.as_ref().map(|(f, _)| f.as_str()))
         .await
-        .map_err(internal)?;
+        .map_err(|e| internal(&e))?;
 
     let scopes: Vec<&str> = Scope::split(&row.scope).collect();
     let id_token = if scopes.contains(&"openid") {
@@ -215,7 +217,7 @@ pub async fn refresh(
     form: &Form,
     now: Ts,
 ) -> Result<(TokenResponse, Option<UserId>), (OAuthError, Option<UserId>)> {
-    let internal = |e: sqlx::Error| {
+    let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(app.slug = %issuer.app.slug, error = %e, "refresh failed");
         (OAuthError::server_error(), None)
     };
@@ -228,7 +230,7 @@ pub async fn refresh(
     // a refused request does not use the token up.
     let requested = match refresh::peek(&issuer.identity, presented, &client.client_id)
         .await
-        .map_err(internal)?
+        .map_err(|e| internal(&e))?
     {
         None => return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None)),
         Some(g) => {
@@ -248,31 +250,33 @@ pub async fn refresh(
             }
         }
     };
-    let (grant, token) =
-        match refresh::rotate(issuer, secrets, presented, &client.client_id, now).await.map_err(internal)? {
-            refresh::Rotation::Rotated { grant, token } => (grant, token),
-            refresh::Rotation::ReuseDetected { grant } => {
-                return Err((
-                    OAuthError::invalid_grant("refresh token already used; its family is revoked"),
-                    Some(grant.user_id),
-                ));
-            }
-            refresh::Rotation::Invalid => {
-                return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None));
-            }
-        };
+    let (grant, token) = match refresh::rotate(issuer, secrets, presented, &client.client_id, now)
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        refresh::Rotation::Rotated { grant, token } => (grant, token),
+        refresh::Rotation::ReuseDetected { grant } => {
+            return Err((
+                OAuthError::invalid_grant("refresh token already used; its family is revoked"),
+                Some(grant.user_id),
+            ));
+        }
+        refresh::Rotation::Invalid => {
+            return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None));
+        }
+    };
     // Refresh tokens die with their session.
     if !sessions::is_live(&issuer.identity, &grant.session_id, &issuer.app.policy.session, now)
         .await
-        .map_err(internal)?
+        .map_err(|e| internal(&e))?
     {
-        refresh::revoke_family(&issuer.identity, &grant.family_id, now).await.map_err(internal)?;
+        refresh::revoke_family(&issuer.identity, &grant.family_id, now).await.map_err(|e| internal(&e))?;
         return Err((OAuthError::invalid_grant("the session has ended"), None));
     }
     // A refresh is activity on the session (idle timeout).
-    sessions::touch(&issuer.identity, &grant.session_id, now).await.map_err(internal)?;
+    sessions::touch(&issuer.identity, &grant.session_id, now).await.map_err(|e| internal(&e))?;
     let scope = requested.unwrap_or_else(|| grant.scope.clone());
-    let user = match crate::users::get(&issuer.identity, grant.user_id).await.map_err(internal)? {
+    let user = match crate::users::get(&issuer.identity, grant.user_id).await.map_err(|e| internal(&e))? {
         Some(u) if u.status == UserStatus::Active => u,
         _ => return Err((OAuthError::invalid_grant("the account cannot sign in"), None)),
     };

@@ -189,14 +189,16 @@ pub async fn post_revoke(
     let (issuer, form) = (&request.issuer, &request.form);
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = state.now();
-    let fail = |err: sqlx::Error| {
+    let fail = |err: &dyn std::fmt::Display| {
         tracing::error!(app.slug = %issuer.app.slug, error = %err, "revocation failed");
         OAuthError::server_error()
     };
     let revoked = if token.starts_with(crate::grants::refresh::PREFIX) {
-        crate::grants::refresh::revoke(&issuer.identity, token, &client.client_id, now).await.map_err(fail)?
+        crate::grants::refresh::revoke(&issuer.identity, token, &client.client_id, now)
+            .await
+            .map_err(|e| fail(&e))?
     } else {
-        service::revoke(issuer, client, token, now).await.map_err(fail)?
+        service::revoke(issuer, client, token, now).await.map_err(|e| fail(&e))?
     };
     if revoked {
         state

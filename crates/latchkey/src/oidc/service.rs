@@ -146,6 +146,17 @@ pub fn verify_access_token(issuer: &Issuer, token: &str, now: Ts) -> Option<Veri
     (v.claims.iss == issuer.url && exp > now.unix()).then_some(VerifiedAccess { claims: v.claims, iat, exp })
 }
 
+/// Why a presented access token could not be checked (not why it is invalid: that is an answer).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenCheckError {
+    #[error(transparent)]
+    Grant(#[from] crate::grants::GrantError),
+    #[error(transparent)]
+    Session(#[from] crate::sessions::SessionError),
+    #[error(transparent)]
+    User(#[from] crate::users::UserError),
+}
+
 /// RFC 7662 response.
 #[derive(Debug, Serialize, Default)]
 pub struct Introspection {
@@ -173,7 +184,7 @@ pub struct Introspection {
     pub latchkey_subject_type: Option<String>,
 }
 
-pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introspection, sqlx::Error> {
+pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introspection, TokenCheckError> {
     let Some(VerifiedAccess { claims, iat, exp }) = verify_access_token(issuer, token, now) else {
         return Ok(Introspection::default());
     };
@@ -197,7 +208,7 @@ pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introsp
 
 /// RFC 7009: revokes an access token of `client` until it expires. Tokens that are invalid,
 /// expired or belong to another client are ignored, as §2.2 asks.
-pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> Result<bool, TokenCheckError> {
     let Some(VerifiedAccess { claims, exp, .. }) = verify_access_token(issuer, token, now) else {
         return Ok(false);
     };
@@ -210,20 +221,21 @@ pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> R
 }
 
 /// Revocation and, for user tokens, the session they came from.
-async fn still_valid(issuer: &Issuer, claims: &AccessClaims, now: Ts) -> Result<bool, sqlx::Error> {
+async fn still_valid(issuer: &Issuer, claims: &AccessClaims, now: Ts) -> Result<bool, TokenCheckError> {
     if crate::grants::is_revoked(&issuer.identity, &claims.jti).await? {
         return Ok(false);
     }
     match &claims.sid {
         Some(sid) => {
-            crate::sessions::is_live_for_token(
+            let live = crate::sessions::is_live_for_token(
                 &issuer.identity,
                 sid,
                 claims.tv.unwrap_or(0),
                 &issuer.app.policy.session,
                 now,
             )
-            .await
+            .await?;
+            Ok(live)
         }
         None => Ok(claims.token_type == "service"),
     }
@@ -234,7 +246,7 @@ pub async fn userinfo(
     issuer: &Issuer,
     token: &str,
     now: Ts,
-) -> Result<Option<serde_json::Value>, sqlx::Error> {
+) -> Result<Option<serde_json::Value>, TokenCheckError> {
     let Some(VerifiedAccess { claims, .. }) = verify_access_token(issuer, token, now) else {
         return Ok(None);
     };

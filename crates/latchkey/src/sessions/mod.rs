@@ -34,6 +34,13 @@ crate::text_id!(
     SessionId
 );
 
+/// What went wrong with a session lookup or change.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session store: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
 /// Context of the request that creates a session.
 pub struct Origin {
     pub ip: Option<String>,
@@ -59,7 +66,7 @@ pub async fn create(
     policy: &SessionPolicy,
     origin: &Origin,
     now: Ts,
-) -> Result<(Session, SecretString), sqlx::Error> {
+) -> Result<(Session, SecretString), SessionError> {
     let ttl = Duration::hours(i64::from(policy.ttl_hours));
     let id = tokens::new_id();
     let secret = tokens::random_b64(32);
@@ -103,9 +110,9 @@ pub async fn create(
 
 /// How many of the user's sessions were ended by `max_concurrent` since `since` (for the notice
 /// on `/account`).
-pub async fn ended_for_limit_since(db: &IdentityDb, user_id: UserId, since: Ts) -> Result<i64, sqlx::Error> {
+pub async fn ended_for_limit_since(db: &IdentityDb, user_id: UserId, since: Ts) -> Result<i64, SessionError> {
     let sql = "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_reason = 'max_concurrent' AND revoked_at >= $2";
-    on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).bind(since).fetch_one(p).await)
+    Ok(on_db!(db, p => sqlx::query_scalar(sql).bind(user_id).bind(since).fetch_one(p).await)?)
 }
 
 const SELECT: &str = "SELECT id, token_hash, user_id, amr, auth_time, created_at, last_seen_at, expires_at, ip, user_agent \
@@ -125,7 +132,7 @@ pub async fn from_cookie(
     cookie: &str,
     policy: &SessionPolicy,
     now: Ts,
-) -> Result<Option<Session>, sqlx::Error> {
+) -> Result<Option<Session>, SessionError> {
     let Some((id, secret)) = cookie.split_once('.') else { return Ok(None) };
     if id.len() > 64 || secret.len() > 128 {
         return Ok(None);
@@ -149,7 +156,7 @@ pub async fn is_live(
     sid: &str,
     policy: &SessionPolicy,
     now: Ts,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, SessionError> {
     let sql = "SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3";
     let cutoff = idle_cutoff(policy, now);
     let found: Option<i32> =
@@ -157,7 +164,7 @@ pub async fn is_live(
     Ok(found.is_some())
 }
 
-pub async fn revoke(db: &IdentityDb, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &IdentityDb, sid: &str, now: Ts) -> Result<bool, SessionError> {
     let sql = "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
     let n =
         on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
@@ -172,7 +179,7 @@ pub async fn is_live_for_token(
     tv: i64,
     policy: &SessionPolicy,
     now: Ts,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, SessionError> {
     let sql = "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND s.last_seen_at > $3 \
         AND u.token_version = $4 AND u.status = 'active'";
@@ -184,10 +191,10 @@ pub async fn is_live_for_token(
 /// Ends every session of the user and moves their token version on, in one transaction:
 /// every cookie, refresh token and access token of the user stops working at once. False if
 /// there is no such user.
-pub async fn logout_all(db: &IdentityDb, user_id: UserId, now: Ts) -> Result<Option<u64>, sqlx::Error> {
+pub async fn logout_all(db: &IdentityDb, user_id: UserId, now: Ts) -> Result<Option<u64>, SessionError> {
     let bump = "UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1";
     let end = "UPDATE sessions SET revoked_at = $2, revoked_reason = 'logout_all' WHERE user_id = $1 AND revoked_at IS NULL";
-    on_db!(db, p => {
+    Ok(on_db!(db, p => {
         let mut tx = p.begin().await?;
         let found = sqlx::query(bump).bind(user_id).bind(now).execute(&mut *tx).await?.rows_affected();
         if found == 0 {
@@ -195,8 +202,8 @@ pub async fn logout_all(db: &IdentityDb, user_id: UserId, now: Ts) -> Result<Opt
         }
         let ended = sqlx::query(end).bind(user_id).bind(now).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
-        Ok(Some(ended))
-    })
+        Ok::<_, sqlx::Error>(Some(ended))
+    })?)
 }
 
 /// The live session `sid`.
@@ -205,7 +212,7 @@ pub async fn get(
     sid: &str,
     policy: &SessionPolicy,
     now: Ts,
-) -> Result<Option<Session>, sqlx::Error> {
+) -> Result<Option<Session>, SessionError> {
     let cutoff = idle_cutoff(policy, now);
     let row: Option<Row> =
         on_db!(db, p => sqlx::query_as(SELECT).bind(sid).bind(now).bind(cutoff).fetch_optional(p).await)?;
@@ -218,25 +225,25 @@ pub async fn list_for_user(
     user_id: UserId,
     policy: &SessionPolicy,
     now: Ts,
-) -> Result<Vec<Session>, sqlx::Error> {
+) -> Result<Vec<Session>, SessionError> {
     let sql = "SELECT id, user_id, amr, auth_time, created_at, last_seen_at, expires_at, ip, user_agent \
         FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3 \
         ORDER BY created_at DESC, id DESC LIMIT 100";
     let cutoff = idle_cutoff(policy, now);
-    on_db!(db, p => sqlx::query_as(sql).bind(user_id).bind(now).bind(cutoff).fetch_all(p).await)
+    Ok(on_db!(db, p => sqlx::query_as(sql).bind(user_id).bind(now).bind(cutoff).fetch_all(p).await)?)
 }
 
 /// Revokes one of the user's own sessions; false if `sid` is not a live session of theirs.
-pub async fn revoke_own(db: &IdentityDb, user_id: UserId, sid: &str, now: Ts) -> Result<bool, sqlx::Error> {
+pub async fn revoke_own(db: &IdentityDb, user_id: UserId, sid: &str, now: Ts) -> Result<bool, SessionError> {
     let sql = "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
     let n = on_db!(db, p => sqlx::query(sql).bind(sid).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Ends every session of the user; their tokens stop passing userinfo and introspection.
-pub async fn revoke_all_for_user(db: &IdentityDb, user_id: UserId, now: Ts) -> Result<u64, sqlx::Error> {
+pub async fn revoke_all_for_user(db: &IdentityDb, user_id: UserId, now: Ts) -> Result<u64, SessionError> {
     let sql = "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
-    on_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))
+    Ok(on_db!(db, p => sqlx::query(sql).bind(user_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?)
 }
 
 /// Ends every session of the user except `keep`.
@@ -245,14 +252,16 @@ pub async fn revoke_others(
     user_id: UserId,
     keep: &str,
     now: Ts,
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, SessionError> {
     let sql = "UPDATE sessions SET revoked_at = $3, revoked_reason = 'password_change' WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL";
-    on_db!(db, p => sqlx::query(sql).bind(user_id).bind(keep).bind(now).execute(p).await.map(|r| r.rows_affected()))
+    Ok(
+        on_db!(db, p => sqlx::query(sql).bind(user_id).bind(keep).bind(now).execute(p).await.map(|r| r.rows_affected()))?,
+    )
 }
 
 /// Records activity on the session (at most one write per session a second).
-pub async fn touch(db: &IdentityDb, sid: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn touch(db: &IdentityDb, sid: &str, now: Ts) -> Result<(), SessionError> {
     let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $3";
     let before = Ts::new(now.0 - Duration::seconds(1));
-    on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).bind(before).execute(p).await.map(|_| ()))
+    Ok(on_db!(db, p => sqlx::query(sql).bind(sid).bind(now).bind(before).execute(p).await.map(|_| ()))?)
 }

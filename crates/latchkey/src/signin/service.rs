@@ -37,6 +37,12 @@ impl<'a> Context<'a> {
 pub enum SignInError {
     #[error("identity store: {0}")]
     Store(#[from] sqlx::Error),
+    #[error(transparent)]
+    User(#[from] crate::users::UserError),
+    #[error(transparent)]
+    Session(#[from] crate::sessions::SessionError),
+    #[error(transparent)]
+    Grant(#[from] crate::grants::GrantError),
     #[error("password hashing: {0}")]
     Hashing(#[from] HashError),
 }

@@ -50,6 +50,13 @@ impl Email {
     }
 }
 
+/// What went wrong reading or changing end users.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("user store: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
 /// An end user's id (a UUIDv7) in an app's identity store.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, sqlx::Type,
@@ -201,14 +208,14 @@ pub fn clean_profile_value(field: &str, raw: &str) -> Result<String, String> {
 const COLUMNS: &str = "id, email, email_verified, status, name, password_hash, token_version, profile, \
     password_changed_at, created_at";
 
-pub async fn find_by_email(db: &IdentityDb, email: &Email) -> Result<Option<User>, sqlx::Error> {
+pub async fn find_by_email(db: &IdentityDb, email: &Email) -> Result<Option<User>, UserError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE email_normalized = $1");
-    on_db!(db, p => sqlx::query_as(&sql).bind(email.normalized()).fetch_optional(p).await)
+    Ok(on_db!(db, p => sqlx::query_as(&sql).bind(email.normalized()).fetch_optional(p).await)?)
 }
 
-pub async fn get(db: &IdentityDb, id: UserId) -> Result<Option<User>, sqlx::Error> {
+pub async fn get(db: &IdentityDb, id: UserId) -> Result<Option<User>, UserError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    on_db!(db, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
+    Ok(on_db!(db, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)?)
 }
 
 /// What a new user starts with.
@@ -228,7 +235,7 @@ pub async fn insert(
     email: &Email,
     password_hash: &str,
     now: Ts,
-) -> Result<Option<User>, sqlx::Error> {
+) -> Result<Option<User>, UserError> {
     let new = NewUser {
         email,
         password_hash: Some(password_hash),
@@ -241,7 +248,7 @@ pub async fn insert(
 }
 
 /// Inserts a new user; `Ok(None)` if the address is already registered.
-pub async fn create(db: &IdentityDb, new: &NewUser<'_>, now: Ts) -> Result<Option<User>, sqlx::Error> {
+pub async fn create(db: &IdentityDb, new: &NewUser<'_>, now: Ts) -> Result<Option<User>, UserError> {
     let id = UserId::generate();
     let sql = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
         password_changed_at, token_version, created_at, updated_at) \
@@ -264,26 +271,26 @@ pub async fn create(db: &IdentityDb, new: &NewUser<'_>, now: Ts) -> Result<Optio
     match res {
         Ok(()) => get(db, id).await,
         Err(e) if crate::store::is_unique_violation(&e) => Ok(None),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
-pub async fn set_name(db: &IdentityDb, id: UserId, name: Option<&str>, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn set_name(db: &IdentityDb, id: UserId, name: Option<&str>, now: Ts) -> Result<(), UserError> {
     let sql = "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1";
-    on_db!(db, p => sqlx::query(sql).bind(id).bind(name).bind(now).execute(p).await.map(|_| ()))
+    Ok(on_db!(db, p => sqlx::query(sql).bind(id).bind(name).bind(now).execute(p).await.map(|_| ()))?)
 }
 
 /// Replaces the stored hash of the same password (an upgrade to Argon2id): the password's age
 /// does not change.
-pub async fn set_password_hash(db: &IdentityDb, id: UserId, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash(db: &IdentityDb, id: UserId, hash: &str, now: Ts) -> Result<(), UserError> {
     let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
-    on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))
+    Ok(on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))?)
 }
 
 /// Sets a new password (its age starts now).
-pub async fn change_password(db: &IdentityDb, id: UserId, hash: &str, now: Ts) -> Result<(), sqlx::Error> {
+pub async fn change_password(db: &IdentityDb, id: UserId, hash: &str, now: Ts) -> Result<(), UserError> {
     let sql = "UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3 WHERE id = $1";
-    on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))
+    Ok(on_db!(db, p => sqlx::query(sql).bind(id).bind(hash).bind(now).execute(p).await.map(|_| ()))?)
 }
 
 /// Sets profile fields (`name` goes to its column, the rest into `profile`).
@@ -292,7 +299,7 @@ pub async fn set_profile_fields(
     user: &User,
     fields: &[(String, String)],
     now: Ts,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), UserError> {
     let mut profile = user.profile.0.clone();
     let mut name = user.name.clone();
     for (k, v) in fields {
@@ -303,7 +310,9 @@ pub async fn set_profile_fields(
         }
     }
     let sql = "UPDATE users SET name = $2, profile = $3, updated_at = $4 WHERE id = $1";
-    on_db!(db, p => sqlx::query(sql).bind(user.id).bind(&name).bind(Json(&profile)).bind(now).execute(p).await.map(|_| ()))
+    Ok(
+        on_db!(db, p => sqlx::query(sql).bind(user.id).bind(&name).bind(Json(&profile)).bind(now).execute(p).await.map(|_| ()))?,
+    )
 }
 
 /// Changes the status; false if no such user or the status was not `from`.
@@ -313,7 +322,7 @@ pub async fn transition_status(
     from: UserStatus,
     to: UserStatus,
     now: Ts,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, UserError> {
     let sql = "UPDATE users SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2";
     let n = on_db!(db, p => sqlx::query(sql).bind(id).bind(from.as_str()).bind(to.as_str()).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
@@ -328,7 +337,7 @@ pub enum ApprovalError {
     #[error("the user is {}, not pending_approval", .0.as_str())]
     NotPending(UserStatus),
     #[error(transparent)]
-    Store(#[from] sqlx::Error),
+    Store(#[from] UserError),
 }
 
 /// An operator's decision on an account created under `admin_approval`: approved accounts
@@ -362,7 +371,7 @@ pub async fn list(
     filter: &UserFilter,
     after: Option<UserId>,
     limit: i64,
-) -> Result<Vec<User>, sqlx::Error> {
+) -> Result<Vec<User>, UserError> {
     // `$n IS NULL OR …` keeps one SQL text for every combination of filters.
     let sql = format!(
         "SELECT {COLUMNS} FROM users WHERE ($1 IS NULL OR email_normalized LIKE $1 ESCAPE '\\') \
@@ -372,7 +381,9 @@ pub async fn list(
         let escaped = e.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         format!("%{escaped}%")
     });
-    on_db!(db, p => sqlx::query_as(&sql).bind(&pattern).bind(filter.status.map(UserStatus::as_str)).bind(after).bind(limit).fetch_all(p).await)
+    Ok(
+        on_db!(db, p => sqlx::query_as(&sql).bind(&pattern).bind(filter.status.map(UserStatus::as_str)).bind(after).bind(limit).fetch_all(p).await)?,
+    )
 }
 
 /// What an operator sees about a user besides the row: live sessions and second factors.
@@ -383,7 +394,7 @@ pub struct Extras {
     pub recovery_codes_left: i64,
 }
 
-pub async fn extras(db: &IdentityDb, id: UserId, now: Ts) -> Result<Extras, sqlx::Error> {
+pub async fn extras(db: &IdentityDb, id: UserId, now: Ts) -> Result<Extras, UserError> {
     let sessions =
         "SELECT count(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2";
     let totp = "SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
@@ -399,7 +410,7 @@ pub async fn extras(db: &IdentityDb, id: UserId, now: Ts) -> Result<Extras, sqlx
 /// belongs to or mentions the user goes: sessions, refresh tokens, codes, mailed links, queued
 /// mail, invitations, pending sign-ins, second factors, recovery codes, the audit events about
 /// them, and the user. `false` if there is no such user; on any failure nothing is removed.
-pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, sqlx::Error> {
+pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, UserError> {
     let Some(user) = get(db, id).await? else { return Ok(false) };
     let email = Email::parse(&user.email)
         .map(|e| e.normalized().to_string())
@@ -422,7 +433,7 @@ pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, sqlx::Error> {
         "DELETE FROM invitations WHERE email_normalized = $1",
         "DELETE FROM auth_requests WHERE lower(login_hint) = $1",
     ];
-    on_db!(db, p => {
+    Ok(on_db!(db, p => {
         let mut tx = p.begin().await?;
         for sql in by_user {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
@@ -432,8 +443,8 @@ pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, sqlx::Error> {
         }
         let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
-        Ok(n == 1)
-    })
+        Ok::<_, sqlx::Error>(n == 1)
+    })?)
 }
 
 #[cfg(test)]
