@@ -24,6 +24,9 @@ use crate::tenant::IssuerCache;
 use crate::web::pages::Pages;
 use crate::{on_db, ops};
 
+/// Apps provisioned at once by one process (each holds up to three database connections).
+const PROVISIONING_SLOTS: usize = 8;
+
 /// Builds a [`Server`]; tests swap the clock.
 pub struct ServerBuilder {
     config: Config,
@@ -55,14 +58,16 @@ impl ServerBuilder {
         let config = self.config;
         std::fs::create_dir_all(&config.store.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.store.data_dir.display()))?;
-        let control = store::open_control(&config.store.database_url).await.context("control-plane store")?;
+        let control = store::open_control(&config.store.database_url, config.store.migration_lock_wait)
+            .await
+            .context("control-plane store")?;
         let master = resolve_master_key(&config.store, &control).await?;
         let secrets = SecretBox::new(master);
         let admin_tokens = AdminTokens::default();
         bootstrap_admin_token(&config, &control, &admin_tokens, self.clock.now().into()).await?;
         let (audit, writer) = AuditWriter::start();
         let (mailer, mail_rx) = Mailer::new();
-        let identity = Arc::new(IdentityStores::new(config.app_pool_size));
+        let identity = Arc::new(IdentityStores::new(config.app_pool_size, config.store.migration_lock_wait));
         let secrets = Arc::new(secrets);
         let changes = Arc::new(ChangeFeed::default());
         let apps = Apps::new(AppsDeps {
@@ -73,6 +78,7 @@ impl ServerBuilder {
             clock: self.clock.clone(),
             changes: changes.clone(),
             audit: audit.clone(),
+            provisioning: Arc::new(tokio::sync::Semaphore::new(PROVISIONING_SLOTS)),
         });
         let issuers = IssuerCache::new(apps.clone(), config.public_base());
         let state = AppState(Arc::new(Inner {
@@ -240,10 +246,12 @@ pub async fn shutdown_signal() {
 pub async fn migrate_all(store_cfg: &StoreConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&store_cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", store_cfg.data_dir.display()))?;
-    let control = store::open_control(&store_cfg.database_url).await.context("control-plane store")?;
+    let control = store::open_control(&store_cfg.database_url, store_cfg.migration_lock_wait)
+        .await
+        .context("control-plane store")?;
     println!("control plane: migrated");
     let secrets = SecretBox::new(resolve_master_key(store_cfg, &control).await?);
-    let stores = IdentityStores::new(1);
+    let stores = IdentityStores::new(1, store_cfg.migration_lock_wait);
     let failed = std::sync::atomic::AtomicUsize::new(0);
     crate::jobs::for_each_app(&control, false, "migrate", |app| {
         let (stores, secrets, failed) = (&stores, &secrets, &failed);
@@ -251,7 +259,7 @@ pub async fn migrate_all(store_cfg: &StoreConfig) -> anyhow::Result<()> {
             let res = async {
                 let loc = crate::apps::service::identity_location_for(secrets, store_cfg, &app)?;
                 let db = stores.prepare(app.id, &loc).await?;
-                store::migrate_identity(&db).await?;
+                stores.migrate(&db).await?;
                 anyhow::Ok(())
             }
             .await;

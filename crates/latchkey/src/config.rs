@@ -26,6 +26,10 @@ pub struct StoreArgs {
     /// File holding the master key (alternative to LATCHKEY_MASTER_KEY).
     #[arg(long, env = "LATCHKEY_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Seconds a PostgreSQL schema's migrations wait for another process migrating the same
+    /// schema before giving up (the app then fails with the holder named in its reason).
+    #[arg(long, env = "LATCHKEY_MIGRATION_LOCK_WAIT_SECS", default_value_t = 30)]
+    pub migration_lock_wait_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -99,6 +103,8 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     pub database_url: SecretString,
     pub master_key: MasterKeySource,
+    /// How long migrations wait for another migration of the same schema.
+    pub migration_lock_wait: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -150,10 +156,16 @@ impl StoreArgs {
             (None, Some(path)) => MasterKeySource::File(path.clone()),
             (None, None) => MasterKeySource::DataDir(self.data_dir.join("master.key")),
         };
+        if !(1..=3600).contains(&self.migration_lock_wait_secs) {
+            return Err(ConfigError::Other(
+                "LATCHKEY_MIGRATION_LOCK_WAIT_SECS must be between 1 and 3600".into(),
+            ));
+        }
         Ok(StoreConfig {
             data_dir: self.data_dir.clone(),
             database_url: SecretString::from(database_url),
             master_key,
+            migration_lock_wait: std::time::Duration::from_secs(self.migration_lock_wait_secs),
         })
     }
 }

@@ -31,6 +31,7 @@ pub async fn resume_interrupted(apps: &Apps) -> Result<(), super::AppError> {
 }
 
 async fn provision(apps: &Apps, slug: &str) -> Result<(), super::AppError> {
+    let Ok(_slot) = apps.provisioning.acquire().await else { return Ok(()) };
     // Wait for a live lease held by another task (a crashed process's lease expires).
     let app = loop {
         let Some(app) = repo::get(&apps.control, slug).await? else { return Ok(()) };
@@ -86,7 +87,7 @@ async fn run_steps(apps: &Apps, app: &App) -> Result<bool, String> {
         .await
         .map_err(|_| "could not connect to database: timed out after 15 s".to_string())?
         .map_err(|e| e.to_string())?;
-    store::migrate_identity(&identity).await.map_err(|e| e.to_string())?;
+    apps.identity.migrate(&identity).await.map_err(|e| e.to_string())?;
     if !step(&[ProvisioningSchema], Deploying).await? {
         return Ok(false);
     }

@@ -38,6 +38,9 @@ pub struct AppsDeps {
     pub clock: Arc<dyn Clock>,
     pub changes: Arc<ChangeFeed>,
     pub audit: AuditSink,
+    /// How many apps this process provisions at once: each holds a few database connections
+    /// while it does, and a burst of app creations must not exhaust the server's.
+    pub provisioning: Arc<tokio::sync::Semaphore>,
 }
 
 impl Apps {

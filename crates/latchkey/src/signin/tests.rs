@@ -30,7 +30,7 @@ async fn fixture() -> Fixture {
         .await
         .expect("sqlite");
     let store = IdentityDb::new(Db::Sqlite(pool));
-    store::migrate_identity(&store).await.expect("migrations");
+    store::migrate_identity(&store, std::time::Duration::from_secs(5)).await.expect("migrations");
     Fixture { _dir: dir, store, passwords: Passwords::new(), now: Ts::new(chrono::Utc::now()) }
 }
 

@@ -27,11 +27,18 @@ pub struct IdentityStores {
     pools: Mutex<HashMap<Uuid, IdentityDb>>,
     migrated: Mutex<std::collections::HashSet<Uuid>>,
     max_connections: u32,
+    /// How long a migration waits for another migrating the same schema.
+    lock_wait: Duration,
 }
 
 impl IdentityStores {
-    pub fn new(max_connections: u32) -> Self {
-        IdentityStores { pools: Mutex::new(HashMap::new()), migrated: Mutex::default(), max_connections }
+    pub fn new(max_connections: u32, lock_wait: Duration) -> Self {
+        IdentityStores {
+            pools: Mutex::new(HashMap::new()),
+            migrated: Mutex::default(),
+            max_connections,
+            lock_wait,
+        }
     }
 
     /// The app's pool, opening it (without connecting yet) if this process has none.
@@ -67,13 +74,21 @@ impl IdentityStores {
         Ok(pools.entry(app_id).or_insert(db).clone())
     }
 
-    /// Makes sure the store exists and answers: creates the schema on PostgreSQL, then pings.
+    /// Makes sure the store exists and answers: on PostgreSQL, creates the schema on a
+    /// connection of its own (closed at once: provisioning leaves no idle pool connection
+    /// behind); an SQLite file is opened and pinged.
     pub async fn prepare(&self, app_id: Uuid, location: &IdentityLocation) -> Result<IdentityDb, StoreError> {
-        if let IdentityLocation::Postgres { url, schema } = location {
-            ensure_pg_schema(url.expose_secret(), schema).await?;
-        }
-        let db = self.get(app_id, location)?;
-        db.ping().await.map_err(|e| StoreError::Connect(describe(&e)))?;
+        let db = match location {
+            IdentityLocation::Postgres { url, schema } => {
+                ensure_pg_schema(url.expose_secret(), schema).await?;
+                self.get(app_id, location)?
+            }
+            IdentityLocation::SqliteFile(_) => {
+                let db = self.get(app_id, location)?;
+                db.ping().await.map_err(|e| StoreError::Connect(describe(&e)))?;
+                db
+            }
+        };
         Ok(db)
     }
 
@@ -83,9 +98,14 @@ impl IdentityStores {
         if self.migrated.lock().contains(&app_id) {
             return Ok(());
         }
-        super::migrate_identity(db).await?;
+        self.migrate(db).await?;
         self.migrated.lock().insert(app_id);
         Ok(())
+    }
+
+    /// Applies pending migrations to `db` now (provisioning, `latchkey migrate`).
+    pub async fn migrate(&self, db: &IdentityDb) -> Result<(), StoreError> {
+        super::migrate_identity(db, self.lock_wait).await
     }
 
     /// Closes and forgets the app's pool (app disabled or deleted).

@@ -22,9 +22,23 @@ use sqlx::sqlite::{
 };
 
 static CONTROL_SQLITE: Migrator = sqlx::migrate!("../../migrations/control/sqlite");
-static CONTROL_POSTGRES: Migrator = sqlx::migrate!("../../migrations/control/postgres");
 static IDENTITY_SQLITE: Migrator = sqlx::migrate!("../../migrations/identity/sqlite");
-static IDENTITY_POSTGRES: Migrator = sqlx::migrate!("../../migrations/identity/postgres");
+
+/// The PostgreSQL migrators, without sqlx's own lock: theirs is one session lock per
+/// *database*, taken on a pooled connection, so every schema of a database waited on every
+/// other, and a cancelled migration could leave it held on a connection back in the pool.
+/// [`migrate_pg`] takes a lock per schema on a connection of its own instead.
+fn control_postgres() -> Migrator {
+    let mut m = sqlx::migrate!("../../migrations/control/postgres");
+    m.set_locking(false);
+    m
+}
+
+fn identity_postgres() -> Migrator {
+    let mut m = sqlx::migrate!("../../migrations/identity/postgres");
+    m.set_locking(false);
+    m
+}
 
 /// The PostgreSQL schema that holds the control plane.
 pub const CONTROL_SCHEMA: &str = "latchkey";
@@ -145,7 +159,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 /// Opens the control-plane store and applies its migrations.
-pub async fn open_control(url: &SecretString) -> Result<ControlDb, StoreError> {
+pub async fn open_control(url: &SecretString, lock_wait: Duration) -> Result<ControlDb, StoreError> {
     let raw = url.expose_secret();
     let db = if is_postgres_url(raw) {
         let opts = pg_options(raw, CONTROL_SCHEMA)?;
@@ -168,24 +182,83 @@ pub async fn open_control(url: &SecretString) -> Result<ControlDb, StoreError> {
         Db::Sqlite(pool)
     };
     let db = ControlDb(db);
-    migrate_control(&db).await?;
+    migrate_control(&db, lock_wait).await?;
     Ok(db)
 }
 
-pub async fn migrate_control(db: &ControlDb) -> Result<(), StoreError> {
-    let res = match &db.0 {
-        Db::Sqlite(p) => CONTROL_SQLITE.run(p).await,
-        Db::Postgres(p) => CONTROL_POSTGRES.run(p).await,
-    };
-    res.map_err(|e| StoreError::Migrate(e.to_string()))
+pub async fn migrate_control(db: &ControlDb, lock_wait: Duration) -> Result<(), StoreError> {
+    match &db.0 {
+        Db::Sqlite(p) => CONTROL_SQLITE.run(p).await.map_err(|e| StoreError::Migrate(e.to_string())),
+        Db::Postgres(p) => migrate_pg(p, &control_postgres(), lock_wait).await,
+    }
 }
 
-pub async fn migrate_identity(db: &IdentityDb) -> Result<(), StoreError> {
-    let res = match &db.0 {
-        Db::Sqlite(p) => IDENTITY_SQLITE.run(p).await,
-        Db::Postgres(p) => IDENTITY_POSTGRES.run(p).await,
-    };
-    res.map_err(|e| StoreError::Migrate(e.to_string()))
+pub async fn migrate_identity(db: &IdentityDb, lock_wait: Duration) -> Result<(), StoreError> {
+    match &db.0 {
+        Db::Sqlite(p) => IDENTITY_SQLITE.run(p).await.map_err(|e| StoreError::Migrate(e.to_string())),
+        Db::Postgres(p) => migrate_pg(p, &identity_postgres(), lock_wait).await,
+    }
+}
+
+/// Runs `migrator` on the schema `pool` points at, on a connection of its own that is closed
+/// afterwards (never returned to the pool), under a session advisory lock keyed by database and
+/// schema. If this future is dropped (a cancelled task, a timeout) the connection closes and
+/// PostgreSQL releases the lock with it; migrations of other schemas never wait on it; a wait
+/// for the same schema is bounded by `lock_wait`.
+async fn migrate_pg(pool: &PgPool, migrator: &Migrator, lock_wait: Duration) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let options = pool.connect_options();
+    let mut conn = tokio::time::timeout(Duration::from_secs(15), options.connect())
+        .await
+        .map_err(|_| StoreError::Connect("timed out after 15 s".into()))?
+        .map_err(|e| StoreError::Connect(describe(&e)))?;
+    let res = migrate_locked(&mut conn, migrator, lock_wait).await;
+    let _ = conn.close().await;
+    res
+}
+
+async fn migrate_locked(
+    conn: &mut sqlx::PgConnection,
+    migrator: &Migrator,
+    lock_wait: Duration,
+) -> Result<(), StoreError> {
+    let key_sql = "SELECT hashtextextended('latchkey:migrate:' || current_database() || ':' || coalesce(current_schema(), ''), 0)";
+    let key: i64 = sqlx::query_scalar(key_sql).fetch_one(&mut *conn).await?;
+    sqlx::query(&format!("SET lock_timeout = {}", lock_wait.as_millis())).execute(&mut *conn).await?;
+    if let Err(e) = sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut *conn).await {
+        // 55P03 lock_not_available: lock_timeout ran out.
+        if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03") {
+            let holder = lock_holder(conn, key).await;
+            tracing::warn!(lock.holder = %holder, wait_secs = lock_wait.as_secs(), "migration lock of this schema is held by another session; giving up");
+            return Err(StoreError::Migrate(format!(
+                "another session held this schema's migration lock for over {} s ({holder})",
+                lock_wait.as_secs()
+            )));
+        }
+        return Err(e.into());
+    }
+    sqlx::query("SET lock_timeout = 0").execute(&mut *conn).await?;
+    // `run_direct` on the connection itself: `run` goes through `Acquire`, whose impl for
+    // `&mut PgConnection` is not general enough to be held across `.await` in a spawned task.
+    let res = migrator.run_direct(&mut *conn).await.map_err(|e| StoreError::Migrate(e.to_string()));
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut *conn).await;
+    res
+}
+
+/// Who holds the advisory lock `key`, as an operator can look it up in `pg_stat_activity`.
+async fn lock_holder(conn: &mut sqlx::PgConnection, key: i64) -> String {
+    let sql = "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), \
+        coalesce(extract(epoch FROM now() - a.state_change)::bigint, 0) \
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+        AND l.classid::bigint = (($1 >> 32) & 4294967295) AND l.objid::bigint = ($1 & 4294967295)";
+    match sqlx::query_as::<_, (i32, String, String, i64)>(sql).bind(key).fetch_optional(&mut *conn).await {
+        Ok(Some((pid, app, state, secs))) => {
+            format!("held by pid {pid}, application {app:?}, {state} for {secs} s")
+        }
+        Ok(None) => "its holder has since let go".into(),
+        Err(e) => format!("holder unknown: {}", describe(&e)),
+    }
 }
 
 /// Connection options for a PostgreSQL database whose unqualified names resolve in `schema`.

@@ -20,6 +20,7 @@ mod mfa;
 mod openapi;
 mod passwords;
 mod policy;
+mod provisioning;
 mod replicas;
 mod signin;
 mod throttle;
