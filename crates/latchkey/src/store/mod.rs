@@ -16,10 +16,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 static CONTROL_SQLITE: Migrator = sqlx::migrate!("../../migrations/control/sqlite");
 static IDENTITY_SQLITE: Migrator = sqlx::migrate!("../../migrations/identity/sqlite");
@@ -158,28 +156,27 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// A connected control-plane pool of at most `max` connections.
+async fn control_pool<DB: sqlx::Database>(
+    opts: <DB::Connection as sqlx::Connection>::Options,
+    max: u32,
+) -> Result<sqlx::Pool<DB>, StoreError> {
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(opts)
+        .await
+        .map_err(|e| StoreError::Connect(describe(&e)))
+}
+
 /// Opens the control-plane store and applies its migrations.
 pub async fn open_control(url: &SecretString, lock_wait: Duration) -> Result<ControlDb, StoreError> {
     let raw = url.expose_secret();
     let db = if is_postgres_url(raw) {
-        let opts = pg_options(raw, CONTROL_SCHEMA)?;
         ensure_pg_schema(raw, CONTROL_SCHEMA).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(opts)
-            .await
-            .map_err(|e| StoreError::Connect(describe(&e)))?;
-        Db::Postgres(pool)
+        Db::Postgres(control_pool(pg_options(raw, CONTROL_SCHEMA)?, 10).await?)
     } else {
-        let opts = sqlite_options(raw)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(opts)
-            .await
-            .map_err(|e| StoreError::Connect(describe(&e)))?;
-        Db::Sqlite(pool)
+        Db::Sqlite(control_pool(sqlite_options(raw)?, 4).await?)
     };
     let db = ControlDb(db);
     migrate_control(&db, lock_wait).await?;
