@@ -17,11 +17,10 @@ pub fn build(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(admin::router(state.clone()))
         .merge(oidc::router())
-        .merge(
-            login::router()
-                .layer(axum::middleware::map_response_with_state(state.clone(), crate::web::error::render)),
-        )
+        .merge(login::router())
         .fallback(not_found)
+        // Page errors (the hosted pages and `/authorize`) are drawn with the app's theme.
+        .layer(axum::middleware::map_response_with_state(state.clone(), crate::web::error::render))
         .layer(axum::middleware::from_fn(ops::track))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -31,9 +31,10 @@ pub async fn resume_interrupted(apps: &Apps) -> Result<(), super::AppError> {
 }
 
 async fn provision(apps: &Apps, slug: &str) -> Result<(), super::AppError> {
-    let Ok(_slot) = apps.provisioning.acquire().await else { return Ok(()) };
-    // Wait for a live lease held by another task (a crashed process's lease expires).
-    let app = loop {
+    // Wait for a live lease held by another task (a crashed process's lease expires). A
+    // provisioning slot is held only while this task owns the lease, never while it waits.
+    let (app, _slot) = loop {
+        let Ok(slot) = apps.provisioning.acquire().await else { return Ok(()) };
         let Some(app) = repo::get(&apps.control, slug).await? else { return Ok(()) };
         if !app.status.in_progress() {
             return Ok(());
@@ -41,8 +42,9 @@ async fn provision(apps: &Apps, slug: &str) -> Result<(), super::AppError> {
         let now = apps.now();
         let until = Ts::new(now.0 + chrono::Duration::from_std(LEASE).unwrap_or_default());
         if repo::claim_lease(&apps.control, app.id, now, until).await? {
-            break app;
+            break (app, slot);
         }
+        drop(slot);
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     match run_steps(apps, &app).await {

@@ -128,11 +128,14 @@ fn validate_display_name(name: &str) -> Result<String, AppError> {
     Ok(name.to_string())
 }
 
+/// A sender or reply-to address: deliberately looser than `users::Email` (which is what end
+/// users may register with), so settings saved before stay valid; the SMTP transport parses it
+/// again as a mailbox when it sends.
 fn validate_email_address(what: &str, addr: &str) -> Result<(), AppError> {
-    match crate::users::Email::parse(addr) {
-        Ok(e) if e.as_str().len() == addr.len() => Ok(()),
-        _ => Err(AppError::Invalid(format!("{what} is not an email address"))),
-    }
+    let ok = addr.len() <= 254
+        && addr.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+        && !addr.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok { Ok(()) } else { Err(AppError::Invalid(format!("{what} is not an email address"))) }
 }
 
 /// Splits the password out of an SMTP URL so it can be sealed apart from what is shown.

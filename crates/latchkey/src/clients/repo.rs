@@ -58,19 +58,30 @@ impl ClientRow {
     }
 }
 
-/// Saves the client (new or changed: every mutable field) and bumps its app's configuration
-/// version, in one transaction.
-pub async fn save(db: &ControlDb, c: &Client) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-        ON CONFLICT (id) DO UPDATE SET name = excluded.name, redirect_uris = excluded.redirect_uris, \
-        post_logout_redirect_uris = excluded.post_logout_redirect_uris, grant_types = excluded.grant_types, \
-        token_endpoint_auth_method = excluded.token_endpoint_auth_method, scopes = excluded.scopes, \
-        secret_hash = excluded.secret_hash, updated_at = excluded.updated_at"
-    );
+/// Whether [`save`] registers a client or changes one that exists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Save {
+    New,
+    Existing,
+}
+
+/// Saves the client and bumps its app's configuration version, in one transaction. A change
+/// writes every mutable field of the row it loaded (never `app_id`, `client_id`, `created_at`)
+/// and is `false` if that client was deleted meanwhile: a change never brings it back.
+pub async fn save(db: &ControlDb, c: &Client, how: Save) -> Result<bool, sqlx::Error> {
+    // Both statements take the same twelve parameters, in COLUMNS order.
+    let sql = match how {
+        Save::New => {
+            format!("INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+        }
+        Save::Existing => "UPDATE clients SET name = $4, redirect_uris = $5, post_logout_redirect_uris = $6, \
+            grant_types = $7, token_endpoint_auth_method = $8, scopes = $9, secret_hash = $10, updated_at = $12 \
+            WHERE id = $1 AND app_id = $2 AND client_id = $3 AND created_at = $11"
+            .to_string(),
+    };
     on_db!(db, p => {
         let mut tx = p.begin().await?;
-        sqlx::query(&sql)
+        let saved = sqlx::query(&sql)
             .bind(c.id)
             .bind(c.app_id)
             .bind(&c.client_id)
@@ -84,9 +95,14 @@ pub async fn save(db: &ControlDb, c: &Client) -> Result<(), sqlx::Error> {
             .bind(c.created_at)
             .bind(c.updated_at)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if saved == 0 {
+            return Ok(false);
+        }
         bump!(&mut *tx, c.app_id, c.updated_at)?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     })
 }
 

@@ -97,7 +97,7 @@ pub async fn create(
         .then(|| tokens::new_secret(tokens::CLIENT_SECRET_PREFIX));
     client.secret_hash =
         secret.as_ref().map(|s| secrets.hash_secret(secrecy::ExposeSecret::expose_secret(s)));
-    repo::save(db, &client).await?;
+    repo::save(db, &client, repo::Save::New).await?;
     Ok((client, secret))
 }
 
@@ -144,7 +144,9 @@ pub async fn update(
     apply(&mut client, &settings);
     client.validate().map_err(ClientError::Invalid)?;
     client.updated_at = now;
-    repo::save(db, &client).await?;
+    if !repo::save(db, &client, repo::Save::Existing).await? {
+        return Err(ClientError::NotFound);
+    }
     Ok(client)
 }
 
@@ -191,7 +193,9 @@ pub async fn rotate_secret(
     let secret = tokens::new_secret(tokens::CLIENT_SECRET_PREFIX);
     client.secret_hash = Some(secrets.hash_secret(secrecy::ExposeSecret::expose_secret(&secret)));
     client.updated_at = now;
-    repo::save(db, &client).await?;
+    if !repo::save(db, &client, repo::Save::Existing).await? {
+        return Err(ClientError::NotFound);
+    }
     Ok((client, secret))
 }
 

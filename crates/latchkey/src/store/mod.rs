@@ -234,7 +234,7 @@ async fn migrate_locked(
         }
         return Err(e.into());
     }
-    sqlx::query("SET lock_timeout = 0").execute(&mut *conn).await?;
+    sqlx::query("RESET lock_timeout").execute(&mut *conn).await?;
     // `run_direct` on the connection itself: `run` goes through `Acquire`, whose impl for
     // `&mut PgConnection` is not general enough to be held across `.await` in a spawned task.
     let res = migrator.run_direct(&mut *conn).await.map_err(|e| StoreError::Migrate(e.to_string()));

@@ -272,3 +272,39 @@ async fn merge_patch_settings(backend: Backend) {
     app.stop().await;
 }
 both!(merge_patch_settings);
+
+/// Page errors of the hosted pages and of `/authorize` (before any redirect is allowed) are
+/// themed HTML pages that say what happened, never a bare status: an unknown app, a disabled one,
+/// a request the app cannot take.
+async fn page_errors_are_pages(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("pages").await;
+    let page = |path: String| {
+        let app = &app;
+        async move {
+            let res = app.http.get(format!("{}{path}", app.base)).send().await.expect("request");
+            let status = res.status();
+            let html =
+                res.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+            (status, html, res.text().await.expect("body"))
+        }
+    };
+    for path in ["/apps/nope/authorize?client_id=x", "/apps/nope/login", "/apps/nope/reset-password"] {
+        let (status, html, body) = page(path.to_string()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(html && body.contains("There is no application at this address."), "{path}: {body}");
+    }
+    // An unknown client: a page on the app's theme, never a redirect.
+    let (status, html, body) = page("/apps/pages/authorize?client_id=nobody&response_type=code".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html && body.contains("App pages"), "{body}");
+    let (s, _) = app.admin(Method::POST, "/apps/pages/disable", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    for path in ["/apps/pages/authorize?client_id=x", "/apps/pages/login"] {
+        let (status, html, body) = page(path.to_string()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(html && body.contains("not available right now"), "{path}: {body}");
+    }
+    app.stop().await;
+}
+both!(page_errors_are_pages);

@@ -150,3 +150,23 @@ async fn pagination(backend: Backend) {
     app.stop().await;
 }
 both!(pagination);
+
+/// A change saved after the client was deleted (loaded before, saved after) is refused and does
+/// not bring the client back.
+async fn a_deleted_client_stays_deleted(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("gone").await;
+    let app_id = latchkey::apps::service::get(&app.state.apps, "gone").await.expect("app").id;
+    let (id, _) = app.machine_client("gone").await;
+    let control = app.control();
+    let loaded = latchkey::clients::service::get(&control, app_id, &id).await.expect("client");
+    let (s, _) = app.admin(Method::DELETE, &format!("/apps/gone/clients/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let settings = latchkey::clients::service::settings_of(&loaded);
+    let late = latchkey::clients::service::update(&control, loaded, settings, app.state.now()).await;
+    assert!(matches!(late, Err(latchkey::clients::ClientError::NotFound)), "{late:?}");
+    let (s, _) = app.admin(Method::GET, &format!("/apps/gone/clients/{id}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+both!(a_deleted_client_stays_deleted);
