@@ -77,7 +77,7 @@ pub(super) async fn show_account(
         Ok(Some(s)) => s,
         // Not signed in: sign in first, then land here.
         Ok(None) => return Redirect::to(&format!("{}/login", base(state, slug))).into_response(),
-        Err(e) => return internal(state, issuer, &e),
+        Err(e) => return internal(issuer, &e),
     };
     let now = state.now();
     let _ = sessions::touch(&issuer.identity, &session.id, now).await;
@@ -87,8 +87,8 @@ pub(super) async fn show_account(
     ) {
         (Ok(Some(u)), Ok(l)) => (u, l),
         (Ok(None), _) => return Redirect::to(&format!("{}/login", base(state, slug))).into_response(),
-        (Err(e), _) => return internal(state, issuer, &e),
-        (_, Err(e)) => return internal(state, issuer, &e),
+        (Err(e), _) => return internal(issuer, &e),
+        (_, Err(e)) => return internal(issuer, &e),
     };
     // Signing in here may have ended older sessions (policy.session.max_concurrent): say so.
     let limit_notice = match issuer.app.policy.session.max_concurrent {
@@ -101,7 +101,7 @@ pub(super) async fn show_account(
                     issuer.app.display_name
                 )),
                 Ok(_) => None,
-                Err(e) => return internal(state, issuer, &e),
+                Err(e) => return internal(issuer, &e),
             }
         }
         _ => None,
@@ -109,7 +109,7 @@ pub(super) async fn show_account(
     let notice = notice.map(str::to_string).or(limit_notice);
     let extras = match users::extras(&issuer.identity, user.id, now).await {
         Ok(x) => x,
-        Err(e) => return internal(state, issuer, &e),
+        Err(e) => return internal(issuer, &e),
     };
     let fmt = |t: crate::store::Ts| t.0.format("%Y-%m-%d %H:%M UTC").to_string();
     let items: Vec<minijinja::Value> = list
@@ -167,7 +167,7 @@ pub(super) async fn signed_in_post(
     match current_session(state, issuer, headers).await {
         Ok(Some(s)) => Ok((s, form)),
         Ok(None) => Err(Box::new(Redirect::to(&format!("{}/login", base(state, slug))).into_response())),
-        Err(e) => Err(Box::new(internal(state, issuer, &e))),
+        Err(e) => Err(Box::new(internal(issuer, &e))),
     }
 }
 
@@ -194,7 +194,7 @@ impl axum::extract::FromRequest<AppState> for SignedIn {
         let user = match users::get(&issuer.identity, session.user_id).await {
             Ok(Some(u)) => u,
             Ok(None) => return Err(Redirect::to(&format!("{}/login", base(state, &slug))).into_response()),
-            Err(e) => return Err(internal(state, &issuer, &e)),
+            Err(e) => return Err(internal(&issuer, &e)),
         };
         Ok(SignedIn { issuer, slug, session, user, form, addr, headers })
     }

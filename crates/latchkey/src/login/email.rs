@@ -302,7 +302,7 @@ async fn first_access(
         match invitations::accept(&issuer.identity, Purpose::FirstAccess, token, &account, now).await {
             Ok(Accepted::Created(t, u)) => (t, *u),
             Ok(_) => return invalid_link(state, issuer, Kind::MagicLink),
-            Err(e) => return internal(state, issuer, &e),
+            Err(e) => return internal(issuer, &e),
         };
     let data = serde_json::json!({"method": "first_access"});
     record_event(state, issuer, "signup", Some(user.id), headers, addr, data).await;

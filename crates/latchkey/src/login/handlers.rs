@@ -82,7 +82,7 @@ impl FromRequestParts<AppState> for Visit {
 
 /// The internal-error page (cause logged once, in `web::error`), for handlers that answer with
 /// a plain `Response`.
-pub(super) fn internal(_state: &AppState, issuer: &Issuer, err: &dyn std::fmt::Display) -> Response {
+pub(super) fn internal(issuer: &Issuer, err: &dyn std::fmt::Display) -> Response {
     PageError::internal(Some(&issuer.app), err).into_response()
 }
 
@@ -235,7 +235,7 @@ pub(super) async fn finish(
     let cx = signin::Context::of(issuer, state.now());
     match signin::service::finish(cx, user, request, &origin, amr).await {
         Ok(outcome) => respond(state, issuer, outcome),
-        Err(e) => internal(state, issuer, &e),
+        Err(e) => internal(issuer, &e),
     }
 }
 

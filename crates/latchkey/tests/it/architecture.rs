@@ -74,14 +74,7 @@ fn no_domain_module_sees_app_state() {
             && s.name() != "handlers.rs"
             && !APP_STATE_ALLOWED.contains(&s.path.as_str())
     }) {
-        for at in word_offsets(&src.code, "AppState") {
-            report.add(src, at, "AppState");
-        }
-        for (at, module) in crate_modules(&src.code) {
-            if module == "state" {
-                report.add(src, at, "crate::state");
-            }
-        }
+        report.uses(src, "AppState", "state");
     }
     report.assert_clean();
 }
@@ -128,14 +121,7 @@ fn only_admin_and_login_reach_oidc() {
         !s.is_in(&["oidc", "admin", "login"])
             && !["router.rs", "lib.rs", "state.rs", "app.rs"].contains(&s.path.as_str())
     }) {
-        for at in word_offsets(&src.code, "oidc::") {
-            report.add(src, at, "oidc::");
-        }
-        for (at, module) in crate_modules(&src.code) {
-            if module == "oidc" {
-                report.add(src, at, "crate::oidc");
-            }
-        }
+        report.uses(src, "oidc::", "oidc");
     }
     report.assert_clean();
 }
@@ -383,6 +369,18 @@ impl Report {
     fn add(&mut self, src: &Source, at: usize, what: &str) {
         let line = src.code[..at].matches('\n').count() + 1;
         self.add_line(src, line, what);
+    }
+
+    /// Records every mention of `word` in `src`, and every path into `crate::{module}`.
+    fn uses(&mut self, src: &Source, word: &str, module: &str) {
+        for at in word_offsets(&src.code, word) {
+            self.add(src, at, word);
+        }
+        for (at, m) in crate_modules(&src.code) {
+            if m == module {
+                self.add(src, at, &format!("crate::{module}"));
+            }
+        }
     }
 
     fn add_line(&mut self, src: &Source, line: usize, what: &str) {
