@@ -56,15 +56,14 @@ impl ServerBuilder {
     /// token, and resumes interrupted provisioning.
     pub async fn build(self) -> anyhow::Result<Server> {
         let config = self.config;
-        std::fs::create_dir_all(&config.store.data_dir)
+        store::files::private_dir(&config.store.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.store.data_dir.display()))?;
         let control = store::open_control(&config.store.database_url, config.store.migration_lock_wait)
             .await
             .context("control-plane store")?;
         let master = resolve_master_key(&config.store, &control).await?;
         let secrets = SecretBox::new(master);
-        let admin_tokens = AdminTokens::default();
-        bootstrap_admin_token(&config, &control, &admin_tokens, self.clock.now().into()).await?;
+        let admin_tokens = bootstrap_admin_token(&config, &control, self.clock.now().into()).await?;
         let (audit, writer) = AuditWriter::start();
         let (mailer, mail_rx) = Mailer::new();
         let identity = Arc::new(IdentityStores::new(config.app_pool_size, config.store.migration_lock_wait));
@@ -145,10 +144,15 @@ async fn resolve_master_key(cfg: &StoreConfig, control: &ControlDb) -> anyhow::R
     let stored_id: Option<String> = on_db!(control, p => sqlx::query_scalar("SELECT value FROM meta WHERE key = 'master_key_id'").fetch_optional(p).await)?;
     let key = match &cfg.master_key {
         MasterKeySource::Given(k) => MasterKey::from_base64(k.expose_secret())?,
-        MasterKeySource::File(path) => MasterKey::from_base64(&read_trimmed(path)?)
-            .with_context(|| format!("master key file {}", path.display()))?,
-        MasterKeySource::DataDir(path) if path.exists() => MasterKey::from_base64(&read_trimmed(path)?)
-            .with_context(|| format!("master key file {}", path.display()))?,
+        MasterKeySource::File(path) => {
+            MasterKey::from_base64(&read_trimmed("LATCHKEY_MASTER_KEY_FILE", path)?).with_context(|| {
+                format!("LATCHKEY_MASTER_KEY_FILE: {} does not hold a master key", path.display())
+            })?
+        }
+        MasterKeySource::DataDir(path) if path.exists() => {
+            MasterKey::from_base64(&read_trimmed("master key", path)?)
+                .with_context(|| format!("{} does not hold a master key", path.display()))?
+        }
         MasterKeySource::DataDir(path) => {
             if let Some(id) = &stored_id {
                 anyhow::bail!(
@@ -193,36 +197,23 @@ fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts the configured token; on a store with no token at all, generates one and prints it
-/// once. Only hashes are stored.
-async fn bootstrap_admin_token(
-    config: &Config,
-    control: &ControlDb,
-    tokens_out: &AdminTokens,
-    now: Ts,
-) -> anyhow::Result<()> {
-    let stored: Vec<String> =
-        on_db!(control, p => sqlx::query_scalar("SELECT token_hash FROM admin_tokens").fetch_all(p).await)?;
-    for h in &stored {
-        tokens_out.add_hash(h.clone());
-    }
+/// The operator tokens: `LATCHKEY_ADMIN_TOKEN` when set (accepted, never stored); otherwise, on
+/// a store with no operator token at all, one named `initial` is generated and printed once.
+/// Only hashes are stored.
+async fn bootstrap_admin_token(config: &Config, control: &ControlDb, now: Ts) -> anyhow::Result<AdminTokens> {
     if let Some(t) = &config.admin_token {
-        tokens_out.add_hash(tokens::sha256_hex(t));
-        return Ok(());
+        return Ok(AdminTokens::new(Some(tokens::sha256_hex(t))));
     }
-    if stored.is_empty() {
+    if crate::operators::repo::count(control).await? == 0 {
         let token: SecretString = tokens::new_secret(tokens::ADMIN_TOKEN_PREFIX);
-        let hash = tokens::sha256_hex(&token);
-        on_db!(control, p => sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
-            .bind(uuid::Uuid::now_v7()).bind(&hash).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
-        tokens_out.add_hash(hash);
+        crate::operators::repo::create(control, "initial", &tokens::sha256_hex(&token), now).await?;
         // Printed once, to the terminal, never to the log.
         eprintln!(
-            "\n  Generated an admin token (shown only now; only its hash is stored):\n\n    {}\n\n  Use it as: Authorization: Bearer <token>   (or LATCHKEY_ADMIN_TOKEN for the CLI)\n",
+            "\n  Generated an admin token named \"initial\" (shown only now; only its hash is stored):\n\n    {}\n\n  Use it as: Authorization: Bearer <token>   (or LATCHKEY_ADMIN_TOKEN for the CLI)\n  Create named tokens with `latchkey token create <name>`, then revoke this one.\n",
             token.expose_secret()
         );
     }
-    Ok(())
+    Ok(AdminTokens::new(None))
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
@@ -244,7 +235,7 @@ pub async fn shutdown_signal() {
 
 /// `latchkey migrate`: the control plane, then every app's identity store.
 pub async fn migrate_all(store_cfg: &StoreConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&store_cfg.data_dir)
+    store::files::private_dir(&store_cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", store_cfg.data_dir.display()))?;
     let control = store::open_control(&store_cfg.database_url, store_cfg.migration_lock_wait)
         .await

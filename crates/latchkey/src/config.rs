@@ -91,8 +91,10 @@ pub enum ConfigError {
     SmtpUrl,
     #[error("LATCHKEY_APP_POOL_SIZE must be between 1 and 100")]
     PoolSize,
-    #[error("{path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    /// A file named by a variable could not be read: which variable, which file, and the OS's
+    /// reason (said once: the reason is not also a `source`).
+    #[error("{var}: cannot read {}: {reason}", path.display())]
+    File { var: &'static str, path: PathBuf, reason: std::io::Error },
     #[error("{0}")]
     Other(String),
 }
@@ -182,7 +184,7 @@ impl ServeArgs {
                 ));
             }
             (Some(t), None) => Some(SecretString::from(t.trim().to_string())),
-            (None, Some(path)) => Some(SecretString::from(read_trimmed(path)?)),
+            (None, Some(path)) => Some(SecretString::from(read_trimmed("LATCHKEY_ADMIN_TOKEN_FILE", path)?)),
             (None, None) => None,
         };
         if admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
@@ -209,8 +211,11 @@ impl ServeArgs {
         }
         let smtp_ca = match &self.smtp_ca_file {
             Some(path) => {
-                let pem =
-                    std::fs::read(path).map_err(|source| ConfigError::File { path: path.clone(), source })?;
+                let pem = std::fs::read(path).map_err(|reason| ConfigError::File {
+                    var: "LATCHKEY_SMTP_CA_FILE",
+                    path: path.clone(),
+                    reason,
+                })?;
                 let has_cert = String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----");
                 if !has_cert || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err() {
                     return Err(ConfigError::Other(format!(
@@ -254,10 +259,12 @@ fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-pub(crate) fn read_trimmed(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| ConfigError::File { path: path.to_path_buf(), source })
+pub(crate) fn read_trimmed(var: &'static str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|reason| ConfigError::File {
+        var,
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 impl Config {

@@ -18,6 +18,7 @@ pub mod login;
 pub mod mail;
 pub mod mfa;
 pub mod oidc;
+pub mod operators;
 pub mod ops;
 pub mod router;
 pub mod sessions;

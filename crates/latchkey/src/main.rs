@@ -41,6 +41,13 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::KeysCmd,
     },
+    /// Manage operator tokens of the admin API (create, list, revoke).
+    Token {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        cmd: cli::TokenCmd,
+    },
     /// Manage an app's end users (list, show, invite, approve, sign out, erase).
     User {
         #[command(flatten)]
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
             Command::Client { remote, cmd } => cli::client(&remote, cmd).await,
             Command::Keys { remote, cmd } => cli::keys(&remote, cmd).await,
             Command::User { remote, cmd } => cli::user(&remote, cmd).await,
+            Command::Token { remote, cmd } => cli::token(&remote, cmd).await,
         }
     });
     match result {
@@ -102,10 +110,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(config.log_format);
     let bind = config.bind;
     let public = config.public_base();
-    let server = Server::builder(config).build().await?;
+    // Bind first: a port that is taken must fail the start before anything is generated or
+    // stored (a master key, the initial admin token).
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    let server = Server::builder(config).build().await?;
     tracing::info!(bind = %bind, public_url = %public, "latchkey serving");
     server.serve(listener, shutdown_signal()).await
 }

@@ -66,10 +66,25 @@ impl ApiError {
             "this path does not take that method",
         )
     }
-    /// A 500 that says nothing more; the cause is logged here, once.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+    /// An unexpected failure, logged here, once: a 503 when a store is out of reach (SPEC
+    /// §5), otherwise a 500 that says nothing more.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if crate::store::unavailable(cause) {
+            tracing::warn!(error = %cause, "admin request: store unavailable");
+            return Self::unavailable();
+        }
         tracing::error!(error = %cause, "admin request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "internal error")
+    }
+
+    /// A store the request needs is out of reach; try again later.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "Service unavailable",
+            "a store this request needs cannot be reached; try again shortly",
+        )
     }
 }
 

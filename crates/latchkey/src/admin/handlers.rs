@@ -234,3 +234,15 @@ pub async fn rotate_keys(
     let now = state.now();
     Ok(axum::Json(List { items: keys.iter().map(|k| KeyResponse::new(k, now)).collect(), next_cursor: None }))
 }
+
+/// The app's own health: its identity store, mail transport and signing key, each `ok`,
+/// `degraded` or `down` with a reason (SPEC §12). Always 200 for an app that exists.
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/health", tag = "apps", params(("slug" = String, Path)),
+    responses((status = 200, body = crate::ops::health::Health), (status = 404, body = Problem)))]
+pub async fn app_health(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<crate::ops::health::Health>, ApiError> {
+    let app = apps::service::get(&state.apps, &slug).await?;
+    Ok(axum::Json(crate::ops::health::of_app(&state.issuers, &state.config, &app).await))
+}

@@ -8,6 +8,7 @@ mod extract;
 mod handlers;
 mod invitations;
 mod people;
+mod tokens;
 pub mod views;
 
 pub use auth::AdminTokens;
@@ -29,7 +30,7 @@ use crate::state::AppState;
     info(title = "Latchkey admin API", description = "Operate apps, clients and signing keys."),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
-    tags((name = "apps"), (name = "clients"), (name = "keys"), (name = "users"))
+    tags((name = "apps"), (name = "clients"), (name = "keys"), (name = "users"), (name = "tokens"))
 )]
 struct ApiDoc;
 
@@ -52,6 +53,7 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::get_app, handlers::update_app, handlers::delete_app))
         .routes(routes!(handlers::enable_app))
         .routes(routes!(handlers::disable_app))
+        .routes(routes!(handlers::app_health))
         .routes(routes!(handlers::create_client, handlers::list_clients))
         .routes(routes!(handlers::get_client, handlers::update_client, handlers::delete_client))
         .routes(routes!(handlers::rotate_client_secret))
@@ -68,6 +70,8 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(people::audit))
         .routes(routes!(people::approve_user))
         .routes(routes!(people::reject_user))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::revoke_token))
         .split_for_parts();
     describe_problems(&mut doc);
     (router, doc)
@@ -100,16 +104,17 @@ fn describe_problems(doc: &mut utoipa::openapi::OpenApi) {
                 }
             }
             let has_body = op.request_body.is_some();
-            let extra: &[(&str, &str)] = if has_body {
-                &[
-                    ("401", "Missing or wrong admin token"),
-                    ("400", "Malformed request"),
-                    ("413", "Body larger than 64 KiB"),
-                    ("415", "Body is not JSON"),
-                ]
-            } else {
-                &[("401", "Missing or wrong admin token")]
-            };
+            let always = [
+                ("401", "Missing or wrong admin token"),
+                ("429", "Too many wrong admin tokens from this address (see Retry-After)"),
+                ("503", "A store this request needs cannot be reached"),
+            ];
+            let with_body = [
+                ("400", "Malformed request"),
+                ("413", "Body larger than 64 KiB"),
+                ("415", "Body is not JSON"),
+            ];
+            let extra = always.iter().chain(with_body.iter().filter(|_| has_body));
             for (status, description) in extra {
                 op.responses.responses.entry((*status).to_string()).or_insert_with(|| problem(description));
             }

@@ -248,16 +248,22 @@ pub async fn get_user(
 }
 
 /// GDPR erasure: the user and everything of theirs in the app's identity store, in one
-/// transaction. The control plane records only that an erasure happened.
+/// transaction. The control plane records only that an erasure happened. An operator's foreign
+/// key to `users(id)` that neither cascades nor sets null blocks it: 409 `erasure_blocked`
+/// naming the constraint, with nothing changed.
 #[utoipa::path(delete, path = "/admin/v1/apps/{slug}/users/{id}", tag = "users", params(("slug" = String, Path), ("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn erase_user(
     State(state): State<AppState>,
     AppUser { issuer, id }: AppUser,
 ) -> Result<StatusCode, ApiError> {
     // Audit events about the user still queued would recreate rows after the erasure.
     state.audit.flush().await;
-    if !users::erase(&issuer.identity, id).await.map_err(|e| ApiError::internal(&e))? {
+    let erased = users::erase(&issuer.identity, id).await.map_err(|e| match e {
+        users::UserError::ErasureBlocked { .. } => ApiError::conflict("erasure_blocked", e.to_string()),
+        other => ApiError::internal(&other),
+    })?;
+    if !erased {
         return Err(ApiError::not_found("user"));
     }
     operator::record(

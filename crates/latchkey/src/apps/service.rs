@@ -70,8 +70,10 @@ pub enum AppError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
-    #[error(transparent)]
+    #[error("store: {0}")]
     Store(#[from] sqlx::Error),
+    #[error("identity store: {0}")]
+    IdentityStore(#[from] store::StoreError),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
     #[error("{0}")]
@@ -195,7 +197,7 @@ pub fn identity_location_for(
 /// The app's identity store handle (pool opened lazily).
 pub fn identity_store(apps: &Apps, app: &App) -> Result<IdentityDb, AppError> {
     let location = identity_location(apps, app)?;
-    apps.identity.get(app.id, &location).map_err(|e| AppError::Unexpected(e.to_string()))
+    Ok(apps.identity.get(app.id, &location)?)
 }
 
 /// Same database as the control plane, and the control plane's schema?

@@ -108,6 +108,42 @@ pub enum KeysCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// List operator tokens with their last use (never the tokens).
+    List,
+    /// Create a named operator token (printed once).
+    Create { name: String },
+    /// Revoke an operator token by id; it stops working at once.
+    Revoke { id: String },
+}
+
+const TOKEN_COLUMNS: &[&str] = &["id", "name", "created_at", "last_used_at"];
+
+pub async fn token(remote: &Remote, cmd: TokenCmd) -> anyhow::Result<()> {
+    let api = Api::new(remote)?;
+    match cmd {
+        TokenCmd::List => {
+            let list = api.get("/tokens").await?;
+            api.show_table(list["items"].as_array().map(Vec::as_slice).unwrap_or(&[]), TOKEN_COLUMNS);
+        }
+        TokenCmd::Create { name } => {
+            let t = api.post("/tokens", json!({ "name": name })).await?;
+            api.show_one(&t, &["id", "name", "created_at", "token"]);
+        }
+        TokenCmd::Revoke { id } => {
+            let enc: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            api.call(reqwest::Method::DELETE, &format!("/tokens/{enc}"), None).await?;
+            if api.json {
+                println!("{}", json!({"revoked": id}));
+            } else {
+                println!("revoked token {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
 pub enum UserCmd {
     /// List or search users.
     List {

@@ -16,7 +16,7 @@ pub enum ClientError {
     NotFound,
     #[error("{0}")]
     Invalid(String),
-    #[error(transparent)]
+    #[error("store: {0}")]
     Store(#[from] sqlx::Error),
 }
 

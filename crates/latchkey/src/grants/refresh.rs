@@ -2,11 +2,10 @@
 //! hashed, bound to their client and session, rotated on every use.
 //!
 //! Presenting a token that was already rotated revokes its whole family and records
-//! `refresh.reuse_detected` — except within a short grace window, where a duplicate (two tabs,
-//! a retry after a lost response) receives the very same successor, so there are never two live
-//! descendants and no spurious logout.
-
-use std::sync::Arc;
+//! `refresh.reuse_detected` — except a duplicate of the family's newest rotation (two tabs, a
+//! retry after a lost response) within a short grace window and while its successor is unused,
+//! which receives the very same successor, so there are never two live descendants and no
+//! spurious logout. An older token, or any token after its successor was used, is reuse.
 
 use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
@@ -15,7 +14,6 @@ use super::GrantError;
 use crate::crypto::{SecretBox, tokens};
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
-use crate::tenant::Issuer;
 use crate::users::UserId;
 
 pub const PREFIX: &str = "lkr_";
@@ -84,60 +82,101 @@ pub enum Rotation {
         grant: Grant,
         token: SecretString,
     },
-    /// A rotated token came back after the grace window: the family is now revoked.
+    /// A rotated token came back and was not a racing duplicate of the newest rotation: the
+    /// family is now revoked.
     ReuseDetected {
         grant: Grant,
     },
     Invalid,
 }
 
-/// Rotates `presented` for `client_id`.
+/// How a rotation is carried out: the new token's lifetime and the race grace window.
+pub struct RotationRules {
+    pub ttl_seconds: u32,
+    pub grace_seconds: u32,
+}
+
+/// Rotates `presented` for `client_id`, in one transaction: marking it rotated, inserting its
+/// successor and (on reuse) revoking the family either all happen or none does, so a rotation
+/// that fails half-way (a store that goes away) leaves the presented token usable.
+///
+/// A token that was already rotated gets its successor again only when that successor is the
+/// family's live head (not yet used itself) and the presentation falls within the grace window
+/// of the rotation: a racing duplicate of the newest rotation. Anything else is reuse (SPEC §5).
 pub async fn rotate(
-    issuer: &Arc<Issuer>,
+    db: &IdentityDb,
     secrets: &SecretBox,
     presented: &str,
     client_id: &str,
+    rules: &RotationRules,
     now: Ts,
 ) -> Result<Rotation, GrantError> {
-    let db = &issuer.identity;
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(Rotation::Invalid);
     }
     let old = tokens::Hashed::of(presented);
     let successor = tokens::new_secret(PREFIX);
+    let successor_hash = tokens::Hashed::of(successor.expose_secret());
     let sealed = secrets.seal(&seal_ctx(&old), successor.expose_secret().as_bytes());
-    // Only one of any number of concurrent presentations wins this update.
-    let won = on_db!(db, p => sqlx::query(
-        "UPDATE refresh_tokens SET rotated_at = $2, successor_sealed = $3 \
-         WHERE token_hash = $1 AND client_id = $4 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $2")
-        .bind(&old).bind(now).bind(&sealed).bind(client_id).execute(p).await.map(|r| r.rows_affected()))?;
-    let sql = "SELECT family_id, client_id, user_id, session_id, scope, expires_at, rotated_at, successor_sealed, revoked_at \
+    let grace = Duration::seconds(i64::from(rules.grace_seconds));
+    let expires = Ts::new(now.0 + Duration::seconds(i64::from(rules.ttl_seconds)));
+    let mark = "UPDATE refresh_tokens SET rotated_at = $2, successor_sealed = $3 \
+         WHERE token_hash = $1 AND client_id = $4 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $2";
+    let select = "SELECT family_id, client_id, user_id, session_id, scope, expires_at, rotated_at, successor_sealed, revoked_at \
         FROM refresh_tokens WHERE token_hash = $1";
-    let row: Option<Row> = on_db!(db, p => sqlx::query_as(sql).bind(&old).fetch_optional(p).await)?;
-    let Some(row) = row else { return Ok(Rotation::Invalid) };
-    if row.grant.client_id.as_str() != client_id {
-        // Bound to its client: another client learns nothing and changes nothing.
-        return Ok(Rotation::Invalid);
-    }
-    if won == 1 {
-        let ttl = issuer.app.tokens.refresh_token_ttl_seconds;
-        insert(db, &tokens::Hashed::of(successor.expose_secret()), &row.grant, ttl, now).await?;
-        return Ok(Rotation::Rotated { grant: row.grant, token: successor });
-    }
-    if row.revoked_at.is_some() || row.expires_at <= now {
-        return Ok(Rotation::Invalid);
-    }
-    let grace = Duration::seconds(i64::from(issuer.app.tokens.refresh_race_grace_seconds));
-    match (row.rotated_at, &row.successor_sealed) {
-        (Some(at), Some(s)) if now.0 - at.0 <= grace => match secrets.open_string(&seal_ctx(&old), s) {
-            Ok(token) => Ok(Rotation::Rotated { grant: row.grant, token: SecretString::from(token) }),
-            Err(_) => Ok(Rotation::Invalid),
-        },
-        _ => {
-            revoke_family(db, &row.grant.family_id, now).await?;
-            Ok(Rotation::ReuseDetected { grant: row.grant })
-        }
-    }
+    let insert = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let head =
+        "SELECT 1 FROM refresh_tokens WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
+    let revoke = "UPDATE refresh_tokens SET revoked_at = $2, successor_sealed = NULL WHERE family_id = $1 AND revoked_at IS NULL";
+    Ok(on_db!(db, p => {
+        let mut tx = p.begin().await?;
+        // Only one of any number of concurrent presentations wins this update.
+        let won = sqlx::query(mark).bind(&old).bind(now).bind(&sealed).bind(client_id)
+            .execute(&mut *tx).await?.rows_affected() == 1;
+        let row: Option<Row> = sqlx::query_as(select).bind(&old).fetch_optional(&mut *tx).await?;
+        let outcome = match row {
+            // Bound to its client: another client learns nothing and changes nothing.
+            Some(row) if row.grant.client_id.as_str() == client_id => {
+                if won {
+                    let g = &row.grant;
+                    sqlx::query(insert)
+                        .bind(&successor_hash).bind(&g.family_id).bind(&g.client_id).bind(g.user_id)
+                        .bind(&g.session_id).bind(&g.scope).bind(now).bind(expires)
+                        .execute(&mut *tx).await?;
+                    Rotation::Rotated { grant: row.grant, token: successor }
+                } else if row.revoked_at.is_some() || row.expires_at <= now {
+                    Rotation::Invalid
+                } else {
+                    // A duplicate of the newest rotation, in time, whose successor is unused.
+                    let racing = match (row.rotated_at, &row.successor_sealed) {
+                        (Some(at), Some(s)) if now.0 - at.0 <= grace => {
+                            match secrets.open_string(&seal_ctx(&old), s) {
+                                Ok(token) => {
+                                    let live: Option<i32> = sqlx::query_scalar(head)
+                                        .bind(tokens::Hashed::of(&token))
+                                        .fetch_optional(&mut *tx).await?;
+                                    live.map(|_| token)
+                                }
+                                Err(_) => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    match racing {
+                        Some(token) => Rotation::Rotated { grant: row.grant, token: SecretString::from(token) },
+                        None => {
+                            sqlx::query(revoke).bind(&row.grant.family_id).bind(now).execute(&mut *tx).await?;
+                            Rotation::ReuseDetected { grant: row.grant }
+                        }
+                    }
+                }
+            }
+            _ => Rotation::Invalid,
+        };
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(outcome)
+    })?)
 }
 
 /// The grant of a live, unrotated-or-rotated token of `client_id`, without changing anything

@@ -40,7 +40,7 @@ impl Purpose {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvitationError {
-    #[error(transparent)]
+    #[error("store: {0}")]
     Store(#[from] sqlx::Error),
     #[error(transparent)]
     User(#[from] crate::users::UserError),

@@ -17,7 +17,7 @@ pub enum KeyError {
     Material(#[from] MaterialError),
     #[error("could not open a sealed key: {0}")]
     Crypto(#[from] CryptoError),
-    #[error(transparent)]
+    #[error("store: {0}")]
     Store(#[from] sqlx::Error),
 }
 

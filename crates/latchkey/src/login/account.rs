@@ -326,8 +326,9 @@ pub async fn post_logout_all(State(state): State<AppState>, me: SignedIn) -> Res
     Ok(res)
 }
 
-/// RP-Initiated Logout 1.0 §2–§3. A registered `post_logout_redirect_uri` is required before
-/// any redirect; without a valid `id_token_hint` the user confirms first.
+/// RP-Initiated Logout 1.0 §2–§3, §6. A registered `post_logout_redirect_uri` is required
+/// before any redirect; unless `id_token_hint` was issued to the browser's own session, the user
+/// confirms first.
 pub async fn logout(
     State(state): State<AppState>,
     Tenant { issuer, .. }: Tenant,
@@ -335,11 +336,11 @@ pub async fn logout(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, PageError> {
     let slug = issuer.app.slug.to_string();
     let raw = if method == axum::http::Method::POST {
-        body.to_vec()
+        body.map_err(|e| PageError::body(Some(&issuer.app), &e))?.to_vec()
     } else {
         query.unwrap_or_default().into_bytes()
     };
@@ -348,20 +349,22 @@ pub async fn logout(
     };
     let Ok(form) = Form::parse(&raw) else { return Ok(bad("The sign-out request is malformed.")) };
 
-    // The hint names the client (its audience); it may have expired (§2).
-    let hinted_client = match form.get("id_token_hint") {
+    // The hint names the client (its audience) and the session it was issued to; it may have
+    // expired (§2).
+    let hint = match form.get("id_token_hint") {
         None => None,
         Some(hint) => {
             let verified = material::unverified_kid(hint)
                 .and_then(|kid| issuer.verifiers.get(kid.as_str()))
                 .and_then(|(alg, key)| material::verify::<serde_json::Value>(hint, *alg, key, "JWT"))
                 .filter(|v| v.claims["iss"] == issuer.url.as_str());
-            match verified.and_then(|v| v.claims["aud"].as_str().map(str::to_string)) {
-                Some(aud) => Some(aud),
+            match verified.and_then(|v| Hint::of(&v.claims)) {
+                Some(h) => Some(h),
                 None => return Ok(bad("The id_token_hint was not issued here.")),
             }
         }
     };
+    let hinted_client = hint.as_ref().map(|h| h.aud.clone());
     let client_id = match (form.get("client_id"), &hinted_client) {
         (Some(c), Some(h)) if c != h => return Ok(bad("client_id does not match the id_token_hint.")),
         (Some(c), _) => Some(c.to_string()),
@@ -388,7 +391,15 @@ pub async fn logout(
     let from_account = method == axum::http::Method::POST
         && form.get("confirm").is_none()
         && csrf::verify(&state.secrets, &headers, &form);
-    if hinted_client.is_none() && !confirmed && !from_account {
+    let session = current_session(&state, &issuer, &headers).await.or_page(&issuer)?;
+    // Ending a session without asking is for the relying party that session signed in to: a
+    // hint issued to another session (an attacker's own ID token) gets the confirmation page.
+    let silent = match (&hint, &session) {
+        (Some(h), Some(s)) => h.sid.as_deref() == Some(s.id.as_str()) && h.sub == s.user_id.to_string(),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if !silent && !confirmed && !from_account {
         let (csrf, set) = csrf_for(&state, &headers, &slug);
         let ctx = context! {
             action => format!("{}/logout", base(&state, &slug)), csrf,
@@ -400,7 +411,7 @@ pub async fn logout(
             None => res,
         });
     }
-    if let Ok(Some(session)) = current_session(&state, &issuer, &headers).await {
+    if let Some(session) = session {
         sessions::revoke(&issuer.identity, &session.id, state.now()).await.or_page(&issuer)?;
         let data = serde_json::json!({"sid": session.id});
         record_event(&state, &issuer, "logout", Some(session.user_id), &headers, addr, data).await;
@@ -423,4 +434,21 @@ pub async fn logout(
     let mut res = res;
     SetCookie::removal(sessions::COOKIE, &format!("/apps/{slug}")).secure(secure(&state)).append_to(&mut res);
     Ok(res)
+}
+
+/// What a verified `id_token_hint` says: the client it was issued to and the session.
+struct Hint {
+    aud: String,
+    sub: String,
+    sid: Option<String>,
+}
+
+impl Hint {
+    fn of(claims: &serde_json::Value) -> Option<Hint> {
+        Some(Hint {
+            aud: claims["aud"].as_str()?.to_string(),
+            sub: claims["sub"].as_str()?.to_string(),
+            sid: claims["sid"].as_str().map(str::to_string),
+        })
+    }
 }

@@ -421,21 +421,31 @@ pub async fn get_verify_email(
             Ok(Some(t)) => {
                 let data = serde_json::json!({});
                 record_event(&state, &issuer, "email.verified", Some(t.user_id), &headers, addr, data).await;
-                let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
-                state.pages.render(
-                    StatusCode::OK,
-                    Some(&issuer.app),
-                    "message.html",
-                    context! {
-                        heading => "Email address confirmed",
-                        message => format!("Thank you. {} is confirmed.", t.email),
-                        link_url => format!("{base}/account"),
-                        link_text => "Go to my account",
-                    },
-                )
+                confirmed(&state, &issuer, &format!("Thank you. {} is confirmed.", t.email))
             }
-            Ok(None) => invalid_link(&state, &issuer, Kind::VerifyEmail),
+            // Used already, by a mail scanner's prefetch or an earlier click: if the address is
+            // confirmed, say so rather than "not valid".
+            Ok(None) => match links::confirmed_by(&issuer.identity, &token).await {
+                Ok(Some(email)) => confirmed(&state, &issuer, &format!("{email} is already confirmed.")),
+                Ok(None) => invalid_link(&state, &issuer, Kind::VerifyEmail),
+                Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
+            },
             Err(e) => return Err(PageError::internal(Some(&issuer.app), &e)),
+        },
+    )
+}
+
+fn confirmed(state: &AppState, issuer: &Issuer, message: &str) -> Response {
+    let base = format!("{}/apps/{}", state.config.public_base(), issuer.app.slug);
+    state.pages.render(
+        StatusCode::OK,
+        Some(&issuer.app),
+        "message.html",
+        context! {
+            heading => "Email address confirmed",
+            message,
+            link_url => format!("{base}/account"),
+            link_text => "Go to my account",
         },
     )
 }

@@ -57,7 +57,7 @@ impl FromRequest<AppState> for Post {
         let headers = parts.headers.clone();
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|e| PageError::body(Some(&issuer.app), &e).into_response())?;
         Ok(Post { issuer, addr, headers, body })
     }
 }
@@ -82,7 +82,7 @@ impl FromRequestParts<AppState> for Visit {
 
 /// The internal-error page (cause logged once, in `web::error`), for handlers that answer with
 /// a plain `Response`.
-pub(super) fn internal(issuer: &Issuer, err: &dyn std::fmt::Display) -> Response {
+pub(super) fn internal(issuer: &Issuer, err: &(dyn std::error::Error + 'static)) -> Response {
     PageError::internal(Some(&issuer.app), err).into_response()
 }
 

@@ -16,7 +16,7 @@ use crate::users::User;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error(transparent)]
+    #[error("store: {0}")]
     Store(#[from] sqlx::Error),
     #[error("mail template: {0}")]
     Template(String),
@@ -112,6 +112,20 @@ async fn consume_and_verify(
 /// Follows a verification link.
 pub async fn verify_email(db: &IdentityDb, token: &str, now: Ts) -> Result<Option<Token>, sqlx::Error> {
     consume_and_verify(db, Kind::VerifyEmail, token, now).await
+}
+
+/// For a verification link that was already used (a mail scanner may have prefetched it): the
+/// address it confirmed, if the account still has that address and it is confirmed.
+pub async fn confirmed_by(db: &IdentityDb, token: &str) -> Result<Option<String>, sqlx::Error> {
+    if !tokens::plausible(token) {
+        return Ok(None);
+    }
+    let sql = "SELECT t.email, u.email_normalized FROM email_tokens t JOIN users u ON u.id = t.user_id \
+        WHERE t.token_hash = $1 AND t.kind = $2 AND t.used_at IS NOT NULL AND u.email_verified = $3";
+    let row: Option<(String, String)> = on_db!(db, p => sqlx::query_as(sql)
+        .bind(tokens::Hashed::of(token)).bind(Kind::VerifyEmail.as_str()).bind(true)
+        .fetch_optional(p).await)?;
+    Ok(row.filter(|(sent_to, current)| normalized(sent_to) == *current).map(|(email, _)| email))
 }
 
 /// Follows a magic link (the sign-in itself is the caller's).

@@ -8,6 +8,8 @@
 //! - **At least once:** a message is claimed with a lease (a conditional update, so replicas
 //!   never send the same row at the same time), sent, then marked sent. A process that dies
 //!   between sending and marking sends it again after the lease runs out.
+//! - **A few at a time:** up to four messages of an app are handed over at once, each under a
+//!   30 s deadline (and a 10 s SMTP command timeout), so one hung connection delays one message.
 //! - **Retries** with exponential backoff (2 s, 4 s, 8 s … up to 30 min, 12 attempts). A message
 //!   whose link has expired is not sent any more. Failures are counted in `/metrics`
 //!   (`latchkey_mail_failures_total`, `latchkey_mail_given_up_total`) and logged with the app and
@@ -19,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -41,6 +44,10 @@ const SWEEP: Duration = Duration::from_secs(5);
 const LEASE: chrono::Duration = chrono::Duration::minutes(2);
 const MAX_ATTEMPTS: i32 = 12;
 const BATCH: i64 = 20;
+/// Messages of one app in flight at once.
+const SEND_CONCURRENCY: usize = 4;
+/// The longest one message may take to hand over, connection included.
+const SEND_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The sealed content of an outbox row.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -290,53 +297,91 @@ async fn drain(
         if due.is_empty() {
             return Ok(());
         }
-        for row in due {
-            if *stop.borrow() {
-                return Ok(());
-            }
-            if !claim(db, row.id, state.now()).await? {
-                continue;
-            }
-            let attempt = row.attempts + 1;
-            let now = state.now();
-            if row.expires_at <= now {
-                finish(db, row.id, "expired", None, now).await?;
-                metrics::counter!("latchkey_mail_expired_total").increment(1);
-                continue;
-            }
-            let outcome = match open(state, issuer.app.id, &row) {
-                Ok(sealed) => match transport(state, shared, issuer) {
-                    Ok(t) => t
-                        .send(&row.recipient, &sealed.letter, &sealed.link)
-                        .await
-                        .map(|()| t.kind())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
-            let now = state.now();
-            match outcome {
-                Ok(kind) => {
-                    finish(db, row.id, "sent", None, now).await?;
-                    metrics::counter!("latchkey_mail_sent_total", "transport" => kind).increment(1);
-                    tracing::info!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, "mail sent");
-                }
-                Err(err) if attempt >= MAX_ATTEMPTS => {
-                    finish(db, row.id, "failed", Some(&err), now).await?;
-                    metrics::counter!("latchkey_mail_failures_total").increment(1);
-                    metrics::counter!("latchkey_mail_given_up_total").increment(1);
-                    tracing::error!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, error = %err, "mail could not be delivered; giving up");
-                }
-                Err(err) => {
-                    let next = Ts::new(now.0 + backoff(attempt));
-                    retry_later(db, row.id, &err, next).await?;
-                    metrics::counter!("latchkey_mail_failures_total").increment(1);
-                    tracing::warn!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, error = %err, retry_at = %next.0, "mail delivery failed; will retry");
-                }
-            }
+        // A few messages at a time, each under its own deadline: one hung SMTP connection
+        // delays one message, not the app's whole queue.
+        let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(due)
+            .map(|row| send_one(state, shared, issuer, stop, row))
+            .buffer_unordered(SEND_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), _>>()?;
+        if *stop.borrow() {
+            return Ok(());
         }
     }
+}
+
+/// Claims, sends and records one due message.
+async fn send_one(
+    state: &SenderDeps,
+    shared: &Shared,
+    issuer: &Issuer,
+    stop: &watch::Receiver<bool>,
+    row: Due,
+) -> Result<(), sqlx::Error> {
+    let db = &issuer.identity;
+    if *stop.borrow() || !claim(db, row.id, state.now()).await? {
+        return Ok(());
+    }
+    let attempt = row.attempts + 1;
+    let now = state.now();
+    if row.expires_at <= now {
+        finish(db, row.id, "expired", None, now).await?;
+        metrics::counter!("latchkey_mail_expired_total").increment(1);
+        return Ok(());
+    }
+    let outcome = match open(state, issuer.app.id, &row) {
+        Ok(sealed) => match transport(state, shared, issuer) {
+            Ok(t) => match tokio::time::timeout(
+                SEND_DEADLINE,
+                t.send(&row.recipient, &sealed.letter, &sealed.link),
+            )
+            .await
+            {
+                Ok(sent) => sent.map(|()| t.kind()).map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer from the mail server within {} s", SEND_DEADLINE.as_secs())),
+            },
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let now = state.now();
+    match outcome {
+        Ok(kind) => {
+            finish(db, row.id, "sent", None, now).await?;
+            metrics::counter!("latchkey_mail_sent_total", "transport" => kind).increment(1);
+            tracing::info!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, "mail sent");
+        }
+        Err(err) if attempt >= MAX_ATTEMPTS => {
+            finish(db, row.id, "failed", Some(&err), now).await?;
+            metrics::counter!("latchkey_mail_failures_total").increment(1);
+            metrics::counter!("latchkey_mail_given_up_total").increment(1);
+            tracing::error!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, error = %err, "mail could not be delivered; giving up");
+        }
+        Err(err) => {
+            let next = Ts::new(now.0 + backoff(attempt));
+            retry_later(db, row.id, &err, next).await?;
+            metrics::counter!("latchkey_mail_failures_total").increment(1);
+            tracing::warn!(app.slug = %issuer.app.slug, outbox.id = %row.id, attempt, error = %err, retry_at = %next.0, "mail delivery failed; will retry");
+        }
+    }
+    Ok(())
+}
+
+/// Messages waiting after failed attempts, for the app's health.
+pub struct Backlog {
+    pub retrying: i64,
+    pub last_error: Option<String>,
+}
+
+pub async fn backlog(db: &IdentityDb) -> Result<Backlog, sqlx::Error> {
+    let count = "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND attempts > 0";
+    let last = "SELECT last_error FROM outbox WHERE status = 'pending' AND attempts > 0 \
+        ORDER BY next_attempt_at DESC LIMIT 1";
+    let retrying: i64 = on_db!(db, p => sqlx::query_scalar(count).fetch_one(p).await)?;
+    let last_error: Option<Option<String>> =
+        on_db!(db, p => sqlx::query_scalar(last).fetch_optional(p).await)?;
+    Ok(Backlog { retrying, last_error: last_error.flatten() })
 }
 
 fn open(state: &SenderDeps, app_id: Uuid, row: &Due) -> Result<Sealed, String> {

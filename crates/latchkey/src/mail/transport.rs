@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::crypto::SecretBox;
 
 /// How long one SMTP conversation may take before the attempt counts as failed.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub enum Transport {
     Smtp { inner: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox, reply_to: Option<Mailbox> },
@@ -98,12 +98,22 @@ impl Transport {
                 inner.send(message).await.map(|_| ()).map_err(|e| TransportError::Send(e.to_string()))
             }
             Transport::Dev { inner, dir, .. } => {
-                tokio::fs::create_dir_all(dir)
+                // The files hold live sign-in links: private to Latchkey's user, like the folder.
+                let private = |path: &std::path::Path, e: std::io::Error| {
+                    TransportError::Send(format!("{}: {e}", path.display()))
+                };
+                let owned = dir.clone();
+                tokio::task::spawn_blocking(move || crate::store::files::private_dir(&owned))
                     .await
-                    .map_err(|e| TransportError::Send(format!("{}: {e}", dir.display())))?;
+                    .map_err(|e| TransportError::Send(e.to_string()))?
+                    .map_err(|e| private(dir, e))?;
                 let id = inner.send(message).await.map_err(|e| TransportError::Send(e.to_string()))?;
+                let file = dir.join(format!("{id}.eml"));
+                tokio::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .await
+                    .map_err(|e| private(&file, e))?;
                 tracing::info!(
-                    file = %dir.join(format!("{id}.eml")).display(),
+                    file = %file.display(),
                     link,
                     "dev mail transport: message written (configure SMTP to send real mail)"
                 );

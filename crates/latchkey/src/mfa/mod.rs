@@ -24,7 +24,7 @@ pub const RECOVERY_CODES: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MfaError {
-    #[error(transparent)]
+    #[error("store: {0}")]
     Store(#[from] sqlx::Error),
     #[error("TOTP: {0}")]
     Totp(String),

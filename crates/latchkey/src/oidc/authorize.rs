@@ -7,7 +7,6 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use url::Url;
 
 use crate::clients::{Client, Scope};
 use crate::crypto::tokens;
@@ -29,7 +28,10 @@ pub enum Outcome {
     SignIn(Box<AuthRequest>),
 }
 
-/// RFC 8252 §7.3: a loopback redirect URI of a native client matches on any port.
+/// Redirect URIs match by string equality (SPEC §5), with the one exception of RFC 8252 §7.3:
+/// a native client's loopback URI (`http://127.0.0.1/…`, `http://[::1]/…`) also matches the
+/// same string with any port. Nothing is normalised: not the host's spelling (`127.1`,
+/// `0x7f000001`), not the path (`..`, `%2e`), not port `0`.
 fn redirect_matches(client: &Client, requested: &str) -> bool {
     if client.redirect_uris.iter().any(|r| r.as_str() == requested) {
         return true;
@@ -37,16 +39,46 @@ fn redirect_matches(client: &Client, requested: &str) -> bool {
     if client.token_endpoint_auth_method.is_confidential() {
         return false;
     }
-    let Ok(req) = Url::parse(requested) else { return false };
-    if req.scheme() != "http" || !matches!(req.host_str(), Some("127.0.0.1" | "[::1]")) {
-        return false;
+    let Some(req) = Loopback::split(requested) else { return false };
+    client
+        .redirect_uris
+        .iter()
+        .any(|r| Loopback::split(r.as_str()).is_some_and(|reg| reg.same_but_port(&req)))
+}
+
+/// A loopback redirect URI taken apart as text: its literal host and everything after the port.
+struct Loopback<'a> {
+    host: &'static str,
+    rest: &'a str,
+}
+
+impl<'a> Loopback<'a> {
+    fn split(uri: &'a str) -> Option<Self> {
+        let after_scheme = uri.strip_prefix("http://")?;
+        let (host, after_host) = ["127.0.0.1", "[::1]"]
+            .into_iter()
+            .find_map(|h| after_scheme.strip_prefix(h).map(|rest| (h, rest)))?;
+        let rest = match after_host.strip_prefix(':') {
+            None => after_host,
+            Some(port_on) => {
+                let end = port_on.find(['/', '?', '#']).unwrap_or(port_on.len());
+                let port = &port_on[..end];
+                let canonical = port.bytes().all(|b| b.is_ascii_digit()) && !port.starts_with('0');
+                if !canonical || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                    return None;
+                }
+                &port_on[end..]
+            }
+        };
+        if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
+            return None;
+        }
+        Some(Loopback { host, rest })
     }
-    client.redirect_uris.iter().any(|r| {
-        Url::parse(r.as_str()).is_ok_and(|mut reg| {
-            let _ = reg.set_port(req.port());
-            reg.host_str() == req.host_str() && reg.scheme() == "http" && reg.as_str() == req.as_str()
-        })
-    })
+
+    fn same_but_port(&self, other: &Loopback<'_>) -> bool {
+        self.host == other.host && self.rest == other.rest
+    }
 }
 
 fn error_redirect(
@@ -189,5 +221,46 @@ pub fn respond(state: &AppState, issuer: &Issuer, outcome: Outcome) -> Response 
         }
         Outcome::ToClient(url) => Redirect::to(&url).into_response(),
         Outcome::SignIn(r) => Redirect::to(&format!("{}/login?request={}", issuer.url, r.id)).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Loopback;
+
+    fn matches(registered: &str, requested: &str) -> bool {
+        match (Loopback::split(registered), Loopback::split(requested)) {
+            (Some(reg), Some(req)) => reg.same_but_port(&req),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn loopback_uris_differ_only_by_port() {
+        assert!(matches("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb"));
+        assert!(matches("http://127.0.0.1/cb", "http://127.0.0.1/cb"));
+        assert!(matches("http://127.0.0.1:4000/cb?x=1", "http://127.0.0.1:65535/cb?x=1"));
+        assert!(matches("http://[::1]/cb", "http://[::1]:8080/cb"));
+        for near_miss in [
+            "http://127.0.0.1:51234/x/../cb",
+            "http://127.0.0.1:51234/%2e%2e/cb",
+            "http://127.0.0.1:51234/CB",
+            "http://127.0.0.1:51234/cb/",
+            "http://127.1:51234/cb",
+            "http://0x7f000001:51234/cb",
+            "http://2130706433:51234/cb",
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:00080/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:+80/cb",
+            "http://127.0.0.1.evil.example/cb",
+            "http://127.0.0.1@evil.example/cb",
+            "https://127.0.0.1:51234/cb",
+            "http://[::1]:51234/cb",
+            "http://localhost:51234/cb",
+        ] {
+            assert!(!matches("http://127.0.0.1/cb", near_miss), "{near_miss}");
+        }
     }
 }

@@ -65,9 +65,8 @@ pub async fn exchange(
     now: Ts,
 ) -> Result<TokenResponse, OAuthError> {
     let db = &issuer.identity;
-    let internal = |e: &dyn std::fmt::Display| {
-        tracing::error!(app.slug = %issuer.app.slug, error = %e, "code exchange failed");
-        OAuthError::server_error()
+    let internal = |e: &(dyn std::error::Error + 'static)| {
+        OAuthError::internal(issuer.app.slug.as_str(), "code exchange", e)
     };
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(OAuthError::unauthorized_client("authorization_code is not allowed for this client"));
@@ -217,9 +216,8 @@ pub async fn refresh(
     form: &Form,
     now: Ts,
 ) -> Result<(TokenResponse, Option<UserId>), (OAuthError, Option<UserId>)> {
-    let internal = |e: &dyn std::fmt::Display| {
-        tracing::error!(app.slug = %issuer.app.slug, error = %e, "refresh failed");
-        (OAuthError::server_error(), None)
+    let internal = |e: &(dyn std::error::Error + 'static)| {
+        (OAuthError::internal(issuer.app.slug.as_str(), "refresh", e), None)
     };
     if !client.allows(GrantType::RefreshToken) && !client.allows(GrantType::AuthorizationCode) {
         return Err((OAuthError::unauthorized_client("refresh_token is not allowed for this client"), None));
@@ -228,41 +226,22 @@ pub async fn refresh(
         form.get("refresh_token").ok_or((OAuthError::invalid_request("refresh_token is required"), None))?;
     // A refresh may narrow the scope, never widen it (RFC 6749 §6); checked before rotating so
     // a refused request does not use the token up.
-    let requested = match refresh::peek(&issuer.identity, presented, &client.client_id)
+    let grant = match refresh::peek(&issuer.identity, presented, &client.client_id)
         .await
         .map_err(|e| internal(&e))?
     {
         None => return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None)),
-        Some(g) => {
-            let granted: Vec<&str> = Scope::split(&g.scope).collect();
-            match form.get("scope") {
-                None => None,
-                Some(req) => {
-                    let asked: Vec<&str> = Scope::split(req).collect();
-                    if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
-                        return Err((
-                            OAuthError::invalid_scope(format!("scope {extra} was not granted")),
-                            None,
-                        ));
-                    }
-                    Some(asked.join(" "))
-                }
-            }
-        }
+        Some(g) => g,
     };
-    let (grant, token) = match refresh::rotate(issuer, secrets, presented, &client.client_id, now)
-        .await
-        .map_err(|e| internal(&e))?
-    {
-        refresh::Rotation::Rotated { grant, token } => (grant, token),
-        refresh::Rotation::ReuseDetected { grant } => {
-            return Err((
-                OAuthError::invalid_grant("refresh token already used; its family is revoked"),
-                Some(grant.user_id),
-            ));
-        }
-        refresh::Rotation::Invalid => {
-            return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None));
+    let granted: Vec<&str> = Scope::split(&grant.scope).collect();
+    let scope = match form.get("scope") {
+        None => grant.scope.clone(),
+        Some(req) => {
+            let asked: Vec<&str> = Scope::split(req).collect();
+            if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+                return Err((OAuthError::invalid_scope(format!("scope {extra} was not granted")), None));
+            }
+            asked.join(" ")
         }
     };
     // Refresh tokens die with their session.
@@ -273,17 +252,38 @@ pub async fn refresh(
         refresh::revoke_family(&issuer.identity, &grant.family_id, now).await.map_err(|e| internal(&e))?;
         return Err((OAuthError::invalid_grant("the session has ended"), None));
     }
-    // A refresh is activity on the session (idle timeout).
-    sessions::touch(&issuer.identity, &grant.session_id, now).await.map_err(|e| internal(&e))?;
-    let scope = requested.unwrap_or_else(|| grant.scope.clone());
     let user = match crate::users::get(&issuer.identity, grant.user_id).await.map_err(|e| internal(&e))? {
         Some(u) if u.status == UserStatus::Active => u,
         _ => return Err((OAuthError::invalid_grant("the account cannot sign in"), None)),
     };
+    // A refresh is activity on the session (idle timeout).
+    sessions::touch(&issuer.identity, &grant.session_id, now).await.map_err(|e| internal(&e))?;
+    // The answer is ready before the token is used up: once the rotation commits, nothing is
+    // left that can fail, and a rotation that fails leaves the presented token usable.
     let (access_token, _, ttl) =
         mint_user_access(issuer, &client.client_id, &user, &grant.session_id, &scope, now)
             .await
             .map_err(|e| (e, None))?;
+    let rules = refresh::RotationRules {
+        ttl_seconds: issuer.app.tokens.refresh_token_ttl_seconds,
+        grace_seconds: issuer.app.tokens.refresh_race_grace_seconds,
+    };
+    let (grant, token) =
+        match refresh::rotate(&issuer.identity, secrets, presented, &client.client_id, &rules, now)
+            .await
+            .map_err(|e| internal(&e))?
+        {
+            refresh::Rotation::Rotated { grant, token } => (grant, token),
+            refresh::Rotation::ReuseDetected { grant } => {
+                return Err((
+                    OAuthError::invalid_grant("refresh token already used; its family is revoked"),
+                    Some(grant.user_id),
+                ));
+            }
+            refresh::Rotation::Invalid => {
+                return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None));
+            }
+        };
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "refresh_token").increment(1);
     Ok((
         TokenResponse {

@@ -70,6 +70,27 @@ impl OAuthError {
     pub fn server_error() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
     }
+
+    /// A store Latchkey needs is out of reach (SPEC §5): try again later.
+    pub fn store_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the service is temporarily unavailable; try again shortly",
+        )
+    }
+
+    /// An unexpected failure of `what` for app `slug`: logged here, once, and answered with a
+    /// 503 when a store is out of reach, a bare 500 otherwise.
+    pub fn internal(slug: &str, what: &str, cause: &(dyn std::error::Error + 'static)) -> Self {
+        if crate::store::unavailable(cause) {
+            tracing::warn!(app.slug = slug, error = %cause, "{what}: store unavailable");
+            Self::store_unavailable()
+        } else {
+            tracing::error!(app.slug = slug, error = %cause, "{what} failed");
+            Self::server_error()
+        }
+    }
 }
 
 impl IntoResponse for OAuthError {

@@ -29,6 +29,7 @@ impl From<TenantError> for OAuthError {
             TenantError::NotFound => OAuthError::not_found(),
             TenantError::Inactive => OAuthError::unavailable(),
             // Logged by `resolve`.
+            TenantError::Failed(e) if crate::store::unavailable(&e) => OAuthError::store_unavailable(),
             TenantError::Failed(_) => OAuthError::server_error(),
         }
     }
@@ -174,10 +175,9 @@ pub async fn post_introspect(
         return Err(OAuthError::unauthorized_client("introspection is for confidential clients"));
     }
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let result = service::introspect(issuer, token, state.now()).await.map_err(|err| {
-        tracing::error!(app.slug = %issuer.app.slug, error = %err, "introspection failed");
-        OAuthError::server_error()
-    })?;
+    let result = service::introspect(issuer, token, state.now())
+        .await
+        .map_err(|err| OAuthError::internal(issuer.app.slug.as_str(), "introspection", &err))?;
     Ok(no_store_json(&result))
 }
 
@@ -189,9 +189,8 @@ pub async fn post_revoke(
     let (issuer, form) = (&request.issuer, &request.form);
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = state.now();
-    let fail = |err: &dyn std::fmt::Display| {
-        tracing::error!(app.slug = %issuer.app.slug, error = %err, "revocation failed");
-        OAuthError::server_error()
+    let fail = |err: &(dyn std::error::Error + 'static)| {
+        OAuthError::internal(issuer.app.slug.as_str(), "revocation", err)
     };
     let revoked = if token.starts_with(crate::grants::refresh::PREFIX) {
         crate::grants::refresh::revoke(&issuer.identity, token, &client.client_id, now)
@@ -252,33 +251,30 @@ fn bearer_error(status: StatusCode, error: &str, description: &str) -> Response 
     res
 }
 
-/// OIDC Core §5.3: claims about the user of a live session, by scope.
+/// OIDC Core §5.3: claims about the user of a live session, by scope. The access token comes
+/// in the `Authorization` header (RFC 6750 §2.1) or, on POST, in a form body (§2.2), never both.
 pub async fn userinfo(
     State(state): State<AppState>,
     issuer: Result<AppIssuer, OAuthError>,
+    method: axum::http::Method,
     headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let issuer = match issuer {
         Ok(Tenant { issuer, .. }) => issuer,
         Err(e) => return e.into_response(),
     };
-    let token = match authorization(&headers) {
-        Ok(Some(h)) => match h.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim().to_string(),
-            _ => {
-                return bearer_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_request",
-                    "use a Bearer access token",
-                );
-            }
-        },
+    let token = match bearer_token(&method, &headers, body) {
+        Ok(Some(t)) => t,
+        // §3.1: a request without any authentication information gets a bare challenge.
         Ok(None) => {
-            return bearer_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_request",
-                "a Bearer access token is required",
-            );
+            let mut res = StatusCode::UNAUTHORIZED.into_response();
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return res;
+        }
+        Err(e) if e.status == StatusCode::BAD_REQUEST => {
+            return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", &e.description);
         }
         Err(e) => return e.into_response(),
     };
@@ -286,10 +282,54 @@ pub async fn userinfo(
     match service::userinfo(&issuer, &token, now).await {
         Ok(Some(claims)) => no_store_json(&claims),
         Ok(None) => bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is not valid"),
-        Err(err) => {
-            tracing::error!(app.slug = %issuer.app.slug, error = %err, "userinfo failed");
-            OAuthError::server_error().into_response()
-        }
+        Err(err) => OAuthError::internal(issuer.app.slug.as_str(), "userinfo", &err).into_response(),
+    }
+}
+
+/// The bearer token of a userinfo request: from the header, or from a POST form body.
+fn bearer_token(
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Option<String>, OAuthError> {
+    let from_header = match authorization(headers)? {
+        Some(h) => match h.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+                Some(t.trim().to_string())
+            }
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => {
+                return Err(OAuthError::invalid_request("the Bearer token is empty"));
+            }
+            // Another scheme carries no bearer token.
+            _ => None,
+        },
+        None => None,
+    };
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let form_body = *method == axum::http::Method::POST
+        && ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded");
+    let from_body = if form_body {
+        let bytes = body.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                OAuthError::too_large()
+            } else {
+                OAuthError::invalid_request("unreadable body")
+            }
+        })?;
+        let form = Form::parse(&bytes).map_err(OAuthError::invalid_request)?;
+        form.get("access_token").map(str::to_string)
+    } else {
+        None
+    };
+    match (from_header, from_body) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request("send the access token in one place only")),
+        (Some(t), None) | (None, Some(t)) => Ok(Some(t)),
+        (None, None) => Ok(None),
     }
 }
 

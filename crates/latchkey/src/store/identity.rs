@@ -49,14 +49,16 @@ impl IdentityStores {
         let db = match location {
             IdentityLocation::SqliteFile(path) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
+                    super::files::private_dir(dir)
                         .map_err(|e| StoreError::Connect(format!("{}: {e}", dir.display())))?;
                 }
+                super::files::private_file(path)
+                    .map_err(|e| StoreError::Connect(format!("{}: {e}", path.display())))?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(self.max_connections)
                     .min_connections(0)
                     .idle_timeout(Duration::from_secs(300))
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(super::STORE_WAIT)
                     .connect_lazy_with(sqlite_file_options(path));
                 IdentityDb(Db::Sqlite(pool))
             }
@@ -65,7 +67,7 @@ impl IdentityStores {
                     .max_connections(self.max_connections)
                     .min_connections(0)
                     .idle_timeout(Duration::from_secs(300))
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(super::STORE_WAIT)
                     .connect_lazy_with(pg_options(url.expose_secret(), schema)?);
                 IdentityDb(Db::Postgres(pool))
             }

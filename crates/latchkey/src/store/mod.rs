@@ -4,6 +4,7 @@
 //! it through [`on_db!`], which expands the same body once per backend so every query is
 //! monomorphic; where the dialects differ, a repo matches on [`Db`] itself.
 
+pub mod files;
 mod identity;
 mod time;
 
@@ -37,6 +38,11 @@ fn identity_postgres() -> Migrator {
     m.set_locking(false);
     m
 }
+
+/// The longest a request waits for a store connection before it is answered with a 503
+/// (SPEC §5: a bounded wait, not the pool's default). Connecting to a store that is down is
+/// retried within this time.
+pub const STORE_WAIT: Duration = Duration::from_secs(2);
 
 /// The PostgreSQL schema that holds the control plane.
 pub const CONTROL_SCHEMA: &str = "latchkey";
@@ -131,7 +137,7 @@ pub enum StoreError {
     Migrate(String),
     #[error("invalid database location: {0}")]
     Location(String),
-    #[error(transparent)]
+    #[error("store: {0}")]
     Db(#[from] sqlx::Error),
 }
 
@@ -151,6 +157,49 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|e| e.is_unique_violation())
 }
 
+/// Whether a failure means a store is out of reach or cannot take writes now (down, timed
+/// out, disk full, read-only, dropped), rather than a fault in Latchkey: such a failure is a
+/// 503 in every surface (SPEC §5, §12), not a 500. Looks through the whole `source()` chain.
+pub fn unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |e| e.source()).any(|e| {
+        if let Some(s) = e.downcast_ref::<sqlx::Error>() {
+            return sqlx_unavailable(s);
+        }
+        matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Connect(_)))
+            || e.downcast_ref::<std::io::Error>().is_some()
+    })
+}
+
+fn sqlx_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match code.parse::<u32>() {
+                // SQLite result codes (primary code in the low byte): BUSY, LOCKED, READONLY,
+                // IOERR, CORRUPT, FULL, CANTOPEN, NOTADB.
+                Ok(n) if !code.starts_with('0') && code.len() < 5 => {
+                    matches!(n & 0xff, 5 | 6 | 8 | 10 | 11 | 13 | 14 | 26)
+                }
+                // PostgreSQL SQLSTATEs: connection exceptions (08), insufficient resources
+                // such as a full disk (53), operator intervention such as a shutdown or a
+                // dropped database (57), system errors (58), a read-only transaction (25006),
+                // and a database, schema or table that is gone (3D000, 3F000, 42P01).
+                _ => {
+                    ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
+                        || ["25006", "3D000", "3F000", "42P01"].contains(&code.as_ref())
+                }
+            }
+        }
+        _ => false,
+    }
+}
+
 /// Which kind of URL the control plane was given.
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -163,7 +212,7 @@ async fn control_pool<DB: sqlx::Database>(
 ) -> Result<sqlx::Pool<DB>, StoreError> {
     sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(STORE_WAIT)
         .connect_with(opts)
         .await
         .map_err(|e| StoreError::Connect(describe(&e)))
@@ -176,7 +225,12 @@ pub async fn open_control(url: &SecretString, lock_wait: Duration) -> Result<Con
         ensure_pg_schema(raw, CONTROL_SCHEMA).await?;
         Db::Postgres(control_pool(pg_options(raw, CONTROL_SCHEMA)?, 10).await?)
     } else {
-        Db::Sqlite(control_pool(sqlite_options(raw)?, 4).await?)
+        let opts = sqlite_options(raw)?;
+        let file = opts.get_filename();
+        if file != Path::new(":memory:") {
+            files::private_file(file).map_err(|e| StoreError::Connect(format!("{}: {e}", file.display())))?;
+        }
+        Db::Sqlite(control_pool(opts, 4).await?)
     };
     let db = ControlDb(db);
     migrate_control(&db, lock_wait).await?;
@@ -192,7 +246,11 @@ pub async fn migrate_control(db: &ControlDb, lock_wait: Duration) -> Result<(), 
 
 pub async fn migrate_identity(db: &IdentityDb, lock_wait: Duration) -> Result<(), StoreError> {
     match &db.0 {
-        Db::Sqlite(p) => IDENTITY_SQLITE.run(p).await.map_err(|e| StoreError::Migrate(e.to_string())),
+        Db::Sqlite(p) => IDENTITY_SQLITE.run(p).await.map_err(|e| match e {
+            // Kept whole, so that a file that cannot be opened reads as "unavailable".
+            sqlx::migrate::MigrateError::Execute(e) => StoreError::Db(e),
+            e => StoreError::Migrate(e.to_string()),
+        }),
         Db::Postgres(p) => migrate_pg(p, &identity_postgres(), lock_wait).await,
     }
 }

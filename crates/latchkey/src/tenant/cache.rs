@@ -76,8 +76,10 @@ pub enum LoadError {
     App(#[from] apps::AppError),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
-    #[error(transparent)]
+    #[error("store: {0}")]
     Store(#[from] sqlx::Error),
+    #[error("identity store: {0}")]
+    IdentityStore(#[from] crate::store::StoreError),
     #[error("{0}")]
     Broken(String),
 }
@@ -90,6 +92,11 @@ impl IssuerCache {
             apps,
             public_base,
         }))
+    }
+
+    /// The issuers in memory now: the active apps this replica has served.
+    pub fn loaded(&self) -> Vec<Arc<Issuer>> {
+        self.0.entries.read().values().filter_map(|e| e.issuer.clone()).collect()
     }
 
     fn now_ms(&self) -> u64 {
@@ -194,13 +201,13 @@ async fn build(apps: &Apps, public_base: &str, app: App) -> Result<(Issuer, Opti
         .collect();
     let cors_origins = origins::allowed_origins(clients.values());
     let identity = apps::service::identity_store(apps, &app)?;
-    apps.identity.ensure_migrated(app.id, &identity).await.map_err(|e| LoadError::Broken(e.to_string()))?;
+    apps.identity.ensure_migrated(app.id, &identity).await?;
     // Serialising a `serde_json::Value` cannot fail; should it, the issuer is not served.
     let to_bytes = |doc: &serde_json::Value| {
         serde_json::to_vec(doc).map(Bytes::from).map_err(|e| LoadError::Broken(format!("metadata: {e}")))
     };
     let discovery = to_bytes(&discovery::openid_configuration(&url, signer.alg()))?;
-    let oauth_metadata = to_bytes(&discovery::oauth_metadata(&url, signer.alg()))?;
+    let oauth_metadata = to_bytes(&discovery::oauth_metadata(&url))?;
     let jwks = to_bytes(&json!({ "keys": published }))?;
     Ok((
         Issuer {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::keys::SigningAlg;
 
 /// Endpoints and capabilities shared by both documents.
-fn common(issuer: &str, alg: SigningAlg) -> serde_json::Map<String, Value> {
+fn common(issuer: &str) -> serde_json::Map<String, Value> {
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
     let doc = json!({
         "issuer": issuer,
@@ -28,7 +28,6 @@ fn common(issuer: &str, alg: SigningAlg) -> serde_json::Map<String, Value> {
         "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
         // RFC 9207: authorization responses carry `iss`.
         "authorization_response_iss_parameter_supported": true,
-        "token_endpoint_auth_signing_alg_values_supported": [alg.as_str()],
     });
     match doc {
         Value::Object(m) => m,
@@ -37,7 +36,7 @@ fn common(issuer: &str, alg: SigningAlg) -> serde_json::Map<String, Value> {
 }
 
 pub fn openid_configuration(issuer: &str, alg: SigningAlg) -> Value {
-    let mut doc = common(issuer, alg);
+    let mut doc = common(issuer);
     doc.insert("subject_types_supported".into(), json!(["public"]));
     doc.insert("id_token_signing_alg_values_supported".into(), json!([alg.as_str()]));
     doc.insert(
@@ -70,6 +69,6 @@ pub fn openid_configuration(issuer: &str, alg: SigningAlg) -> Value {
     Value::Object(doc)
 }
 
-pub fn oauth_metadata(issuer: &str, alg: SigningAlg) -> Value {
-    Value::Object(common(issuer, alg))
+pub fn oauth_metadata(issuer: &str) -> Value {
+    Value::Object(common(issuer))
 }

@@ -55,6 +55,13 @@ impl Email {
 pub enum UserError {
     #[error("user store: {0}")]
     Store(#[from] sqlx::Error),
+    /// An operator's own table points at the user with a foreign key that neither cascades nor
+    /// sets null (SPEC §12): nothing was erased.
+    #[error(
+        "the erasure is blocked by foreign key constraint {constraint}{}; declare it ON DELETE CASCADE or ON DELETE SET NULL",
+        table.as_ref().map(|t| format!(" on table {t}")).unwrap_or_default()
+    )]
+    ErasureBlocked { constraint: String, table: Option<String> },
 }
 
 /// An end user's id (a UUIDv7) in an app's identity store.
@@ -433,7 +440,8 @@ pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, UserError> {
         "DELETE FROM invitations WHERE email_normalized = $1",
         "DELETE FROM auth_requests WHERE lower(login_hint) = $1",
     ];
-    Ok(on_db!(db, p => {
+    // An async block, so that `?` stops here and the foreign-key case can be told apart.
+    let erased: Result<bool, sqlx::Error> = on_db!(db, p => async {
         let mut tx = p.begin().await?;
         for sql in by_user {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
@@ -443,8 +451,16 @@ pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, UserError> {
         }
         let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(n == 1)
-    })?)
+        Ok(n == 1)
+    }
+    .await);
+    erased.map_err(|e| match e.as_database_error() {
+        Some(d) if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation => UserError::ErasureBlocked {
+            constraint: d.constraint().unwrap_or("(unnamed)").to_string(),
+            table: d.table().map(str::to_string),
+        },
+        _ => UserError::Store(e),
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! theme. An internal error says only "Something went wrong"; its cause is logged once, here.
 
 use std::borrow::Cow;
-use std::fmt::Display;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -69,9 +68,24 @@ impl PageError {
         )
     }
 
-    /// Something failed on our side: the cause is logged (once, here) and never shown.
-    pub fn internal(app: Option<&App>, cause: &dyn Display) -> Self {
+    /// The app's identity store (or another store) is out of reach: a clear 503 page.
+    pub fn store_unavailable(app: Option<&App>) -> Self {
+        PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            app,
+            "Temporarily unavailable",
+            "Sign-in is temporarily unavailable. Please try again in a few minutes.",
+        )
+    }
+
+    /// Something failed on our side: the cause is logged (once, here) and never shown. A store
+    /// that is out of reach is a 503 page, anything else "Something went wrong".
+    pub fn internal(app: Option<&App>, cause: &(dyn std::error::Error + 'static)) -> Self {
         let slug = app.map(|a| a.slug.as_str()).unwrap_or("-");
+        if crate::store::unavailable(cause) {
+            tracing::warn!(app.slug = slug, error = %cause, "page: store unavailable");
+            return PageError::store_unavailable(app);
+        }
         tracing::error!(app.slug = slug, error = %cause, "page failed");
         PageError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,6 +93,25 @@ impl PageError {
             "Something went wrong",
             "Please try again in a moment.",
         )
+    }
+
+    /// A form body that could not be read: too large (413) or cut short (400), as a page.
+    pub fn body(app: Option<&App>, rejection: &axum::extract::rejection::BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            PageError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                app,
+                "Request too large",
+                "The form sent was too large. Please go back and try again.",
+            )
+        } else {
+            PageError::new(
+                StatusCode::BAD_REQUEST,
+                app,
+                "Request not valid",
+                "The form could not be read. Please go back and try again.",
+            )
+        }
     }
 
     /// The sign-in method is not offered by this app (refused server-side, not only hidden).
@@ -108,7 +141,7 @@ pub trait OrPage<T> {
     fn or_page(self, issuer: &Issuer) -> Result<T, PageError>;
 }
 
-impl<T, E: Display> OrPage<T> for Result<T, E> {
+impl<T, E: std::error::Error + 'static> OrPage<T> for Result<T, E> {
     fn or_page(self, issuer: &Issuer) -> Result<T, PageError> {
         self.map_err(|e| PageError::internal(Some(&issuer.app), &e))
     }

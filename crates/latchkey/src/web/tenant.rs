@@ -55,6 +55,7 @@ impl From<TenantError> for PageError {
             TenantError::NotFound => PageError::no_app(),
             TenantError::Inactive => PageError::app_unavailable(),
             // Logged by `resolve`.
+            TenantError::Failed(e) if crate::store::unavailable(&e) => PageError::store_unavailable(None),
             TenantError::Failed(_) => PageError::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 None,

@@ -26,6 +26,7 @@ const DOMAINS: &[&str] = &[
     "signin",
     "grants",
     "jobs",
+    "operators",
     "store",
     "crypto",
 ];

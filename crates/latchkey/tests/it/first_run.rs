@@ -13,10 +13,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::cli::{Output, assert_clean, finish, latchkey_cmd};
 
-const BANNER: &str = "Generated an admin token";
+pub(crate) const BANNER: &str = "Generated an admin token";
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
@@ -26,9 +26,9 @@ fn http() -> reqwest::Client {
 }
 
 /// A running `latchkey serve`; killed (SIGKILL) if dropped before [`Serve::terminate`].
-struct Serve {
+pub(crate) struct Serve {
     child: tokio::process::Child,
-    base: String,
+    pub(crate) base: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
@@ -51,7 +51,7 @@ fn collect(
 impl Serve {
     /// `latchkey serve --bind 127.0.0.1:<free port> <args>` in `cwd`, with no `LATCHKEY_*`
     /// variable but `env`.
-    fn spawn(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
+    pub(crate) fn spawn(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
         let bind = format!("127.0.0.1:{}", free_port());
         let mut cmd = latchkey_cmd();
         cmd.current_dir(cwd)
@@ -69,16 +69,16 @@ impl Serve {
         Serve { child, base: format!("http://{bind}"), stdout, stderr, readers }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().expect("lock").clone()
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         format!("--- stdout\n{}--- stderr\n{}", self.stdout.lock().expect("lock"), self.stderr())
     }
 
     /// Waits for `/healthz` to answer 200, failing the test after `limit` or if the process exits.
-    async fn healthy(&mut self, limit: Duration) {
+    pub(crate) async fn healthy(&mut self, limit: Duration) {
         let http = http();
         let start = Instant::now();
         loop {
@@ -97,7 +97,7 @@ impl Serve {
     }
 
     /// Sends SIGTERM and waits (at most 10 s) for the exit; returns status, stdout, stderr.
-    async fn terminate(mut self) -> (ExitStatus, String, String) {
+    pub(crate) async fn terminate(mut self) -> (ExitStatus, String, String) {
         let pid = self.child.id().expect("pid").to_string();
         let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         assert!(kill.success());
@@ -114,7 +114,7 @@ impl Serve {
 }
 
 /// The generated admin token in the output, if any.
-fn generated_token(output: &str) -> Option<String> {
+pub(crate) fn generated_token(output: &str) -> Option<String> {
     let at = output.find("lka_")?;
     let token: String =
         output[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();

@@ -110,6 +110,9 @@ pub struct Options {
     pub public_url: Option<String>,
     /// More `latchkey serve` flags (for example `--smtp-url`).
     pub extra_args: Vec<String>,
+    /// Configure [`ADMIN_TOKEN`] as `LATCHKEY_ADMIN_TOKEN` (else a token named "initial" is
+    /// generated and stored, and the tests make their own).
+    pub admin_token: bool,
 }
 
 impl TestApp {
@@ -119,7 +122,15 @@ impl TestApp {
 
     /// Options for a server with fresh stores on `backend`.
     pub fn options(backend: Backend) -> Options {
-        Options { backend, pg: None, master_key: None, dir: None, public_url: None, extra_args: Vec::new() }
+        Options {
+            backend,
+            pg: None,
+            master_key: None,
+            dir: None,
+            public_url: None,
+            extra_args: Vec::new(),
+            admin_token: true,
+        }
     }
 
     pub async fn start_with(opts: Options) -> TestApp {
@@ -140,9 +151,10 @@ impl TestApp {
             addr.to_string(),
             "--public-url".into(),
             opts.public_url.clone().unwrap_or_else(|| base.clone()),
-            "--admin-token".into(),
-            ADMIN_TOKEN.into(),
         ];
+        if opts.admin_token {
+            args.extend(["--admin-token".into(), ADMIN_TOKEN.into()]);
+        }
         if let Some(pg) = &pg {
             args.extend(["--database-url".into(), pg.url()]);
         }
@@ -200,6 +212,7 @@ impl TestApp {
             dir: Some(self.dir.clone()),
             public_url: None,
             extra_args: Vec::new(),
+            admin_token: true,
         }
     }
 

@@ -1,4 +1,7 @@
-//! Operations endpoints: `/healthz`, `/readyz`, `/metrics`, and the per-route request metrics.
+//! Operations endpoints: `/healthz`, `/readyz`, `/metrics`, and the per-route request metrics;
+//! [`health`] checks one app for the admin API.
+
+pub mod health;
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -36,16 +39,26 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the control-plane store answers.
+/// Ready (200) while the control-plane store answers. The JSON body also names the apps in use
+/// on this replica whose identity store cannot be reached (SPEC §12): they answer their end
+/// users with a 503 page, while every other app keeps serving.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.control.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+    let control = match tokio::time::timeout(health::PING_WAIT, state.control.ping()).await {
+        Ok(Ok(())) => None,
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "control-plane store unreachable").into_response()
+            Some(crate::store::describe(&err))
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "control-plane store timed out").into_response(),
-    }
+        Err(_) => Some("timed out".to_string()),
+    };
+    let unreachable = health::unreachable_apps(&state.issuers).await;
+    let body = serde_json::json!({
+        "status": if control.is_none() { "ready" } else { "unavailable" },
+        "control_plane": control.as_deref().unwrap_or("ok"),
+        "unreachable_apps": unreachable,
+    });
+    let status = if control.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
