@@ -8,8 +8,9 @@
 //! - **At least once:** a message is claimed with a lease (a conditional update, so replicas
 //!   never send the same row at the same time), sent, then marked sent. A process that dies
 //!   between sending and marking sends it again after the lease runs out.
-//! - **A few at a time:** up to four messages of an app are handed over at once, each under a
-//!   30 s deadline (and a 10 s SMTP command timeout), so one hung connection delays one message.
+//! - **A few at a time:** up to four messages of an app are handed over at once, the next due
+//!   one starting as soon as one is done, each under a 30 s deadline (connecting times out
+//!   after 10 s), so one hung connection delays one message.
 //! - **Retries** with exponential backoff (2 s, 4 s, 8 s … up to 30 min, 12 attempts). A message
 //!   whose link has expired is not sent any more. Failures are counted in `/metrics`
 //!   (`latchkey_mail_failures_total`, `latchkey_mail_given_up_total`) and logged with the app and
@@ -17,7 +18,7 @@
 //! - The sealed message is dropped from the row once it is sent or given up; the janitor deletes
 //!   finished rows after a week.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +44,6 @@ const SWEEP: Duration = Duration::from_secs(5);
 /// How long a claimed message is reserved for the replica sending it.
 const LEASE: chrono::Duration = chrono::Duration::minutes(2);
 const MAX_ATTEMPTS: i32 = 12;
-const BATCH: i64 = 20;
 /// Messages of one app in flight at once.
 const SEND_CONCURRENCY: usize = 4;
 /// The longest one message may take to hand over, connection included.
@@ -280,7 +280,9 @@ fn transport(state: &SenderDeps, shared: &Shared, issuer: &Issuer) -> Result<Arc
     Ok(t)
 }
 
-/// Sends everything due in one app's outbox.
+/// Sends everything due in one app's outbox, [`SEND_CONCURRENCY`] messages at a time: as soon
+/// as one is done the next due message takes its place, so a hung SMTP connection holds one
+/// slot (for at most [`SEND_DEADLINE`]) while the others keep the queue moving.
 async fn drain(
     state: &SenderDeps,
     shared: &Shared,
@@ -291,24 +293,31 @@ async fn drain(
     let select = "SELECT id, recipient, message_sealed, attempts, expires_at FROM outbox \
         WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) \
         ORDER BY next_attempt_at LIMIT $2";
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut sending: HashSet<Uuid> = HashSet::new();
+    let mut first_error = None;
     loop {
-        let now = state.now();
-        let due: Vec<Due> = on_db!(db, p => sqlx::query_as(select).bind(now).bind(BATCH).fetch_all(p).await)?;
-        if due.is_empty() {
-            return Ok(());
+        if !*stop.borrow() && in_flight.len() < SEND_CONCURRENCY {
+            // Rows being sent right now may not carry their lease yet: skip them by id.
+            let want = (SEND_CONCURRENCY - in_flight.len() + sending.len()) as i64;
+            let due: Vec<Due> =
+                on_db!(db, p => sqlx::query_as(select).bind(state.now()).bind(want).fetch_all(p).await)?;
+            let room = SEND_CONCURRENCY - in_flight.len();
+            let fresh: Vec<Due> = due.into_iter().filter(|r| !sending.contains(&r.id)).take(room).collect();
+            for row in fresh {
+                sending.insert(row.id);
+                let id = row.id;
+                in_flight.push(async move { (id, send_one(state, shared, issuer, stop, row).await) });
+            }
         }
-        // A few messages at a time, each under its own deadline: one hung SMTP connection
-        // delays one message, not the app's whole queue.
-        let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(due)
-            .map(|row| send_one(state, shared, issuer, stop, row))
-            .buffer_unordered(SEND_CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<(), _>>()?;
-        if *stop.borrow() {
-            return Ok(());
+        let Some((id, result)) = in_flight.next().await else { break };
+        sending.remove(&id);
+        if let Err(e) = result {
+            tracing::warn!(app.slug = %issuer.app.slug, outbox.id = %id, error = %e, "mail sender: recording a send failed");
+            first_error.get_or_insert(e);
         }
     }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Claims, sends and records one due message.

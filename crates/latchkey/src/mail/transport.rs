@@ -23,7 +23,8 @@ use crate::apps::App;
 use crate::config::Config;
 use crate::crypto::SecretBox;
 
-/// How long one SMTP conversation may take before the attempt counts as failed.
+/// How long connecting to the SMTP server may take (lettre applies it to the connect only; the
+/// outbox bounds a whole message with its own deadline).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub enum Transport {
