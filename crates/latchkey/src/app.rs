@@ -209,7 +209,7 @@ async fn bootstrap_admin_token(config: &Config, control: &ControlDb, now: Ts) ->
         crate::operators::repo::create(control, "initial", &tokens::sha256_hex(&token), now).await?;
         // Printed once, to the terminal, never to the log.
         eprintln!(
-            "\n  Generated an admin token named \"initial\" (shown only now; only its hash is stored):\n\n    {}\n\n  Use it as: Authorization: Bearer <token>   (or LATCHKEY_ADMIN_TOKEN for the CLI)\n  Create named tokens with `latchkey token create <name>`, then revoke this one.\n",
+            "\n  Generated an admin token named \"initial\" (shown only now; only its hash is stored):\n\n    {}\n\n  Create named tokens with `latchkey token create <name>`, then revoke this one.\n  Use it as: Authorization: Bearer <token>   (or LATCHKEY_ADMIN_TOKEN for the CLI)\n",
             token.expose_secret()
         );
     }

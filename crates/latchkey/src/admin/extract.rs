@@ -1,6 +1,6 @@
 //! Extractors whose rejections are problem details rather than axum's plain text.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::JsonRejection;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
@@ -20,8 +20,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AdminJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(AdminJson(v)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(mut v)) => {
+                integral_numbers(&mut v);
+                serde_json::from_value(v).map(AdminJson).map_err(|e| ApiError::validation(e.to_string()))
+            }
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::validation(e.body_text())),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::malformed(e.body_text())),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
@@ -41,22 +44,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AdminJson<T> {
     }
 }
 
+/// JSON has one number type: `556.0` is the integer 556 (as JSON Schema says), so integral
+/// numbers written with a fraction are made integers before typed fields see them.
+fn integral_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            // Below 2^53 every integer is exactly representable, so nothing is rounded.
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0) {
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                *v = Value::from(i);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
 /// Query parameters.
 pub struct AdminQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AdminQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(v)) => Ok(AdminQuery(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::malformed(e.body_text())),
-            Err(e) => Err(ApiError::malformed(e.body_text())),
-        }
+    /// An unknown or repeated parameter, or a value of the wrong type, is a 400.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(raw)
+            .map(AdminQuery)
+            .map_err(|e| ApiError::malformed(format!("query string: {e}")))
     }
 }
 
-/// An optional JSON body: an empty body is `None`.
+/// An optional JSON body: an empty body or `null` is `None`.
 pub struct MaybeJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
@@ -78,8 +100,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => Ok(MaybeJson(Some(v))),
+        // `null` is no body too.
+        let parsed = serde_json::from_slice::<serde_json::Value>(&bytes).and_then(|mut v| {
+            integral_numbers(&mut v);
+            serde_json::from_value::<Option<T>>(v)
+        });
+        match parsed {
+            Ok(v) => Ok(MaybeJson(v)),
             Err(e) if e.is_data() => Err(ApiError::validation(e.to_string())),
             Err(e) => Err(ApiError::malformed(e.to_string())),
         }

@@ -8,7 +8,8 @@ use secrecy::ExposeSecret;
 use super::error::{ApiError, Problem};
 use super::extract::{AdminJson, AdminQuery, MaybeJson};
 use super::views::{
-    AppResponse, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, Paging, RotateKeysRequest,
+    AppPatch, AppResponse, ClientPatch, ClientResponse, DeleteAppQuery, KeyResponse, List, PageQuery, Paging,
+    RotateKeysRequest,
 };
 use crate::apps::service::NewApp;
 use crate::apps::{self, App};
@@ -56,7 +57,7 @@ pub async fn get_app(
 /// Change display_name, branding, policy, smtp, tokens or signing_alg with a JSON merge patch
 /// (RFC 7396). Takes effect at once; a new signing_alg applies from the next key rotation.
 #[utoipa::path(patch, path = "/admin/v1/apps/{slug}", tag = "apps", params(("slug" = String, Path)),
-    request_body(content = Object, content_type = "application/merge-patch+json"),
+    request_body(content = AppPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, body = AppResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_app(
     State(state): State<AppState>,
@@ -148,7 +149,7 @@ pub async fn get_client(
 /// Change a client with a JSON merge patch (RFC 7396).
 #[utoipa::path(patch, path = "/admin/v1/apps/{slug}/clients/{client_id}", tag = "clients",
     params(("slug" = String, Path), ("client_id" = String, Path)),
-    request_body(content = Object, content_type = "application/merge-patch+json"),
+    request_body(content = ClientPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, body = ClientResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_client(
     State(state): State<AppState>,

@@ -12,7 +12,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{ActiveApp, AdminJson, AdminQuery};
 use crate::web::Tenant;
 
-use super::views::{List, PageQuery, Paging};
+use super::views::{IdPageQuery, List, Paging};
 use crate::audit::operator;
 use crate::invitations::{self, Purpose};
 use crate::state::AppState;
@@ -21,8 +21,10 @@ use crate::users::{self, Email};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInvitation {
+    #[schema(max_length = 254, pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")]
     pub email: String,
     /// Seconds the link stays valid: 300 to 2592000 (30 days). Default 604800 (7 days).
+    #[schema(minimum = 300, maximum = 2592000)]
     pub expires_in: Option<u32>,
 }
 
@@ -104,12 +106,12 @@ pub async fn create_invitation(
 }
 
 /// Invitations, newest first, with the link of those still pending.
-#[utoipa::path(get, path = "/admin/v1/apps/{slug}/invitations", tag = "users", params(("slug" = String, Path), PageQuery),
+#[utoipa::path(get, path = "/admin/v1/apps/{slug}/invitations", tag = "users", params(("slug" = String, Path), IdPageQuery),
     responses((status = 200, body = List<InvitationResponse>), (status = 404, body = Problem)))]
 pub async fn list_invitations(
     State(state): State<AppState>,
     Tenant { issuer, .. }: ActiveApp,
-    AdminQuery(q): AdminQuery<PageQuery>,
+    AdminQuery(q): AdminQuery<IdPageQuery>,
 ) -> Result<axum::Json<List<InvitationResponse>>, ApiError> {
     let page = Paging::<Uuid>::parse(q.cursor.as_deref(), q.limit)?;
     let rows = invitations::list(&issuer.identity, page.after, page.limit)

@@ -78,8 +78,9 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// Every error response is an RFC 9457 problem: give each documented 4xx/5xx its media type,
-/// and document the errors every operation can return (401 always; 400, 413 and 415 for
-/// operations that take a body).
+/// and document the errors every operation can return: 400, 401, 429 and 503 always; 422 for
+/// operations with a body or query parameters; 413 and 415 with a body; 409 `app_not_active`
+/// for everything under an app that must be active.
 fn describe_problems(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     let problem = |description: &str| {
@@ -93,7 +94,11 @@ fn describe_problems(doc: &mut utoipa::openapi::OpenApi) {
                 .build(),
         )
     };
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let under_app = path.starts_with("/admin/v1/apps/{slug}/")
+            && !path.ends_with("/enable")
+            && !path.ends_with("/disable")
+            && !path.ends_with("/health");
         let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
         for op in ops.into_iter().flatten() {
             for (status, response) in op.responses.responses.iter_mut() {
@@ -104,17 +109,25 @@ fn describe_problems(doc: &mut utoipa::openapi::OpenApi) {
                 }
             }
             let has_body = op.request_body.is_some();
+            let has_query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
             let always = [
+                ("400", "Malformed request: an unknown or repeated query parameter, or a malformed value"),
                 ("401", "Missing or wrong admin token"),
                 ("429", "Too many wrong admin tokens from this address (see Retry-After)"),
                 ("503", "A store this request needs cannot be reached"),
             ];
-            let with_body = [
-                ("400", "Malformed request"),
-                ("413", "Body larger than 64 KiB"),
-                ("415", "Body is not JSON"),
-            ];
-            let extra = always.iter().chain(with_body.iter().filter(|_| has_body));
+            let with_body = [("413", "Body larger than 64 KiB"), ("415", "Body is not JSON")];
+            let validated = [("422", "A value is out of range or the values do not fit together")];
+            let active = [("409", "The app is not active (`app_not_active`)")];
+            let extra = always
+                .iter()
+                .chain(with_body.iter().filter(|_| has_body))
+                .chain(validated.iter().filter(|_| has_body || has_query))
+                .chain(active.iter().filter(|_| under_app));
             for (status, description) in extra {
                 op.responses.responses.entry((*status).to_string()).or_insert_with(|| problem(description));
             }

@@ -98,8 +98,10 @@ pub struct UserQuery {
     /// Part of the address, any case.
     pub email: Option<String>,
     /// `active`, `pending_approval` or `disabled`.
+    #[param(pattern = "^(active|pending_approval|disabled)$")]
     pub status: Option<String>,
     /// From a previous page's `next_cursor`.
+    #[param(pattern = "^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -165,15 +167,20 @@ pub struct AuditEventResponse {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    #[param(format = Uuid)]
     pub user_id: Option<String>,
     /// Event type, e.g. `login.failed`.
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub kind: Option<String>,
     /// RFC 3339 time, inclusive.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339 time, exclusive.
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    /// From a previous page's `next_cursor`.
+    #[param(pattern = "^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]

@@ -11,8 +11,6 @@ use crate::apps::{App, AppStatus};
 use crate::clients::{AuthMethod, Client, GrantType, RedirectUri, Scope};
 use crate::keys::{KeyState, SigningAlg, SigningKey};
 use crate::store::Ts;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppResponse {
@@ -124,11 +122,26 @@ pub struct List<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Paging of a list ordered by name (apps, clients): any cursor is a position in that order.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// From a previous page's `next_cursor`.
+    #[param(max_length = 256)]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// Paging of a list ordered by time-ordered ids (invitations).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IdPageQuery {
+    /// From a previous page's `next_cursor`.
+    #[param(pattern = "^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -148,13 +161,13 @@ pub trait CursorKey: Sized {
     fn decode(cursor: &str) -> Option<Self>;
 }
 
-/// Text keys (slugs, client ids) travel base64url-encoded.
+/// Text keys (slugs, client ids) travel as they are: any text is a position in their order.
 impl CursorKey for String {
     fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self)
+        self.clone()
     }
     fn decode(cursor: &str) -> Option<Self> {
-        URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok())
+        (cursor.len() <= 256).then(|| cursor.to_string())
     }
 }
 
@@ -185,6 +198,7 @@ impl<C: CursorKey> Paging<C> {
             return Err(ApiError::validation("limit must be between 1 and 200"));
         }
         let after = cursor
+            .filter(|c| !c.is_empty())
             .map(|c| C::decode(c).ok_or_else(|| ApiError::malformed("cursor is not one this API issued")))
             .transpose()?;
         Ok(Paging { after, limit })
@@ -211,5 +225,55 @@ pub struct DeleteAppQuery {
 #[serde(deny_unknown_fields)]
 pub struct RotateKeysRequest {
     /// How long the previous key stays published. Default: the longest signed-token lifetime.
+    #[schema(maximum = 2592000)]
     pub grace_seconds: Option<u32>,
+}
+
+/// A JSON merge patch (RFC 7396) of an app: the fields given replace the app's, nested objects
+/// merge, and `smtp: null` removes the app's own mail server. Documentation only; the handler
+/// merges into the stored settings and checks the result.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AppPatch {
+    #[schema(
+        required = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    display_name: String,
+    #[schema(required = false)]
+    branding: Branding,
+    #[schema(required = false)]
+    policy: Policy,
+    #[schema(required = false, nullable)]
+    smtp: crate::apps::service::SmtpInput,
+    #[schema(required = false)]
+    email_templates: EmailTemplates,
+    #[schema(required = false)]
+    tokens: TokenSettings,
+    #[schema(required = false)]
+    signing_alg: SigningAlg,
+}
+
+/// A JSON merge patch (RFC 7396) of a client: the fields given replace the client's.
+/// Documentation only; the handler merges into the stored settings and checks the result.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ClientPatch {
+    #[schema(required = false, min_length = 1, max_length = 200, pattern = r"\S")]
+    name: String,
+    #[schema(required = false)]
+    redirect_uris: Vec<RedirectUri>,
+    #[schema(required = false)]
+    post_logout_redirect_uris: Vec<RedirectUri>,
+    #[schema(required = false, min_items = 1)]
+    grant_types: Vec<GrantType>,
+    #[schema(required = false)]
+    token_endpoint_auth_method: AuthMethod,
+    /// `null`: the default scopes for the client's grant types.
+    #[schema(required = false, nullable)]
+    scopes: Vec<Scope>,
 }

@@ -87,7 +87,7 @@ impl AppStatus {
 /// `#rgb` or `#rrggbb`; the only colour syntax accepted, so it can never inject CSS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "#4f46e5")]
+#[schema(value_type = String, example = "#4f46e5", pattern = "^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")]
 pub struct BrandColor(String);
 
 impl TryFrom<String> for BrandColor {
@@ -186,9 +186,11 @@ pub enum Provider {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordPolicy {
+    #[schema(minimum = 8, maximum = 256)]
     pub min_length: u32,
     pub require_uppercase: bool,
     pub require_symbol: bool,
+    #[schema(minimum = 1, maximum = 3650)]
     pub expiry_days: Option<u32>,
 }
 
@@ -249,8 +251,11 @@ impl Default for PasswordPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionPolicy {
+    #[schema(minimum = 1, maximum = 8784)]
     pub ttl_hours: u32,
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent: Option<u32>,
+    #[schema(minimum = 1, maximum = 525600)]
     pub idle_timeout_minutes: Option<u32>,
 }
 
@@ -271,7 +276,22 @@ pub struct Policy {
     pub password: PasswordPolicy,
     pub session: SessionPolicy,
     pub require_email_verification: bool,
+    #[schema(value_type = Vec<ProfileField>)]
     pub required_profile_fields: Vec<String>,
+}
+
+/// The profile fields a policy may require (documentation of `required_profile_fields`).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ProfileField {
+    Name,
+    GivenName,
+    FamilyName,
+    Nickname,
+    PhoneNumber,
+    Locale,
+    Birthdate,
 }
 
 impl Policy {
@@ -295,14 +315,14 @@ impl Policy {
         if self.session.ttl_hours == 0 || self.session.ttl_hours > 24 * 366 {
             return Err("policy.session.ttl_hours must be between 1 and 8784".into());
         }
-        if self.session.max_concurrent == Some(0) {
-            return Err("policy.session.max_concurrent must be at least 1 (or null)".into());
+        if self.session.max_concurrent.is_some_and(|n| !(1..=1000).contains(&n)) {
+            return Err("policy.session.max_concurrent must be between 1 and 1000 (or null)".into());
         }
-        if self.password.expiry_days == Some(0) {
-            return Err("policy.password.expiry_days must be at least 1 (or null)".into());
+        if self.password.expiry_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err("policy.password.expiry_days must be between 1 and 3650 (or null)".into());
         }
-        if self.session.idle_timeout_minutes == Some(0) {
-            return Err("policy.session.idle_timeout_minutes must be at least 1 (or null)".into());
+        if self.session.idle_timeout_minutes.is_some_and(|m| !(1..=525_600).contains(&m)) {
+            return Err("policy.session.idle_timeout_minutes must be between 1 and 525600 (or null)".into());
         }
         for list in [&mut self.allowed_email_domains, &mut self.blocked_email_domains] {
             for d in list.iter_mut() {
@@ -372,11 +392,15 @@ pub struct EmailTemplates {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenSettings {
+    #[schema(minimum = 60, maximum = 86400)]
     pub access_token_ttl_seconds: u32,
+    #[schema(minimum = 60, maximum = 86400)]
     pub id_token_ttl_seconds: u32,
+    #[schema(minimum = 60, maximum = 31622400)]
     pub refresh_token_ttl_seconds: u32,
     /// Two uses of one refresh token within this many seconds (two tabs, a retried request)
     /// both get the same successor instead of revoking the family.
+    #[schema(maximum = 60)]
     pub refresh_race_grace_seconds: u32,
 }
 

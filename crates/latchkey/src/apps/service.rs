@@ -85,8 +85,14 @@ pub enum AppError {
 #[serde(deny_unknown_fields)]
 pub struct SmtpInput {
     /// `smtp://user:password@host:port`, `smtps://…` (implicit TLS) or `smtp+starttls://…`.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(smtps?|smtp\+starttls)://([^\s/?#@]+@)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,3})?/?$"
+    )]
     pub url: String,
+    #[schema(max_length = 254, pattern = r"^[!-?A-~]+@[!-?A-~]*\.[!-?A-~]*$")]
     pub from: String,
+    #[schema(max_length = 254, pattern = r"^[!-?A-~]+@[!-?A-~]*\.[!-?A-~]*$")]
     pub reply_to: Option<String>,
 }
 
@@ -94,7 +100,14 @@ pub struct SmtpInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApp {
+    #[schema(min_length = 2, max_length = 63, pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
     pub slug: String,
+    /// 1 to 100 characters, not all spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: String,
     /// `postgres://` URL of the app's own database (write-only). Default: embedded store.
     #[schema(value_type = Option<String>)]

@@ -169,7 +169,7 @@ pub struct Client {
 impl Client {
     /// Checks the combination of settings.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty() || self.name.len() > 200 {
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             return Err("name must be 1 to 200 characters".into());
         }
         if self.grant_types.is_empty() {

@@ -24,11 +24,14 @@ pub enum ClientError {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
+    /// 1 to 200 characters, not all spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     #[serde(default)]
     pub redirect_uris: Vec<RedirectUri>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<RedirectUri>,
+    #[schema(min_items = 1)]
     pub grant_types: Vec<GrantType>,
     pub token_endpoint_auth_method: AuthMethod,
     /// Scopes the client may request. Default: `openid profile email phone offline_access` for
