@@ -454,13 +454,51 @@ pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, UserError> {
         Ok(n == 1)
     }
     .await);
-    erased.map_err(|e| match e.as_database_error() {
-        Some(d) if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation => UserError::ErasureBlocked {
-            constraint: d.constraint().unwrap_or("(unnamed)").to_string(),
-            table: d.table().map(str::to_string),
-        },
-        _ => UserError::Store(e),
-    })
+    let err = match erased {
+        Ok(erased) => return Ok(erased),
+        Err(e) => e,
+    };
+    match err.as_database_error() {
+        Some(d) if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation => {
+            let (constraint, table) = match d.constraint() {
+                Some(c) => (c.to_string(), d.table().map(str::to_string)),
+                // SQLite does not say which key failed: name the operator's tables whose key
+                // to `users` neither cascades nor sets null.
+                None => ("(unnamed)".to_string(), blocking_tables(db).await),
+            };
+            Err(UserError::ErasureBlocked { constraint, table })
+        }
+        _ => Err(UserError::Store(err)),
+    }
+}
+
+/// The identity store's own tables; any other is an operator's.
+const OWN_TABLES: &[&str] = &[
+    "audit_events",
+    "auth_requests",
+    "authorization_codes",
+    "email_tokens",
+    "invitations",
+    "mfa_totp",
+    "outbox",
+    "pending_logins",
+    "recovery_codes",
+    "refresh_tokens",
+    "revoked_tokens",
+    "sessions",
+    "users",
+];
+
+/// On SQLite: the operator's tables (comma-separated) with a foreign key to `users` that
+/// neither cascades nor sets null; None if there are none or they cannot be read.
+async fn blocking_tables(db: &IdentityDb) -> Option<String> {
+    let crate::store::Db::Sqlite(pool) = crate::store::AsDb::as_db(db) else { return None };
+    let sql = "SELECT DISTINCT m.name FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f \
+        WHERE m.type = 'table' AND f.\"table\" = 'users' AND upper(f.on_delete) NOT IN ('CASCADE', 'SET NULL') \
+        ORDER BY m.name";
+    let names: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await.ok()?;
+    let theirs: Vec<String> = names.into_iter().filter(|n| !OWN_TABLES.contains(&n.as_str())).collect();
+    (!theirs.is_empty()).then(|| theirs.join(", "))
 }
 
 #[cfg(test)]
