@@ -436,3 +436,33 @@ async fn oversized_logout_body_gets_the_hosted_page() {
     assert!(html.contains("<html") && html.contains("App big"), "themed page: {html}");
     app.stop().await;
 }
+
+/// `latchkey token create|list|revoke`: the same operator tokens from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_tokens_from_the_cli() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let cli = |args: &[&str]| {
+        let mut cmd = crate::cli::latchkey_cmd();
+        cmd.args(args).args(["--url", &app.base, "--token", crate::kit::ADMIN_TOKEN]);
+        crate::cli::finish(cmd, std::time::Duration::from_secs(60))
+    };
+    let made = cli(&["token", "create", "deploy bot", "--json"]).await.json();
+    let token = made["token"].as_str().expect("token shown once").to_string();
+    let id = made["id"].as_str().expect("id").to_string();
+    assert_eq!(admin_as(&app, &token, Method::GET, "/apps", None).await.0, StatusCode::OK);
+
+    let list = cli(&["token", "list", "--json"]).await.json();
+    assert!(
+        list.as_array().or(list["items"].as_array()).expect("list").iter().any(|t| t["name"] == "deploy bot"),
+        "{list}"
+    );
+    assert!(!list.to_string().contains(&token), "{list}");
+    let table = cli(&["token", "list"]).await;
+    assert!(table.ok().stdout.contains("deploy bot") && !table.stdout.contains(&token), "{}", table.stdout);
+
+    cli(&["token", "revoke", &id]).await.ok();
+    assert_eq!(admin_as(&app, &token, Method::GET, "/apps", None).await.0, StatusCode::UNAUTHORIZED);
+    let again = cli(&["token", "revoke", &id]).await;
+    assert_ne!(again.code, Some(0), "{again:?}");
+    app.stop().await;
+}
