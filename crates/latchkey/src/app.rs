@@ -97,6 +97,7 @@ impl ServerBuilder {
             pages: Arc::new(Pages::new()),
             mailer,
             mail_throttle: Arc::new(MailThrottle::default()),
+            readiness: Arc::default(),
         }));
         crate::apps::provision::resume_interrupted(&state.apps).await.context("resuming provisioning")?;
         crate::jobs::janitor::Janitor {
@@ -206,7 +207,12 @@ async fn bootstrap_admin_token(config: &Config, control: &ControlDb, now: Ts) ->
     }
     if crate::operators::repo::count(control).await? == 0 {
         let token: SecretString = tokens::new_secret(tokens::ADMIN_TOKEN_PREFIX);
-        crate::operators::repo::create(control, "initial", &tokens::sha256_hex(&token), now).await?;
+        match crate::operators::repo::create(control, "initial", &tokens::sha256_hex(&token), now).await {
+            Ok(_) => {}
+            // Another replica starting on the same fresh store generated it first.
+            Err(crate::operators::OperatorError::NameTaken) => return Ok(AdminTokens::new(None)),
+            Err(e) => return Err(e.into()),
+        }
         // Printed once, to the terminal, never to the log.
         eprintln!(
             "\n  Generated an admin token named \"initial\" (shown only now; only its hash is stored):\n\n    {}\n\n  Create named tokens with `latchkey token create <name>`, then revoke this one.\n  Use it as: Authorization: Bearer <token>   (or LATCHKEY_ADMIN_TOKEN for the CLI)\n",

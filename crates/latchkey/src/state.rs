@@ -45,6 +45,8 @@ pub struct Inner {
     pub mailer: Mailer,
     /// How often mail may be asked for (mail::throttle).
     pub mail_throttle: Arc<MailThrottle>,
+    /// The last check of the apps' stores that `/readyz` reports (ops::health).
+    pub readiness: Arc<crate::ops::health::Readiness>,
 }
 
 impl Deref for AppState {

@@ -26,8 +26,8 @@ pub struct AdminTokens {
 }
 
 /// Ten wrong tokens from one address, then waits from 1 s doubling to 15 min; one failure is
-/// forgiven a minute. Keyed by address only: an attacker cannot lock operators out from
-/// elsewhere.
+/// forgiven a minute. Only wrong tokens are refused while an address waits: a right one always
+/// gets in, so nobody can lock operators out.
 fn limits() -> Limits {
     let per_address = Ladder {
         free: 10,
@@ -84,9 +84,38 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let now = state.now();
-    let attempt = match state.admin_tokens.failures.begin(Uuid::nil(), "operator", addr, now.0) {
-        Ok(a) => a,
-        Err(wait) => {
+    // The token is checked first: a right token always gets in, so wrong ones sent from the
+    // same address (a shared proxy or NAT) cannot lock operators out.
+    let actor = if state.admin_tokens.is_configured(&hash) {
+        Some("token:LATCHKEY_ADMIN_TOKEN".to_string())
+    } else {
+        match crate::operators::repo::find(&state.control, &hash).await {
+            Ok(Some(t)) => {
+                if let Err(e) = crate::operators::repo::touch(&state.control, t.id, now).await {
+                    tracing::warn!(error = %e, "operator token last use not recorded");
+                }
+                Some(format!("token:{}", t.name))
+            }
+            Ok(None) => None,
+            // A store that is down is not a wrong token: nothing is counted.
+            Err(e) => return ApiError::internal(&e).into_response(),
+        }
+    };
+    let attempt = state.admin_tokens.failures.begin(Uuid::nil(), "operator", addr, now.0);
+    match (actor, attempt) {
+        (Some(actor), attempt) => {
+            if let Ok(a) = attempt {
+                a.succeeded(now.0);
+            }
+            req.extensions_mut().insert(Actor(actor));
+            next.run(req).await
+        }
+        (None, Ok(a)) => {
+            a.failed(now.0);
+            metrics::counter!("latchkey_admin_auth_failures_total").increment(1);
+            ApiError::unauthorized().into_response()
+        }
+        (None, Err(wait)) => {
             metrics::counter!("latchkey_admin_auth_throttled_total").increment(1);
             let mut res = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -99,34 +128,7 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
             )
             .into_response();
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.retry_after_secs));
-            return res;
-        }
-    };
-    let actor = if state.admin_tokens.is_configured(&hash) {
-        Some("token:LATCHKEY_ADMIN_TOKEN".to_string())
-    } else {
-        match crate::operators::repo::find(&state.control, &hash).await {
-            Ok(Some(t)) => {
-                if let Err(e) = crate::operators::repo::touch(&state.control, t.id, now).await {
-                    tracing::warn!(error = %e, "operator token last use not recorded");
-                }
-                Some(format!("token:{}", t.name))
-            }
-            Ok(None) => None,
-            // Dropping the attempt counts nothing: a store that is down is not a wrong token.
-            Err(e) => return ApiError::internal(&e).into_response(),
-        }
-    };
-    match actor {
-        Some(actor) => {
-            attempt.succeeded(now.0);
-            req.extensions_mut().insert(Actor(actor));
-            next.run(req).await
-        }
-        None => {
-            attempt.failed(now.0);
-            metrics::counter!("latchkey_admin_auth_failures_total").increment(1);
-            ApiError::unauthorized().into_response()
+            res
         }
     }
 }

@@ -52,7 +52,6 @@ fn integral_numbers(v: &mut serde_json::Value) {
         Value::Number(n) if !n.is_i64() && !n.is_u64() => {
             // Below 2^53 every integer is exactly representable, so nothing is rounded.
             if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0) {
-                #[allow(clippy::cast_possible_truncation)]
                 let i = f as i64;
                 *v = Value::from(i);
             }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::auth::Actor;
 use super::error::{ApiError, Problem};
 use super::extract::AdminJson;
 use super::views::List;
@@ -67,13 +68,14 @@ impl From<OperatorError> for ApiError {
     responses((status = 201, body = TokenResponse), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_token(
     State(state): State<AppState>,
+    actor: Option<axum::Extension<Actor>>,
     AdminJson(body): AdminJson<NewToken>,
 ) -> Result<Response, ApiError> {
     let token = tokens::new_secret(tokens::ADMIN_TOKEN_PREFIX);
     let now = state.now();
     let stored =
         operators::repo::create(&state.control, &body.name, &tokens::sha256_hex(&token), now).await?;
-    let data = serde_json::json!({"name": stored.name});
+    let data = serde_json::json!({"name": stored.name, "actor": actor_name(actor)});
     operator::record(&state.control, now, "token.created", None, Some(&stored.id.to_string()), data).await;
     let mut view = TokenResponse::from(stored);
     view.token = Some(token.expose_secret().to_string());
@@ -95,12 +97,18 @@ pub async fn list_tokens(State(state): State<AppState>) -> Result<axum::Json<Lis
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn revoke_token(
     State(state): State<AppState>,
+    actor: Option<axum::Extension<Actor>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let Ok(id) = Uuid::parse_str(&id) else { return Err(ApiError::not_found("token")) };
     let keep_none = state.admin_tokens.has_configured();
     let revoked = operators::repo::revoke(&state.control, id, keep_none).await?;
-    let data = serde_json::json!({"name": revoked.name});
+    let data = serde_json::json!({"name": revoked.name, "actor": actor_name(actor)});
     operator::record(&state.control, state.now(), "token.revoked", None, Some(&id.to_string()), data).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which token made the change, for the operator audit (never the token itself).
+fn actor_name(actor: Option<axum::Extension<Actor>>) -> String {
+    actor.map(|a| a.0.0).unwrap_or_else(|| "unknown".into())
 }

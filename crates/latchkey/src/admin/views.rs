@@ -234,7 +234,7 @@ pub struct RotateKeysRequest {
 /// merges into the stored settings and checks the result.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "documentation only: the OpenAPI schema of a body the handler reads as JSON")]
 pub struct AppPatch {
     #[schema(
         required = false,
@@ -261,7 +261,7 @@ pub struct AppPatch {
 /// Documentation only; the handler merges into the stored settings and checks the result.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "documentation only: the OpenAPI schema of a body the handler reads as JSON")]
 pub struct ClientPatch {
     #[schema(required = false, min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,

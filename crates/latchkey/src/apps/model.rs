@@ -283,7 +283,6 @@ pub struct Policy {
 /// The profile fields a policy may require (documentation of `required_profile_fields`).
 #[derive(ToSchema)]
 #[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
 pub enum ProfileField {
     Name,
     GivenName,

@@ -179,13 +179,23 @@ pub async fn rotate(
     })?)
 }
 
-/// The grant of a live, unrotated-or-rotated token of `client_id`, without changing anything
-/// (to check a requested scope before rotating).
-pub async fn peek(db: &IdentityDb, presented: &str, client_id: &str) -> Result<Option<Grant>, GrantError> {
+/// A token of a client as it is now, read without changing anything.
+#[derive(sqlx::FromRow)]
+pub struct Peeked {
+    #[sqlx(flatten)]
+    pub grant: Grant,
+    /// Already rotated: presenting it again is reuse, unless it is a racing duplicate.
+    pub rotated: bool,
+}
+
+/// The grant of a token of `client_id` (rotated or not), without changing anything (to check
+/// a requested scope before rotating).
+pub async fn peek(db: &IdentityDb, presented: &str, client_id: &str) -> Result<Option<Peeked>, GrantError> {
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(None);
     }
-    let sql = "SELECT family_id, client_id, user_id, session_id, scope FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
+    let sql = "SELECT family_id, client_id, user_id, session_id, scope, rotated_at IS NOT NULL AS rotated \
+        FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
     Ok(
         on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(presented)).bind(client_id).fetch_optional(p).await)?,
     )

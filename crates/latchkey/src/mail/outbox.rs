@@ -384,8 +384,9 @@ pub struct Backlog {
 }
 
 pub async fn backlog(db: &IdentityDb) -> Result<Backlog, sqlx::Error> {
-    let count = "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND attempts > 0";
-    let last = "SELECT last_error FROM outbox WHERE status = 'pending' AND attempts > 0 \
+    // `attempts` counts a send in flight too: only a recorded failure makes a message "retrying".
+    let count = "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND last_error IS NOT NULL";
+    let last = "SELECT last_error FROM outbox WHERE status = 'pending' AND last_error IS NOT NULL \
         ORDER BY next_attempt_at DESC LIMIT 1";
     let retrying: i64 = on_db!(db, p => sqlx::query_scalar(count).fetch_one(p).await)?;
     let last_error: Option<Option<String>> =

@@ -207,6 +207,18 @@ async fn mint_user_access(
     Ok((token, jti, ttl))
 }
 
+/// The error for a rotation that gave no token: reuse (the family is now revoked) or a token
+/// that is not valid.
+fn refused(outcome: refresh::Rotation) -> (OAuthError, Option<UserId>) {
+    match outcome {
+        refresh::Rotation::ReuseDetected { grant } => (
+            OAuthError::invalid_grant("refresh token already used; its family is revoked"),
+            Some(grant.user_id),
+        ),
+        _ => (OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None),
+    }
+}
+
 /// The `refresh_token` grant (RFC 6749 §6). `Err` carries the OAuth error; a detected reuse is
 /// reported through `on_reuse` before the error is returned.
 pub async fn refresh(
@@ -226,12 +238,28 @@ pub async fn refresh(
         form.get("refresh_token").ok_or((OAuthError::invalid_request("refresh_token is required"), None))?;
     // A refresh may narrow the scope, never widen it (RFC 6749 §6); checked before rotating so
     // a refused request does not use the token up.
-    let grant = match refresh::peek(&issuer.identity, presented, &client.client_id)
+    let peeked = match refresh::peek(&issuer.identity, presented, &client.client_id)
         .await
         .map_err(|e| internal(&e))?
     {
         None => return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None)),
-        Some(g) => g,
+        Some(p) => p,
+    };
+    let grant = peeked.grant;
+    let rules = refresh::RotationRules {
+        ttl_seconds: issuer.app.tokens.refresh_token_ttl_seconds,
+        grace_seconds: issuer.app.tokens.refresh_race_grace_seconds,
+    };
+    let rotate = || refresh::rotate(&issuer.identity, secrets, presented, &client.client_id, &rules, now);
+    // A token rotated before is settled first: reuse kills its family whatever else is wrong
+    // with the request; a racing duplicate of the newest rotation reads its successor.
+    let settled = if peeked.rotated {
+        match rotate().await.map_err(|e| internal(&e))? {
+            refresh::Rotation::Rotated { grant, token } => Some((grant, token)),
+            other => return Err(refused(other)),
+        }
+    } else {
+        None
     };
     let granted: Vec<&str> = Scope::split(&grant.scope).collect();
     let scope = match form.get("scope") {
@@ -256,34 +284,23 @@ pub async fn refresh(
         Some(u) if u.status == UserStatus::Active => u,
         _ => return Err((OAuthError::invalid_grant("the account cannot sign in"), None)),
     };
-    // A refresh is activity on the session (idle timeout).
-    sessions::touch(&issuer.identity, &grant.session_id, now).await.map_err(|e| internal(&e))?;
     // The answer is ready before the token is used up: once the rotation commits, nothing is
     // left that can fail, and a rotation that fails leaves the presented token usable.
     let (access_token, _, ttl) =
         mint_user_access(issuer, &client.client_id, &user, &grant.session_id, &scope, now)
             .await
             .map_err(|e| (e, None))?;
-    let rules = refresh::RotationRules {
-        ttl_seconds: issuer.app.tokens.refresh_token_ttl_seconds,
-        grace_seconds: issuer.app.tokens.refresh_race_grace_seconds,
-    };
-    let (grant, token) =
-        match refresh::rotate(&issuer.identity, secrets, presented, &client.client_id, &rules, now)
-            .await
-            .map_err(|e| internal(&e))?
-        {
+    let (grant, token) = match settled {
+        Some(done) => done,
+        None => match rotate().await.map_err(|e| internal(&e))? {
             refresh::Rotation::Rotated { grant, token } => (grant, token),
-            refresh::Rotation::ReuseDetected { grant } => {
-                return Err((
-                    OAuthError::invalid_grant("refresh token already used; its family is revoked"),
-                    Some(grant.user_id),
-                ));
-            }
-            refresh::Rotation::Invalid => {
-                return Err((OAuthError::invalid_grant("unknown, expired or revoked refresh token"), None));
-            }
-        };
+            other => return Err(refused(other)),
+        },
+    };
+    // A refresh is activity on the session (idle timeout); the tokens are issued either way.
+    if let Err(e) = sessions::touch(&issuer.identity, &grant.session_id, now).await {
+        tracing::warn!(app.slug = %issuer.app.slug, error = %e, "refresh: session activity not recorded");
+    }
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "refresh_token").increment(1);
     Ok((
         TokenResponse {

@@ -56,6 +56,9 @@ pub async fn revoke(db: &ControlDb, id: Uuid, keep_none: bool) -> Result<Operato
     let find = format!("SELECT {COLUMNS} FROM admin_tokens WHERE id = $1");
     on_db!(db, p => {
         let mut tx = p.begin().await?;
+        // Every row locked first (on SQLite: the write lock taken), so two revocations at once
+        // cannot each see the other's token left and remove the last two.
+        sqlx::query("UPDATE admin_tokens SET name = name").execute(&mut *tx).await?;
         let token: Option<OperatorToken> = sqlx::query_as(&find).bind(id).fetch_optional(&mut *tx).await?;
         let Some(token) = token else { return Err(OperatorError::NotFound) };
         sqlx::query("DELETE FROM admin_tokens WHERE id = $1").bind(id).execute(&mut *tx).await?;

@@ -82,7 +82,11 @@ pub async fn of_app(issuers: &IssuerCache, config: &Config, app: &App) -> Health
             mail_transport(config, app),
             Check::not(Level::Degraded, "not checked: the identity store is down"),
         ),
-        Err(e) => (Check::ok(), mail_transport(config, app), Check::not(Level::Down, e.to_string())),
+        Err(e) => (
+            Check::not(Level::Degraded, "not checked: the app's issuer could not be loaded"),
+            mail_transport(config, app),
+            Check::not(Level::Down, e.to_string()),
+        ),
     };
     let status = identity_store.status.max(mail.status).max(signing_key.status);
     Health { status, app_status: app.status, identity_store, mail, signing_key }
@@ -130,17 +134,51 @@ async fn mail(config: &Config, issuer: &Issuer) -> Check {
     }
 }
 
-/// The apps in use on this replica (issuers in memory) whose identity store does not answer.
-pub async fn unreachable_apps(issuers: &IssuerCache) -> Vec<serde_json::Value> {
-    futures::stream::iter(issuers.loaded())
-        .map(|issuer: Arc<Issuer>| async move {
-            ping(&issuer)
-                .await
-                .err()
-                .map(|why| serde_json::json!({"slug": issuer.app.slug.as_str(), "reason": why}))
-        })
-        .buffer_unordered(16)
-        .filter_map(|x| async move { x })
-        .collect()
-        .await
+/// How old the list of unreachable apps that `/readyz` shows may be.
+const READY_FRESH: Duration = Duration::from_secs(5);
+
+/// What `/readyz` says about the apps: the slugs of the apps in use on this replica whose
+/// identity store did not answer the last check. A check runs in the background when the last
+/// one is older than [`READY_FRESH`], so a probe never waits on an app's store, and however
+/// often `/readyz` is called, each store is pinged at most once per [`READY_FRESH`].
+#[derive(Default)]
+pub struct Readiness {
+    last: parking_lot::Mutex<Option<(std::time::Instant, Vec<String>)>>,
+    checking: std::sync::atomic::AtomicBool,
+}
+
+impl Readiness {
+    /// The slugs the last check found unreachable; starts a new check if that one is stale.
+    pub fn unreachable(self: &Arc<Self>, issuers: &IssuerCache) -> Vec<String> {
+        use std::sync::atomic::Ordering;
+        let (fresh, slugs) = match &*self.last.lock() {
+            Some((at, slugs)) => (at.elapsed() < READY_FRESH, slugs.clone()),
+            None => (false, Vec::new()),
+        };
+        if !fresh && !self.checking.swap(true, Ordering::AcqRel) {
+            let (me, issuers) = (self.clone(), issuers.clone());
+            tokio::spawn(async move {
+                let found = unreachable_apps(&issuers).await;
+                *me.last.lock() = Some((std::time::Instant::now(), found));
+                me.checking.store(false, Ordering::Release);
+            });
+        }
+        slugs
+    }
+}
+
+/// The apps in use on this replica (issuers in memory) whose identity store does not answer
+/// within [`PING_WAIT`].
+async fn unreachable_apps(issuers: &IssuerCache) -> Vec<String> {
+    let mut slugs: Vec<String> =
+        futures::stream::iter(issuers.loaded())
+            .map(|issuer: Arc<Issuer>| async move {
+                ping(&issuer).await.err().map(|_| issuer.app.slug.to_string())
+            })
+            .buffer_unordered(16)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+    slugs.sort();
+    slugs
 }

@@ -51,7 +51,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
         Err(_) => Some("timed out".to_string()),
     };
-    let unreachable = health::unreachable_apps(&state.issuers).await;
+    let unreachable: Vec<serde_json::Value> = state
+        .readiness
+        .unreachable(&state.issuers)
+        .into_iter()
+        .map(|slug| serde_json::json!({ "slug": slug }))
+        .collect();
     let body = serde_json::json!({
         "status": if control.is_none() { "ready" } else { "unavailable" },
         "control_plane": control.as_deref().unwrap_or("ok"),

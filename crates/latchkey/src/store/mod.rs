@@ -227,7 +227,9 @@ pub async fn open_control(url: &SecretString, lock_wait: Duration) -> Result<Con
     } else {
         let opts = sqlite_options(raw)?;
         let file = opts.get_filename();
-        if file != Path::new(":memory:") {
+        // sqlx names an in-memory database `file:sqlx-in-memory-…`: no file to make private.
+        let in_memory = raw.contains(":memory:") || raw.contains("mode=memory");
+        if !in_memory && file != Path::new(":memory:") {
             files::private_file(file).map_err(|e| StoreError::Connect(format!("{}: {e}", file.display())))?;
         }
         Db::Sqlite(control_pool(opts, 4).await?)
