@@ -29,6 +29,9 @@ pub struct AppResponse {
     pub email_templates: EmailTemplates,
     pub tokens: TokenSettings,
     pub signing_alg: SigningAlg,
+    /// Upstream identity providers by kind (`google`, `microsoft`, `apple`, `github`, `oidc`);
+    /// secrets are never shown, only `client_secret_set` / `private_key_set`.
+    pub providers: std::collections::BTreeMap<String, crate::apps::providers::ProviderView>,
     /// `embedded` (default store) or `external` (the app's own `database_url`).
     pub database: String,
     pub created_at: DateTime<Utc>,
@@ -49,6 +52,11 @@ impl AppResponse {
             email_templates: app.email_templates,
             tokens: app.tokens,
             signing_alg: app.signing_alg,
+            providers: app
+                .providers
+                .iter()
+                .map(|(k, v)| (crate::apps::providers::name(*k).to_string(), v.view(*k)))
+                .collect(),
             database: if app.database_url_sealed.is_some() { "external" } else { "embedded" }.into(),
             created_at: app.created_at.0,
             updated_at: app.updated_at.0,
@@ -255,6 +263,9 @@ pub struct AppPatch {
     tokens: TokenSettings,
     #[schema(required = false)]
     signing_alg: SigningAlg,
+    /// Merged per provider; `null` removes one; a secret left out is kept.
+    #[schema(required = false)]
+    providers: crate::apps::providers::ProvidersInput,
 }
 
 /// A JSON merge patch (RFC 7396) of a client: the fields given replace the client's.

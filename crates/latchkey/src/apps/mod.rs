@@ -2,6 +2,7 @@
 
 pub mod changes;
 pub mod model;
+pub mod providers;
 pub mod provision;
 mod repo;
 pub mod service;

@@ -172,7 +172,7 @@ pub enum SignupPolicy {
     AutoOnFirstAccess,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Email,
@@ -456,6 +456,8 @@ pub struct App {
     pub smtp_password_sealed: Option<String>,
     pub email_templates: EmailTemplates,
     pub tokens: TokenSettings,
+    /// Upstream identity providers (SPEC §7a), secrets sealed.
+    pub providers: super::providers::Providers,
     pub config_version: i64,
     pub created_at: Ts,
     pub updated_at: Ts,

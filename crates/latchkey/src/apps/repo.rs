@@ -10,8 +10,8 @@ use crate::on_db;
 use crate::store::{ControlDb, Ts};
 
 const COLUMNS: &str = "id, slug, display_name, status, failure_reason, database_url, database_schema, \
-     signing_alg, branding, policy, smtp, smtp_password, email_templates, tokens, config_version, created_at, \
-     updated_at";
+     signing_alg, branding, policy, smtp, smtp_password, email_templates, tokens, providers, config_version, \
+     created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct AppRow {
@@ -29,6 +29,7 @@ struct AppRow {
     smtp_password: Option<String>,
     email_templates: Json<EmailTemplates>,
     tokens: Json<TokenSettings>,
+    providers: Json<super::providers::Providers>,
     config_version: i64,
     created_at: Ts,
     updated_at: Ts,
@@ -52,6 +53,7 @@ impl AppRow {
             smtp_password_sealed: self.smtp_password,
             email_templates: self.email_templates.0,
             tokens: self.tokens.0,
+            providers: self.providers.0,
             config_version: self.config_version,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -62,8 +64,8 @@ impl AppRow {
 pub async fn insert(db: &ControlDb, app: &App) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO apps (id, slug, display_name, status, failure_reason, database_url, \
         database_schema, signing_alg, branding, policy, smtp, smtp_password, tokens, config_version, \
-        created_at, updated_at, email_templates) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+        created_at, updated_at, email_templates, providers) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
     on_db!(db, p => sqlx::query(sql)
         .bind(app.id)
         .bind(app.slug.as_str())
@@ -82,6 +84,7 @@ pub async fn insert(db: &ControlDb, app: &App) -> Result<(), sqlx::Error> {
         .bind(app.created_at)
         .bind(app.updated_at)
         .bind(Json(&app.email_templates))
+        .bind(Json(&app.providers))
         .execute(p)
         .await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -121,7 +124,7 @@ pub async fn version(db: &ControlDb, slug: &str) -> Result<Option<i64>, sqlx::Er
 /// Saves the operator-editable settings and bumps the configuration version.
 pub async fn update_settings(db: &ControlDb, app: &App, now: Ts) -> Result<(), sqlx::Error> {
     let sql = "UPDATE apps SET display_name = $2, branding = $3, policy = $4, smtp = $5, \
-        smtp_password = $6, tokens = $7, signing_alg = $9, email_templates = $10, \
+        smtp_password = $6, tokens = $7, signing_alg = $9, email_templates = $10, providers = $11, \
         config_version = config_version + 1, updated_at = $8 WHERE id = $1";
     on_db!(db, p => sqlx::query(sql)
         .bind(app.id)
@@ -134,6 +137,7 @@ pub async fn update_settings(db: &ControlDb, app: &App, now: Ts) -> Result<(), s
         .bind(now)
         .bind(app.signing_alg.as_str())
         .bind(Json(&app.email_templates))
+        .bind(Json(&app.providers))
         .execute(p)
         .await.map(|r| r.rows_affected()))?;
     Ok(())

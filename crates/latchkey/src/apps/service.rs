@@ -120,6 +120,8 @@ pub struct NewApp {
     pub smtp: Option<SmtpInput>,
     pub email_templates: Option<EmailTemplates>,
     pub tokens: Option<TokenSettings>,
+    /// Upstream identity providers (SPEC §7a); secrets are write-only.
+    pub providers: Option<super::providers::ProvidersInput>,
 }
 
 /// The settings a merge patch may change.
@@ -133,6 +135,9 @@ struct Editable {
     email_templates: EmailTemplates,
     tokens: TokenSettings,
     signing_alg: SigningAlg,
+    /// By kind; never the secrets (a PATCH that gives none keeps the stored ones).
+    #[serde(default)]
+    providers: serde_json::Value,
 }
 
 fn validate_display_name(name: &str) -> Result<String, AppError> {
@@ -270,6 +275,12 @@ pub async fn create(apps: &Apps, new: NewApp) -> Result<App, AppError> {
             (Some(settings), sealed)
         }
     };
+    let mut providers = super::providers::Providers::new();
+    for (kind, input) in new.providers.unwrap_or_default().into_entries() {
+        let settled =
+            super::providers::settle(&apps.secrets, id, kind, input, None).map_err(AppError::Invalid)?;
+        providers.insert(kind, settled);
+    }
     // An unreachable database is the operator's input error: say so now, create nothing.
     if let Some(url) = &new.database_url {
         store::check_reachable(url.expose_secret()).await.map_err(|e| AppError::Invalid(e.to_string()))?;
@@ -290,6 +301,7 @@ pub async fn create(apps: &Apps, new: NewApp) -> Result<App, AppError> {
         smtp_password_sealed,
         email_templates,
         tokens,
+        providers,
         config_version: 1,
         created_at: now,
         updated_at: now,
@@ -325,6 +337,7 @@ fn editable_of(app: &App) -> Result<serde_json::Value, AppError> {
         email_templates: app.email_templates.clone(),
         tokens: app.tokens.clone(),
         signing_alg: app.signing_alg,
+        providers: super::providers::editable(&app.providers),
     };
     serde_json::to_value(ed).map_err(|e| AppError::Unexpected(e.to_string()))
 }
@@ -382,6 +395,10 @@ pub async fn update(apps: &Apps, slug: &str, patch: serde_json::Value, actor: &s
         }
     }
     crate::mail::templates::validate(&ed.email_templates).map_err(AppError::Invalid)?;
+    let providers_before = app.providers.clone();
+    let merged = if ed.providers.is_null() { json!({}) } else { ed.providers };
+    app.providers =
+        super::providers::apply(&apps.secrets, app.id, &merged, &app.providers).map_err(AppError::Invalid)?;
     app.email_templates = ed.email_templates;
     app.policy = policy;
     app.tokens = ed.tokens;
@@ -391,14 +408,19 @@ pub async fn update(apps: &Apps, slug: &str, patch: serde_json::Value, actor: &s
     repo::update_settings(&apps.control, &app, now).await?;
     apps.changes.touch(slug);
     // Who changed what: the new value of every changed setting, except mail settings and
-    // templates, which are only named (they may hold an operator's addresses).
+    // templates and providers, which are only named (they may hold an operator's addresses or
+    // client ids; a changed secret alone counts as a change too).
     let after = editable_of(&app)?;
     let mut changes = serde_json::Map::new();
     for (k, v) in after.as_object().into_iter().flatten() {
         if before.get(k) != Some(v) {
-            let shown = if k == "smtp" || k == "email_templates" { json!("changed") } else { v.clone() };
+            let named_only = ["smtp", "email_templates", "providers"].contains(&k.as_str());
+            let shown = if named_only { json!("changed") } else { v.clone() };
             changes.insert(k.clone(), shown);
         }
+    }
+    if app.providers != providers_before {
+        changes.insert("providers".into(), json!("changed"));
     }
     operator::record(
         &apps.control,

@@ -205,6 +205,7 @@ mod tests {
             smtp_password_sealed: None,
             email_templates: Default::default(),
             tokens: Default::default(),
+            providers: Default::default(),
             config_version: 1,
             created_at: crate::store::Ts::new(chrono::Utc::now()),
             updated_at: crate::store::Ts::new(chrono::Utc::now()),

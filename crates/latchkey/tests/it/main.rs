@@ -22,6 +22,7 @@ mod mfa;
 mod openapi;
 mod passwords;
 mod policy;
+mod providers;
 mod provisioning;
 mod replicas;
 mod signin;

@@ -1,0 +1,188 @@
+//! Upstream identity providers as configuration (SPEC §7a, issue 12 item 1): set at creation
+//! and by PATCH (merged per provider, `null` removes one), secrets write-only and sealed with
+//! the master key, every unworkable setting a 422 naming its field; the CLI.
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use latchkey::apps::model::Provider;
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::kit::{ADMIN_TOKEN, Backend, TestApp};
+
+/// A fresh EC private key in PKCS#8 PEM.
+fn pem_key(alg: &'static aws_lc_rs::signature::EcdsaSigningAlgorithm) -> String {
+    let der = EcdsaKeyPair::generate_pkcs8(alg, &SystemRandom::new()).expect("key");
+    let b64 = STANDARD.encode(der.as_ref());
+    let lines: Vec<&str> =
+        b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+    format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
+}
+
+/// The stored secret of `kind`, opened with the server's master key.
+async fn stored_secret(app: &TestApp, slug: &str, kind: Provider) -> String {
+    let a = latchkey::apps::service::get(&app.state.apps, slug).await.expect("app");
+    let p = a.providers.get(&kind).unwrap_or_else(|| panic!("no {kind:?}"));
+    p.secret(&app.state.secrets, a.id, kind).expect("opens").expose_secret().to_string()
+}
+
+async fn stored_column(app: &TestApp, slug: &str) -> String {
+    let sql = format!("SELECT CAST(providers AS TEXT) FROM apps WHERE slug = '{slug}'");
+    latchkey::on_db!(&app.control(), p => sqlx::query_scalar(&sql).fetch_one(p).await).expect("row")
+}
+
+async fn patch(app: &TestApp, slug: &str, providers: Value) -> (StatusCode, Value) {
+    app.admin(Method::PATCH, &format!("/apps/{slug}"), Some(json!({ "providers": providers }))).await
+}
+
+async fn providers_are_configured_with_write_only_secrets(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let apple_key = pem_key(&ECDSA_P256_SHA256_FIXED_SIGNING);
+    let created = app
+        .create_app(json!({"slug": "soc", "display_name": "Social", "providers": {
+            "google": {"client_id": "g-id.apps.example", "client_secret": "g-secret-0001"},
+            "github": {"client_id": "gh-id", "client_secret": "gh-secret-0002",
+                       "base_url": "http://127.0.0.1:9/", "api_url": "http://127.0.0.1:9/api"},
+            "apple": {"client_id": "com.example.web", "team_id": "TEAM123456", "key_id": "KEY1234567",
+                      "private_key": apple_key},
+            "oidc": {"display_name": "Acme SSO", "issuer": "https://sso.acme.example/", "client_id": "acme",
+                     "client_secret": "oidc-secret-0003"}
+        }}))
+        .await;
+    let p = &created["providers"];
+    assert_eq!(p["google"]["client_secret_set"], true, "{p}");
+    assert_eq!(p["google"]["issuer"], "https://accounts.google.com", "the default: {p}");
+    assert_eq!(p["apple"]["private_key_set"], true, "{p}");
+    assert!(p["apple"].get("client_secret_set").is_none(), "{p}");
+    assert_eq!(p["apple"]["issuer"], "https://appleid.apple.com");
+    assert_eq!(p["github"]["base_url"], "http://127.0.0.1:9");
+    assert_eq!(p["oidc"]["issuer"], "https://sso.acme.example");
+    assert_eq!(p["oidc"]["display_name"], "Acme SSO");
+    // Never shown, stored only sealed; the master key opens them.
+    let column = stored_column(&app, "soc").await;
+    for secret in ["g-secret-0001", "gh-secret-0002", "oidc-secret-0003", "PRIVATE KEY"] {
+        assert!(!created.to_string().contains(secret), "{secret} shown: {created}");
+        assert!(!column.contains(secret), "{secret} stored in plain: {column}");
+    }
+    assert_eq!(stored_secret(&app, "soc", Provider::Google).await, "g-secret-0001");
+    assert!(stored_secret(&app, "soc", Provider::Apple).await.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_eq!(app.get_app("soc").await["providers"], created["providers"]);
+
+    // Merged per provider: a secret left out is kept.
+    let (s, v) = patch(&app, "soc", json!({"google": {"client_id": "g-id-2"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["providers"]["google"]["client_id"], "g-id-2");
+    assert_eq!(stored_secret(&app, "soc", Provider::Google).await, "g-secret-0001");
+    let (s, v) = patch(&app, "soc", json!({"google": {"client_secret": "g-secret-0004"}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(stored_secret(&app, "soc", Provider::Google).await, "g-secret-0004");
+    let (s, v) = patch(
+        &app,
+        "soc",
+        json!({"microsoft": {"client_id": "m-id", "client_secret": "m-secret", "tenant": "contoso.example"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["providers"]["microsoft"]["issuer"],
+        "https://login.microsoftonline.com/contoso.example/v2.0"
+    );
+    // `null` removes one.
+    let (s, v) = patch(&app, "soc", json!({"github": null})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["providers"].get("github").is_none(), "{v}");
+    assert!(v["providers"].get("google").is_some(), "{v}");
+
+    // Settings that cannot work: a 422 naming the field, and nothing changes.
+    let before = app.wait_status("soc", "active").await;
+    let p384 = pem_key(&ECDSA_P384_SHA384_FIXED_SIGNING);
+    for (bad, field) in [
+        (json!({"oidc": {"issuer": "not a url"}}), "providers.oidc.issuer"),
+        (json!({"oidc": {"issuer": "http://sso.acme.example"}}), "providers.oidc.issuer"),
+        (json!({"oidc": {"scopes": ["email"]}}), "providers.oidc.scopes"),
+        (json!({"apple": {"private_key": p384}}), "providers.apple.private_key"),
+        (json!({"apple": {"private_key": "not a key"}}), "providers.apple.private_key"),
+        (json!({"apple": {"client_secret": "x"}}), "providers.apple.client_secret"),
+        (json!({"google": {"tenant": "x"}}), "providers.google.tenant"),
+        (json!({"google": {"client_id": ""}}), "providers.google.client_id"),
+        (json!({"github": {"client_id": "gh"}}), "providers.github.client_secret"),
+        (json!({"oidc": {"client_idd": "x"}}), "providers.oidc"),
+        (json!({"facebook": {"client_id": "x"}}), "facebook"),
+    ] {
+        let (s, v) = patch(&app, "soc", bad.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+        assert_eq!(v["code"], "validation_failed", "{v}");
+        assert!(v["detail"].as_str().unwrap_or_default().contains(field), "{bad} must name {field}: {v}");
+    }
+    let after = app.get_app("soc").await;
+    assert_eq!((&after["providers"], &after["updated_at"]), (&before["providers"], &before["updated_at"]));
+
+    // At creation too, and then nothing is created.
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/apps",
+            Some(json!({"slug": "soc-bad", "display_name": "Bad",
+                "providers": {"apple": {"client_id": "a", "team_id": "T", "key_id": "K", "private_key": "x"}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("providers.apple.private_key"), "{v}");
+    assert_eq!(app.admin(Method::GET, "/apps/soc-bad", None).await.0, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+both!(providers_are_configured_with_write_only_secrets);
+
+/// `latchkey app provider set|remove`: secrets from a file, never from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_from_the_cli() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    app.active_app("cli-soc").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "gh-cli-secret\n").expect("write");
+    let cli = |args: Vec<String>| {
+        let mut cmd = crate::cli::latchkey_cmd();
+        cmd.args(args).args(["--url", &app.base, "--token", ADMIN_TOKEN]);
+        crate::cli::finish(cmd, std::time::Duration::from_secs(60))
+    };
+    let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let mut set = args(&["app", "provider", "set", "cli-soc", "github", "--client-id", "gh-cli", "--json"]);
+    set.extend(["--client-secret-file".to_string(), secret_file.display().to_string()]);
+    let shown = cli(set).await.json();
+    assert_eq!(
+        (&shown["client_id"], &shown["client_secret_set"]),
+        (&json!("gh-cli"), &json!(true)),
+        "{shown}"
+    );
+    assert_eq!(stored_secret(&app, "cli-soc", Provider::Github).await, "gh-cli-secret");
+    let oidc = cli(args(&[
+        "app",
+        "provider",
+        "set",
+        "cli-soc",
+        "oidc",
+        "--client-id",
+        "x",
+        "--issuer",
+        "https://sso.example",
+        "--display-name",
+        "SSO",
+        "--scope",
+        "openid",
+        "--scope",
+        "email",
+        "--json",
+    ]))
+    .await;
+    assert_ne!(oidc.code, Some(0), "no secret given: {oidc:?}");
+    assert!(oidc.stderr.contains("providers.oidc.client_secret"), "{oidc:?}");
+    let removed = cli(args(&["app", "provider", "remove", "cli-soc", "github"])).await;
+    assert!(removed.ok().stdout.contains("removed provider github"), "{removed:?}");
+    assert_eq!(app.get_app("cli-soc").await["providers"], json!({}));
+    app.stop().await;
+}
