@@ -26,5 +26,6 @@ pub mod signin;
 pub mod state;
 pub mod store;
 pub mod tenant;
+pub mod upstream;
 pub mod users;
 pub mod web;

@@ -7,6 +7,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+mod provider;
+pub use provider::ProviderCmd;
+
 #[derive(Debug, Clone, Args)]
 pub struct Remote {
     /// Base URL of the Latchkey server.
@@ -70,44 +73,6 @@ pub enum AppCmd {
         #[command(subcommand)]
         cmd: ProviderCmd,
     },
-}
-
-#[derive(Debug, Subcommand)]
-#[expect(clippy::large_enum_variant, reason = "parsed once from the command line")]
-pub enum ProviderCmd {
-    /// Add or change a provider (google, microsoft, apple, github or oidc); settings not given
-    /// are kept. Secrets come from a file or the environment, never the command line.
-    Set {
-        app: String,
-        provider: String,
-        #[arg(long)]
-        client_id: Option<String>,
-        /// A file holding the client secret (or set LATCHKEY_PROVIDER_CLIENT_SECRET).
-        #[arg(long, value_name = "PATH")]
-        client_secret_file: Option<std::path::PathBuf>,
-        #[arg(long)]
-        issuer: Option<String>,
-        #[arg(long)]
-        tenant: Option<String>,
-        #[arg(long)]
-        team_id: Option<String>,
-        #[arg(long)]
-        key_id: Option<String>,
-        /// Apple: the PKCS#8 PEM file of the P-256 key.
-        #[arg(long, value_name = "PATH")]
-        private_key_file: Option<std::path::PathBuf>,
-        #[arg(long)]
-        base_url: Option<String>,
-        #[arg(long)]
-        api_url: Option<String>,
-        #[arg(long)]
-        display_name: Option<String>,
-        /// Repeat for each scope (oidc).
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-    },
-    /// Remove a provider.
-    Remove { app: String, provider: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -488,78 +453,13 @@ pub async fn app(remote: &Remote, cmd: AppCmd) -> anyhow::Result<()> {
         AppCmd::Disable { slug } => {
             api.show_one(&api.post(&format!("/apps/{slug}/disable"), json!({})).await?, APP_FIELDS)
         }
-        AppCmd::Provider { cmd } => provider(&api, cmd).await?,
+        AppCmd::Provider { cmd } => provider::run(&api, cmd).await?,
         AppCmd::Delete { slug, erase_data } => {
             api.call(reqwest::Method::DELETE, &format!("/apps/{slug}?erase_data={erase_data}"), None).await?;
             if !api.json {
                 println!("deleted {slug}{}", if erase_data { " and its identity data" } else { "" });
             }
         }
-    }
-    Ok(())
-}
-
-/// `latchkey app provider set|remove`: a merge patch of the app's `providers`.
-async fn provider(api: &Api, cmd: ProviderCmd) -> anyhow::Result<()> {
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path)
-            .map(|s| s.trim().to_string())
-            .with_context(|| format!("reading {}", path.display()))
-    };
-    let (slug, name, settings) = match cmd {
-        ProviderCmd::Remove { app, provider } => (app, provider, serde_json::Value::Null),
-        ProviderCmd::Set {
-            app,
-            provider,
-            client_id,
-            client_secret_file,
-            issuer,
-            tenant,
-            team_id,
-            key_id,
-            private_key_file,
-            base_url,
-            api_url,
-            display_name,
-            scopes,
-        } => {
-            let client_secret = match client_secret_file {
-                Some(path) => Some(read(&path)?),
-                None => std::env::var("LATCHKEY_PROVIDER_CLIENT_SECRET").ok().filter(|s| !s.is_empty()),
-            };
-            let private_key = private_key_file.map(|p| read(&p)).transpose()?;
-            let mut settings = serde_json::Map::new();
-            for (key, value) in [
-                ("client_id", client_id),
-                ("client_secret", client_secret),
-                ("issuer", issuer),
-                ("tenant", tenant),
-                ("team_id", team_id),
-                ("key_id", key_id),
-                ("private_key", private_key),
-                ("base_url", base_url),
-                ("api_url", api_url),
-                ("display_name", display_name),
-            ] {
-                if let Some(v) = value {
-                    settings.insert(key.into(), json!(v));
-                }
-            }
-            if !scopes.is_empty() {
-                settings.insert("scopes".into(), json!(scopes));
-            }
-            (app, provider, serde_json::Value::Object(settings))
-        }
-    };
-    let patch = json!({ "providers": { name.as_str(): settings } });
-    let app = api.call(reqwest::Method::PATCH, &format!("/apps/{slug}"), Some(patch)).await?;
-    let shown = &app["providers"][name.as_str()];
-    if api.json {
-        println!("{}", serde_json::to_string(shown).unwrap_or_default());
-    } else if shown.is_null() {
-        println!("removed provider {name} of {slug}");
-    } else {
-        println!("{}", serde_json::to_string_pretty(shown).unwrap_or_default());
     }
     Ok(())
 }

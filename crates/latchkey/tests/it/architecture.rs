@@ -27,6 +27,7 @@ const DOMAINS: &[&str] = &[
     "grants",
     "jobs",
     "operators",
+    "upstream",
     "store",
     "crypto",
 ];

@@ -28,4 +28,5 @@ mod replicas;
 mod signin;
 mod throttle;
 mod tokens;
+mod upstream;
 mod users;

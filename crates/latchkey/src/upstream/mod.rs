@@ -1,0 +1,229 @@
+//! What Latchkey learns from upstream identity providers (SPEC §7a): their discovery documents
+//! (OpenID Connect Discovery 1.0) and signing keys (JWKS), fetched with bounded timeouts and
+//! sizes, cached for as long as their `Cache-Control` says (within bounds; an hour without
+//! one), and the keys fetched again when a token names a `kid` the cached set lacks.
+//!
+//! One [`Upstreams`] serves every app: entries are keyed by URL, so apps that use the same
+//! upstream (Google, say) share its documents, and an idle app holds nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use serde::Deserialize;
+
+use crate::clock::Clock;
+
+/// The largest document accepted from an upstream.
+const MAX_BODY: usize = 256 * 1024;
+/// Cache lifetime without `Cache-Control: max-age`, and the bounds of one that has it.
+const DEFAULT_TTL: i64 = 3600;
+const MIN_TTL: i64 = 60;
+const MAX_TTL: i64 = 86_400;
+/// A key set is fetched again for an unknown `kid` at most this often (a token with a made-up
+/// `kid` must not make every request a fetch).
+const REFETCH_EVERY: i64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{url}: {why}")]
+    Unreachable { url: String, why: String },
+    #[error("{url} answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: {why}")]
+    Invalid { url: String, why: String },
+    #[error("no key {kid:?} in {url}")]
+    UnknownKey { url: String, kid: String },
+}
+
+/// The parts of a discovery document a sign-in uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+}
+
+struct Cached<T> {
+    value: Arc<T>,
+    fetched_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// The discovery documents and key sets of upstream providers, cached.
+pub struct Upstreams {
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    metadata: Mutex<HashMap<String, Cached<Metadata>>>,
+    keys: Mutex<HashMap<String, Cached<Vec<serde_json::Value>>>>,
+}
+
+impl Upstreams {
+    /// `wait`: the longest one fetch may take, connection included (connecting alone gets at
+    /// most half of it).
+    pub fn new(clock: Arc<dyn Clock>, wait: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(wait / 2)
+            .timeout(wait)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Latchkey/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Upstreams { http, clock, metadata: Mutex::new(HashMap::new()), keys: Mutex::new(HashMap::new()) })
+    }
+
+    /// The discovery document of `issuer`, whose `issuer` must be `issuer` itself (Discovery
+    /// §4.3). A Microsoft multi-tenant issuer (`…/common/v2.0`, `…/organizations/v2.0`,
+    /// `…/consumers/v2.0`) publishes the template `…/{tenantid}/v2.0`, accepted for it.
+    pub async fn metadata(&self, issuer: &str) -> Result<Arc<Metadata>, UpstreamError> {
+        let issuer = issuer.trim_end_matches('/');
+        let now = self.clock.now();
+        if let Some(c) = self.metadata.lock().get(issuer).filter(|c| c.expires_at > now) {
+            return Ok(c.value.clone());
+        }
+        let url = format!("{issuer}/.well-known/openid-configuration");
+        let (body, ttl) = self.fetch(&url).await?;
+        let doc: Metadata = serde_json::from_slice(&body).map_err(|e| UpstreamError::Invalid {
+            url: url.clone(),
+            why: format!("not a discovery document: {e}"),
+        })?;
+        if !issuer_matches(issuer, &doc.issuer) {
+            return Err(UpstreamError::Invalid {
+                url,
+                why: format!("its issuer is {:?}, not {issuer:?}", doc.issuer),
+            });
+        }
+        let value = Arc::new(doc);
+        let entry = Cached { value: value.clone(), fetched_at: now, expires_at: now + ttl };
+        self.metadata.lock().insert(issuer.to_string(), entry);
+        Ok(value)
+    }
+
+    /// The JWK with `kid` from the key set at `jwks_uri`: from the cache, or fetched when the
+    /// cache has expired or lacks `kid` (at most every [`REFETCH_EVERY`] seconds).
+    pub async fn key(&self, jwks_uri: &str, kid: &str) -> Result<serde_json::Value, UpstreamError> {
+        let now = self.clock.now();
+        let cached = self.keys.lock().get(jwks_uri).map(|c| (c.value.clone(), c.fetched_at, c.expires_at));
+        if let Some((keys, fetched_at, expires_at)) = &cached {
+            let found = find_key(keys, kid);
+            let may_refetch = now - *fetched_at >= chrono::Duration::seconds(REFETCH_EVERY);
+            match found {
+                Some(k) if *expires_at > now => return Ok(k),
+                None if !may_refetch => {
+                    return Err(UpstreamError::UnknownKey { url: jwks_uri.into(), kid: kid.into() });
+                }
+                _ => {}
+            }
+        }
+        let (body, ttl) = self.fetch(jwks_uri).await?;
+        #[derive(Deserialize)]
+        struct KeySet {
+            keys: Vec<serde_json::Value>,
+        }
+        let set: KeySet = serde_json::from_slice(&body).map_err(|e| UpstreamError::Invalid {
+            url: jwks_uri.into(),
+            why: format!("not a JWK set: {e}"),
+        })?;
+        let keys = Arc::new(set.keys);
+        let entry = Cached { value: keys.clone(), fetched_at: now, expires_at: now + ttl };
+        self.keys.lock().insert(jwks_uri.to_string(), entry);
+        find_key(&keys, kid)
+            .ok_or_else(|| UpstreamError::UnknownKey { url: jwks_uri.into(), kid: kid.into() })
+    }
+
+    /// GETs `url` as JSON: the body (at most [`MAX_BODY`]) and how long it may be cached.
+    async fn fetch(&self, url: &str) -> Result<(Vec<u8>, chrono::Duration), UpstreamError> {
+        let unreachable =
+            |e: reqwest::Error| UpstreamError::Unreachable { url: url.into(), why: describe(e) };
+        let mut res = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !res.status().is_success() {
+            return Err(UpstreamError::Status { url: url.into(), status: res.status().as_u16() });
+        }
+        let ttl = max_age(res.headers()).unwrap_or(DEFAULT_TTL).clamp(MIN_TTL, MAX_TTL);
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(UpstreamError::Invalid {
+                    url: url.into(),
+                    why: format!("larger than {MAX_BODY} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, chrono::Duration::seconds(ttl)))
+    }
+}
+
+fn find_key(keys: &[serde_json::Value], kid: &str) -> Option<serde_json::Value> {
+    keys.iter().find(|k| k["kid"] == kid).cloned()
+}
+
+/// `max-age` of a `Cache-Control` header (`no-store`/`no-cache`: 0, clamped up by the caller).
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<i64> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    value.split(',').map(str::trim).find_map(|d| {
+        if d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache") {
+            return Some(0);
+        }
+        let (k, v) = d.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("max-age").then(|| v.trim().trim_matches('"').parse().ok()).flatten()
+    })
+}
+
+fn issuer_matches(configured: &str, published: &str) -> bool {
+    let configured = configured.trim_end_matches('/');
+    if configured == published.trim_end_matches('/') {
+        return true;
+    }
+    ["common", "organizations", "consumers"].iter().any(|t| {
+        configured.starts_with("https://login.microsoftonline.com/")
+            && configured.ends_with(&format!("/{t}/v2.0"))
+            && published == configured.replace(&format!("/{t}/v2.0"), "/{tenantid}/v2.0")
+    })
+}
+
+/// Why a request failed, without the URL's query (reqwest's text repeats the URL).
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "no answer in time".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else {
+        e.without_url().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_and_issuers() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::CACHE_CONTROL,
+            "public, max-age=19971, must-revalidate".parse().expect("value"),
+        );
+        assert_eq!(max_age(&h), Some(19971));
+        h.insert(reqwest::header::CACHE_CONTROL, "no-store".parse().expect("value"));
+        assert_eq!(max_age(&h), Some(0));
+        assert_eq!(max_age(&reqwest::header::HeaderMap::new()), None);
+
+        assert!(issuer_matches("https://sso.example/", "https://sso.example"));
+        assert!(!issuer_matches("https://sso.example", "https://evil.example"));
+        let common = "https://login.microsoftonline.com/common/v2.0";
+        assert!(issuer_matches(common, "https://login.microsoftonline.com/{tenantid}/v2.0"));
+        let tenant = "https://login.microsoftonline.com/contoso.example/v2.0";
+        assert!(!issuer_matches(tenant, "https://login.microsoftonline.com/{tenantid}/v2.0"));
+    }
+}
