@@ -253,7 +253,35 @@ pub fn verify<T: DeserializeOwned>(
     if !untrusted.header().token_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
         return None;
     }
-    let token = AwsLc(alg).validator::<T>(key).validate(&untrusted).ok()?;
+    validated(&untrusted, alg, key)
+}
+
+/// Verifies a compact JWS someone else issued (an upstream's ID token, whose `typ` varies) with
+/// `key`: the token's own `alg` header must be `alg`. Claims are the caller's to check.
+pub fn verify_foreign<T: DeserializeOwned>(
+    token: &str,
+    alg: SigningAlg,
+    key: &PublicKey,
+) -> Option<Verified<T>> {
+    let untrusted = UntrustedToken::new(token).ok()?;
+    if untrusted.algorithm() != alg.as_str() {
+        return None;
+    }
+    validated(&untrusted, alg, key)
+}
+
+/// The header's `alg` and `kid` of a compact JWS, before any verification.
+pub fn unverified_alg_kid(token: &str) -> Option<(String, Option<String>)> {
+    let untrusted = UntrustedToken::new(token).ok()?;
+    Some((untrusted.algorithm().to_string(), untrusted.header().key_id.clone()))
+}
+
+fn validated<T: DeserializeOwned>(
+    untrusted: &UntrustedToken<'_>,
+    alg: SigningAlg,
+    key: &PublicKey,
+) -> Option<Verified<T>> {
+    let token = AwsLc(alg).validator::<T>(key).validate(untrusted).ok()?;
     let (_, claims) = token.into_parts();
     Some(Verified {
         iat: claims.issued_at.map(|t| t.timestamp()),

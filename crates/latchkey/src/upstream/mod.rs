@@ -36,7 +36,22 @@ pub enum UpstreamError {
     Invalid { url: String, why: String },
     #[error("no key {kid:?} in {url}")]
     UnknownKey { url: String, kid: String },
+    /// The upstream's ID token does not hold (signature, issuer, audience, time or nonce).
+    #[error("ID token refused: {0}")]
+    Token(String),
 }
+
+/// What an upstream ID token must say to be accepted.
+pub struct Expected<'a> {
+    /// Our client id at the upstream: the audience.
+    pub client_id: &'a str,
+    /// The `nonce` sent with the authorization request.
+    pub nonce: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// How far an upstream's clock may be from ours.
+const LEEWAY: i64 = 60;
 
 /// The parts of a discovery document a sign-in uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +176,78 @@ impl Upstreams {
             body.extend_from_slice(&chunk);
         }
         Ok((body, chrono::Duration::seconds(ttl)))
+    }
+}
+
+impl Upstreams {
+    /// Verifies an upstream ID token (OpenID Connect Core §3.1.3.7): signed by a key of the
+    /// upstream's JWKS with the algorithm that key is for (RS256, ES256 or EdDSA; never `none`
+    /// or a MAC), `iss` the upstream's issuer, `aud` holding our client id (and `azp` equal to
+    /// it when present or when there are several audiences), not expired, `nonce` ours, and a
+    /// `sub`. Returns the claims.
+    pub async fn verify_id_token(
+        &self,
+        meta: &Metadata,
+        token: &str,
+        expected: &Expected<'_>,
+    ) -> Result<serde_json::Value, UpstreamError> {
+        use crate::keys::SigningAlg;
+        use crate::keys::material;
+        let refuse = |why: &str| UpstreamError::Token(why.to_string());
+        let (alg_name, kid) =
+            material::unverified_alg_kid(token).ok_or_else(|| refuse("not a compact JWS"))?;
+        let alg = SigningAlg::parse(&alg_name).ok_or_else(|| refuse("unsupported or missing alg"))?;
+        let kid = kid.ok_or_else(|| refuse("no kid in the header"))?;
+        let jwk = self.key(&meta.jwks_uri, &kid).await?;
+        if jwk.get("alg").and_then(|a| a.as_str()).is_some_and(|a| a != alg.as_str()) {
+            return Err(refuse("the key is for another algorithm"));
+        }
+        if jwk.get("use").and_then(|u| u.as_str()).is_some_and(|u| u != "sig") {
+            return Err(refuse("the key is not a signing key"));
+        }
+        let key = material::public_key(&jwk).map_err(|e| refuse(&e.to_string()))?;
+        let verified = material::verify_foreign::<serde_json::Value>(token, alg, &key)
+            .ok_or_else(|| refuse("bad signature"))?;
+        let claims = verified.claims;
+        let now = expected.now.timestamp();
+        let exp = verified.exp.ok_or_else(|| refuse("no exp"))?;
+        if exp + LEEWAY <= now {
+            return Err(refuse("expired"));
+        }
+        if verified.iat.is_some_and(|iat| iat > now + LEEWAY) {
+            return Err(refuse("issued in the future"));
+        }
+        let iss = claims["iss"].as_str().unwrap_or_default();
+        let issuer_ok = match meta.issuer.contains("{tenantid}") {
+            // Microsoft multi-tenant: the token names its tenant, and the issuer must be the
+            // template filled in with it.
+            true => claims["tid"]
+                .as_str()
+                .is_some_and(|tid| !tid.is_empty() && iss == meta.issuer.replace("{tenantid}", tid)),
+            false => iss == meta.issuer,
+        };
+        if !issuer_ok {
+            return Err(refuse("wrong issuer"));
+        }
+        let audiences: Vec<&str> = match &claims["aud"] {
+            serde_json::Value::String(a) => vec![a.as_str()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        if !audiences.contains(&expected.client_id) {
+            return Err(refuse("not for this client (aud)"));
+        }
+        let azp = claims["azp"].as_str();
+        if (audiences.len() > 1 || azp.is_some()) && azp != Some(expected.client_id) {
+            return Err(refuse("not for this client (azp)"));
+        }
+        if claims["nonce"].as_str() != Some(expected.nonce) {
+            return Err(refuse("wrong nonce"));
+        }
+        if claims["sub"].as_str().is_none_or(str::is_empty) {
+            return Err(refuse("no sub"));
+        }
+        Ok(claims)
     }
 }
 

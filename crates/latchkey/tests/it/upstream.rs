@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use latchkey::clock::OffsetClock;
+use latchkey::clock::{Clock, OffsetClock};
 use latchkey::upstream::{UpstreamError, Upstreams};
 use parking_lot::Mutex;
 use serde_json::json;
@@ -23,6 +23,8 @@ struct Behaviour {
     /// The `issuer` its discovery document claims (None: its own URL).
     issuer: Option<String>,
     kids: Vec<&'static str>,
+    /// Real public keys, served besides the dummy ones for `kids`.
+    keys: Vec<serde_json::Value>,
     cache_control: Option<&'static str>,
     status: u16,
     delay: Duration,
@@ -65,9 +67,13 @@ async fn discovery(State(fake): State<Fake>) -> Response {
 
 async fn jwks(State(fake): State<Fake>) -> Response {
     fake.jwks_hits.fetch_add(1, Ordering::SeqCst);
-    let kids = fake.how.lock().kids.clone();
-    let keys: Vec<_> =
+    let (kids, real) = {
+        let how = fake.how.lock();
+        (how.kids.clone(), how.keys.clone())
+    };
+    let mut keys: Vec<_> =
         kids.iter().map(|k| json!({"kty": "EC", "crv": "P-256", "kid": k, "x": "x", "y": "y"})).collect();
+    keys.extend(real);
     answer(&fake, json!({ "keys": keys })).await
 }
 
@@ -77,6 +83,7 @@ async fn start() -> Fake {
         how: Arc::new(Mutex::new(Behaviour {
             issuer: None,
             kids: vec!["k1"],
+            keys: Vec::new(),
             cache_control: Some("public, max-age=120"),
             status: 200,
             delay: Duration::ZERO,
@@ -173,4 +180,136 @@ async fn a_misbehaving_upstream_is_an_error_in_bounded_time() {
     assert!(matches!(up.metadata(&closed).await, Err(UpstreamError::Unreachable { .. })));
     // Nothing bad was cached: the upstream, behaving again, is used.
     assert!(up.metadata(&base).await.is_ok());
+}
+
+/// An ES256 key pair: the PKCS#8 DER (for jsonwebtoken) and its public JWK with `kid`.
+fn es256(kid: &str) -> (Vec<u8>, serde_json::Value) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
+            .expect("key");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("pair");
+    let point = pair.public_key().as_ref();
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])});
+    (pkcs8.as_ref().to_vec(), jwk)
+}
+
+/// A token signed by jsonwebtoken (not Latchkey's own signing code).
+fn sign_es256(pkcs8: &[u8], kid: &str, claims: &serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ec_der(pkcs8)).expect("signs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_id_tokens_are_verified() {
+    use latchkey::upstream::Expected;
+    let fake = start().await;
+    let base = fake.base.lock().clone();
+    let (key1, jwk1) = es256("e1");
+    let rsa = latchkey::keys::material::generate(latchkey::keys::SigningAlg::RS256).expect("rsa");
+    let rsa_jwk = latchkey::keys::published_jwk(&rsa.public_jwk, "r1", latchkey::keys::SigningAlg::RS256);
+    fake.how.lock().keys = vec![jwk1, rsa_jwk];
+    let clock = Arc::new(OffsetClock::default());
+    let up = Upstreams::new(clock.clone(), Duration::from_secs(2)).expect("client");
+    let meta = up.metadata(&base).await.expect("discovery");
+    let now = Clock::now(&*clock);
+    let t = now.timestamp();
+    let claims = |extra: serde_json::Value| {
+        let mut c =
+            json!({"iss": base, "aud": "our-client", "sub": "u-1", "nonce": "n-1", "iat": t, "exp": t + 300});
+        for (k, v) in extra.as_object().expect("object") {
+            if v.is_null() {
+                c.as_object_mut().expect("object").remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    };
+    let expected = Expected { client_id: "our-client", nonce: "n-1", now };
+
+    let ok = up.verify_id_token(&meta, &sign_es256(&key1, "e1", &claims(json!({}))), &expected).await;
+    assert_eq!(ok.expect("valid ES256")["sub"], "u-1");
+    let signer = latchkey::keys::Signer::from_pkcs8("r1", latchkey::keys::SigningAlg::RS256, &rsa.pkcs8)
+        .expect("signer");
+    let rs = signer.sign("JWT", &claims(json!({"iat": null, "exp": null})), t, t + 300).expect("signs");
+    up.verify_id_token(&meta, &rs, &expected).await.expect("valid RS256");
+    let several = claims(json!({"aud": ["other", "our-client"], "azp": "our-client"}));
+    up.verify_id_token(&meta, &sign_es256(&key1, "e1", &several), &expected).await.expect("azp names us");
+    let late = claims(json!({"exp": t - 30}));
+    up.verify_id_token(&meta, &sign_es256(&key1, "e1", &late), &expected).await.expect("within the leeway");
+
+    for (why, c) in [
+        ("wrong aud", claims(json!({"aud": "someone-else"}))),
+        ("several audiences without azp", claims(json!({"aud": ["other", "our-client"]}))),
+        ("azp of another client", claims(json!({"azp": "other"}))),
+        ("wrong iss", claims(json!({"iss": "https://evil.example"}))),
+        ("expired", claims(json!({"exp": t - 120}))),
+        ("no exp", claims(json!({"exp": null}))),
+        ("from the future", claims(json!({"iat": t + 600}))),
+        ("wrong nonce", claims(json!({"nonce": "n-2"}))),
+        ("no nonce", claims(json!({"nonce": null}))),
+        ("no sub", claims(json!({"sub": ""}))),
+    ] {
+        let r = up.verify_id_token(&meta, &sign_es256(&key1, "e1", &c), &expected).await;
+        assert!(matches!(r, Err(UpstreamError::Token(_))), "{why}: {r:?}");
+    }
+    // Forged: another key under the same kid, a tampered payload, alg none, a MAC.
+    let (other_key, _) = es256("e1");
+    let forged = sign_es256(&other_key, "e1", &claims(json!({})));
+    assert!(matches!(up.verify_id_token(&meta, &forged, &expected).await, Err(UpstreamError::Token(_))));
+    let good = sign_es256(&key1, "e1", &claims(json!({})));
+    let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+    parts[1] = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        claims(json!({"sub": "admin"})).to_string(),
+    );
+    assert!(up.verify_id_token(&meta, &parts.join("."), &expected).await.is_err(), "tampered");
+    let b64 = |v: serde_json::Value| {
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.to_string())
+    };
+    let none = format!("{}.{}.", b64(json!({"alg": "none", "kid": "e1"})), b64(claims(json!({}))));
+    assert!(up.verify_id_token(&meta, &none, &expected).await.is_err(), "alg none");
+    let mac = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            kid: Some("e1".into()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        },
+        &claims(json!({})),
+        &jsonwebtoken::EncodingKey::from_secret(b"public-key-as-secret"),
+    )
+    .expect("mac");
+    assert!(up.verify_id_token(&meta, &mac, &expected).await.is_err(), "HS256");
+    // An ES256 key cannot verify an RS256 header, whatever the signature.
+    let wrong_alg =
+        signer.sign("JWT", &claims(json!({"iat": null, "exp": null})), t, t + 300).expect("signs").replacen(
+            &b64(json!({"alg": "RS256", "kid": "r1", "typ": "JWT"})),
+            &b64(json!({"alg": "RS256", "kid": "e1", "typ": "JWT"})),
+            1,
+        );
+    assert!(up.verify_id_token(&meta, &wrong_alg, &expected).await.is_err(), "key of another algorithm");
+
+    // A key the upstream rotated in: found after a refetch.
+    let (key2, jwk2) = es256("e2");
+    fake.how.lock().keys.push(jwk2);
+    clock.advance(chrono::Duration::seconds(31));
+    let expected = Expected { client_id: "our-client", nonce: "n-1", now: Clock::now(&*clock) };
+    let t2 = Clock::now(&*clock).timestamp();
+    let rotated = sign_es256(&key2, "e2", &claims(json!({"iat": t2, "exp": t2 + 300})));
+    up.verify_id_token(&meta, &rotated, &expected).await.expect("rotated key");
+
+    // Microsoft multi-tenant: the issuer is the template filled with the token's own tenant.
+    let ms = latchkey::upstream::Metadata {
+        issuer: "https://login.microsoftonline.com/{tenantid}/v2.0".into(),
+        ..(*meta).clone()
+    };
+    let tenant_iss = "https://login.microsoftonline.com/9188040d/v2.0";
+    let c = claims(json!({"iss": tenant_iss, "tid": "9188040d", "iat": t2, "exp": t2 + 300}));
+    up.verify_id_token(&ms, &sign_es256(&key2, "e2", &c), &expected).await.expect("tenant issuer");
+    let c = claims(json!({"iss": tenant_iss, "tid": "other", "iat": t2, "exp": t2 + 300}));
+    assert!(up.verify_id_token(&ms, &sign_es256(&key2, "e2", &c), &expected).await.is_err(), "tid mismatch");
 }
