@@ -121,9 +121,19 @@ pub struct UserDetail {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Identity {
+    /// `email`, or an upstream provider (`google`, `github`, …).
     pub provider: String,
-    pub email: String,
-    pub has_password: bool,
+    /// The upstream's subject (its user id); absent for `email`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The address: the account's for `email`, the one the upstream gave otherwise.
+    pub email: Option<String>,
+    /// `email` only: whether a password is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_password: Option<bool>,
+    /// Upstream identities: when it was linked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -241,11 +251,22 @@ pub async fn get_user(
     let user = user_of(&issuer, id).await?;
     let extras =
         users::extras(&issuer.identity, user.id, state.now()).await.map_err(|e| ApiError::internal(&e))?;
-    let identities = vec![Identity {
+    let upstream =
+        users::identities::of_user(&issuer.identity, user.id).await.map_err(|e| ApiError::internal(&e))?;
+    let mut identities = vec![Identity {
         provider: "email".into(),
-        email: user.email.clone(),
-        has_password: user.password_hash.is_some(),
+        subject: None,
+        email: Some(user.email.clone()),
+        has_password: Some(user.password_hash.is_some()),
+        linked_at: None,
     }];
+    identities.extend(upstream.into_iter().map(|i| Identity {
+        provider: i.provider,
+        subject: Some(i.subject),
+        email: i.email,
+        has_password: None,
+        linked_at: Some(i.linked_at.0),
+    }));
     Ok(axum::Json(UserDetail {
         user: user.into(),
         identities,

@@ -7,6 +7,8 @@ use uuid::Uuid;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts};
 
+pub mod identities;
+
 /// A normalised email address: trimmed, at most 254 characters, one `@`, a dotted domain.
 /// The domain is lower-cased; the local part keeps its case for display but matching uses the
 /// fully lower-cased form.
@@ -434,6 +436,7 @@ pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, UserError> {
         "DELETE FROM recovery_codes WHERE user_id = $1",
         "DELETE FROM invitations WHERE user_id = $1",
         "DELETE FROM audit_events WHERE user_id = $1",
+        "DELETE FROM identities WHERE user_id = $1",
     ];
     let by_email = [
         "DELETE FROM outbox WHERE lower(recipient) = $1",
@@ -478,6 +481,7 @@ const OWN_TABLES: &[&str] = &[
     "auth_requests",
     "authorization_codes",
     "email_tokens",
+    "identities",
     "invitations",
     "mfa_totp",
     "outbox",

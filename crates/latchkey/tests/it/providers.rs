@@ -186,3 +186,57 @@ async fn providers_from_the_cli() {
     assert_eq!(app.get_app("cli-soc").await["providers"], json!({}));
     app.stop().await;
 }
+
+/// Upstream identities (SPEC §7a): a provider's subject belongs to one user, shows in the
+/// admin user view, and goes with the user's erasure.
+async fn upstream_identities_belong_to_one_user(backend: Backend) {
+    use latchkey::users::identities::{self, IdentityError};
+    let app = TestApp::start(backend).await;
+    app.active_app("ids").await;
+    crate::mail::sign_up(&app, "ids", "ida@example.com", "long enough pw").await;
+    crate::mail::sign_up(&app, "ids", "ian@example.com", "long enough pw").await;
+    let user_id = |email: &'static str| {
+        let app = &app;
+        async move {
+            let (_, list) = app.admin(Method::GET, &format!("/apps/ids/users?email={email}"), None).await;
+            list["items"][0]["id"].as_str().unwrap_or_else(|| panic!("{list}")).to_string()
+        }
+    };
+    let (ida, ian) = (user_id("ida@example.com").await, user_id("ian@example.com").await);
+    let as_id = |s: &str| latchkey::users::UserId(s.parse().expect("uuid"));
+    let db = crate::mail::identity_store(&app, "ids").await;
+    let now = app.state.now();
+    identities::link(&db, as_id(&ida), "github", "1001", Some("ida@users.example"), now)
+        .await
+        .expect("links");
+    identities::link(&db, as_id(&ian), "google", "g-77", None, now).await.expect("links");
+    // The same subject again: the same user refreshes it, another user is refused.
+    identities::link(&db, as_id(&ida), "github", "1001", Some("ida@new.example"), now)
+        .await
+        .expect("relinks");
+    let taken = identities::link(&db, as_id(&ian), "github", "1001", None, now).await;
+    assert!(matches!(taken, Err(IdentityError::Taken { .. })), "{taken:?}");
+    assert_eq!(identities::owner(&db, "github", "1001").await.expect("owner"), Some(as_id(&ida)));
+
+    let (s, shown) = app.admin(Method::GET, &format!("/apps/ids/users/{ida}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{shown}");
+    let list = shown["identities"].as_array().expect("identities");
+    assert_eq!(list[0]["provider"], "email", "{shown}");
+    assert_eq!(list[0]["has_password"], true, "{shown}");
+    assert_eq!(
+        (&list[1]["provider"], &list[1]["subject"], &list[1]["email"]),
+        (&json!("github"), &json!("1001"), &json!("ida@new.example")),
+        "{shown}"
+    );
+    assert!(list[1]["linked_at"].is_string(), "{shown}");
+
+    // Erasure takes them along; another user's stay.
+    let (s, v) = app.admin(Method::DELETE, &format!("/apps/ids/users/{ida}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(crate::mail::count(&db, "SELECT count(*) FROM identities WHERE provider = 'github'").await, 0);
+    assert_eq!(identities::of_user(&db, as_id(&ian)).await.expect("list").len(), 1);
+    assert!(identities::unlink(&db, as_id(&ian), "google").await.expect("unlinks"));
+    assert!(!identities::unlink(&db, as_id(&ian), "google").await.expect("nothing left"));
+    app.stop().await;
+}
+both!(upstream_identities_belong_to_one_user);
