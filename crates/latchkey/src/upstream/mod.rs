@@ -6,6 +6,9 @@
 //! One [`Upstreams`] serves every app: entries are keyed by URL, so apps that use the same
 //! upstream (Google, say) share its documents, and an idle app holds nothing.
 
+pub mod apple;
+pub mod exchange;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,21 +155,25 @@ impl Upstreams {
 
     /// GETs `url` as JSON: the body (at most [`MAX_BODY`]) and how long it may be cached.
     async fn fetch(&self, url: &str) -> Result<(Vec<u8>, chrono::Duration), UpstreamError> {
-        let unreachable =
-            |e: reqwest::Error| UpstreamError::Unreachable { url: url.into(), why: describe(e) };
-        let mut res = self
+        let res = self
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(unreachable)?;
+            .map_err(|e| self.unreachable(url, e))?;
         if !res.status().is_success() {
             return Err(UpstreamError::Status { url: url.into(), status: res.status().as_u16() });
         }
         let ttl = max_age(res.headers()).unwrap_or(DEFAULT_TTL).clamp(MIN_TTL, MAX_TTL);
+        let body = self.read_capped(url, res).await?;
+        Ok((body, chrono::Duration::seconds(ttl)))
+    }
+
+    /// The body of `res`, refused beyond [`MAX_BODY`] bytes.
+    async fn read_capped(&self, url: &str, mut res: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+        while let Some(chunk) = res.chunk().await.map_err(|e| self.unreachable(url, e))? {
             if body.len() + chunk.len() > MAX_BODY {
                 return Err(UpstreamError::Invalid {
                     url: url.into(),
@@ -175,7 +182,11 @@ impl Upstreams {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((body, chrono::Duration::seconds(ttl)))
+        Ok(body)
+    }
+
+    fn unreachable(&self, url: &str, e: reqwest::Error) -> UpstreamError {
+        UpstreamError::Unreachable { url: url.into(), why: describe(e) }
     }
 }
 

@@ -313,3 +313,146 @@ async fn upstream_id_tokens_are_verified() {
     let c = claims(json!({"iss": tenant_iss, "tid": "other", "iat": t2, "exp": t2 + 300}));
     assert!(up.verify_id_token(&ms, &sign_es256(&key2, "e2", &c), &expected).await.is_err(), "tid mismatch");
 }
+
+/// A fake token endpoint and GitHub API that record what they were sent.
+#[derive(Clone, Default)]
+struct Seen {
+    form: Arc<Mutex<Vec<(String, String)>>>,
+    authorization: Arc<Mutex<Option<String>>>,
+}
+
+async fn start_backchannel() -> (String, Seen) {
+    use axum::extract::Form;
+    use axum::http::HeaderMap;
+    let seen = Seen::default();
+    let token = |State(seen): State<Seen>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>| async move {
+        *seen.authorization.lock() =
+            headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let code = form.iter().find(|(k, _)| k == "code").map(|(_, v)| v.clone()).unwrap_or_default();
+        *seen.form.lock() = form;
+        match code.as_str() {
+            "good" => {
+                axum::Json(json!({"access_token": "at-1", "id_token": "h.p.s", "token_type": "Bearer"}))
+                    .into_response()
+            }
+            "github-style-error" => {
+                axum::Json(json!({"error": "bad_verification_code", "error_description": "code good?"}))
+                    .into_response()
+            }
+            "garbage" => "<html>oops</html>".into_response(),
+            _ => (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"})))
+                .into_response(),
+        }
+    };
+    let user = |headers: HeaderMap| async move {
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer gh-token") {
+            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+        }
+        axum::Json(json!({"id": 583231, "login": "octocat", "name": "The Octocat"})).into_response()
+    };
+    let emails = || async {
+        axum::Json(json!([
+            {"email": "octo@old.example", "primary": false, "verified": true},
+            {"email": "octocat@github.example", "primary": true, "verified": true},
+        ]))
+    };
+    let app = Router::new()
+        .route("/token", axum::routing::post(token))
+        .route("/api/user", get(user))
+        .route("/api/user/emails", get(emails))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_exchange_github_and_apple_secrets() {
+    use latchkey::upstream::exchange::{ClientAuth, CodeExchange};
+    let (base, seen) = start_backchannel().await;
+    let clock = Arc::new(OffsetClock::default());
+    let up = Upstreams::new(clock.clone(), Duration::from_secs(2)).expect("client");
+    let secret = secrecy::SecretString::from("s3cr:et/+".to_string());
+    let endpoint = format!("{base}/token");
+    let x = |code: &'static str, auth: ClientAuth| CodeExchange {
+        token_endpoint: &endpoint,
+        client_id: "client id",
+        client_secret: &secret,
+        auth,
+        code,
+        redirect_uri: "https://idp.example/apps/a/oauth/oidc/callback",
+        code_verifier: Some("verifier-123"),
+    };
+
+    let tokens = up.exchange(&x("good", ClientAuth::Basic)).await.expect("exchanged");
+    assert_eq!(tokens.id_token.as_deref(), Some("h.p.s"));
+    // RFC 6749 §2.3.1: id and secret are form-encoded before Basic.
+    let basic = seen.authorization.lock().clone().expect("basic");
+    let decoded = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        basic.trim_start_matches("Basic "),
+    )
+    .expect("b64");
+    assert_eq!(String::from_utf8(decoded).expect("utf8"), "client+id:s3cr%3Aet%2F%2B");
+    let form = seen.form.lock().clone();
+    for pair in [("grant_type", "authorization_code"), ("code_verifier", "verifier-123"), ("code", "good")] {
+        assert!(form.iter().any(|(k, v)| (k.as_str(), v.as_str()) == pair), "{pair:?} in {form:?}");
+    }
+    assert!(!form.iter().any(|(k, _)| k == "client_secret"), "Basic keeps the secret out of the form");
+    up.exchange(&x("good", ClientAuth::Post)).await.expect("exchanged");
+    assert!(seen.form.lock().iter().any(|(k, v)| k == "client_secret" && v == "s3cr:et/+"));
+    assert!(seen.authorization.lock().is_none());
+
+    for (code, what) in
+        [("bad", "a 400"), ("github-style-error", "an error with 200"), ("garbage", "not JSON")]
+    {
+        let e =
+            up.exchange(&x(code, ClientAuth::Post)).await.err().unwrap_or_else(|| panic!("{what} accepted"));
+        assert!(!e.to_string().contains("good?"), "the upstream's description is not repeated: {e}");
+    }
+
+    let user = up.github_user(&format!("{base}/api/"), "gh-token").await.expect("github user");
+    assert_eq!((user.id, user.login.as_str()), (583231, "octocat"));
+    assert_eq!(
+        user.verified_email.as_deref(),
+        Some("octocat@github.example"),
+        "the verified primary address"
+    );
+    assert!(matches!(
+        up.github_user(&format!("{base}/api"), "wrong").await,
+        Err(UpstreamError::Status { status: 401, .. })
+    ));
+
+    // Apple's client secret: an ES256 JWT from the app's key, checked with its public key.
+    let (pkcs8, jwk) = es256("KEY1234567");
+    let pem = {
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pkcs8);
+        let lines: Vec<&str> =
+            b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
+    };
+    let now = Clock::now(&*clock);
+    let jwt = latchkey::upstream::apple::client_secret(
+        &pem,
+        "TEAM123456",
+        "KEY1234567",
+        "com.example.web",
+        "https://appleid.apple.com",
+        now,
+    )
+    .expect("client secret");
+    let key = jsonwebtoken::DecodingKey::from_ec_components(
+        jwk["x"].as_str().expect("x"),
+        jwk["y"].as_str().expect("y"),
+    )
+    .expect("key");
+    let mut rules = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    rules.set_audience(&["https://appleid.apple.com"]);
+    rules.set_issuer(&["TEAM123456"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(&jwt, &key, &rules).expect("verifies");
+    assert_eq!(data.header.kid.as_deref(), Some("KEY1234567"));
+    assert_eq!(data.claims["sub"], "com.example.web");
+    assert!(data.claims["exp"].as_i64().expect("exp") - now.timestamp() <= 300);
+    assert!(latchkey::upstream::apple::client_secret("nope", "T", "K", "c", "a", now).is_err());
+}
