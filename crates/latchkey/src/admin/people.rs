@@ -123,6 +123,9 @@ pub struct UserDetail {
 pub struct Identity {
     /// `email`, or an upstream provider (`google`, `github`, …).
     pub provider: String,
+    /// The upstream's issuer (GitHub: its API address); absent for `email`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// The upstream's subject (its user id); absent for `email`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -255,6 +258,7 @@ pub async fn get_user(
         users::identities::of_user(&issuer.identity, user.id).await.map_err(|e| ApiError::internal(&e))?;
     let mut identities = vec![Identity {
         provider: "email".into(),
+        issuer: None,
         subject: None,
         email: Some(user.email.clone()),
         has_password: Some(user.password_hash.is_some()),
@@ -262,6 +266,7 @@ pub async fn get_user(
     }];
     identities.extend(upstream.into_iter().map(|i| Identity {
         provider: i.provider,
+        issuer: Some(i.issuer),
         subject: Some(i.subject),
         email: i.email,
         has_password: None,

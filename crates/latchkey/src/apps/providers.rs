@@ -35,7 +35,9 @@ pub struct ProviderInput {
     #[schema(max_length = 2048)]
     pub issuer: Option<String>,
     /// Microsoft: the Entra tenant (`common`, `organizations`, `consumers` or a tenant id).
-    #[schema(max_length = 64, pattern = "^[A-Za-z0-9.-]+$")]
+    #[schema(
+        pattern = "^(common|organizations|consumers|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+    )]
     pub tenant: Option<String>,
     /// Apple: the developer team id.
     #[schema(max_length = 64, pattern = "^[A-Za-z0-9]+$")]
@@ -256,7 +258,21 @@ pub fn settle(
                 other => Ok(other),
             }
         };
-    let tenant = ident(input.tenant, "tenant", 64, &['.', '-'])?;
+    let tenant = match input.tenant {
+        None => None,
+        Some(t)
+            if MICROSOFT_TENANTS.contains(&t.as_str())
+                || Uuid::parse_str(&t).is_ok_and(|u| u.hyphenated().to_string() == t) =>
+        {
+            Some(t)
+        }
+        Some(_) => {
+            return Err(format!(
+                "{} must be common, organizations, consumers or a tenant id (a GUID)",
+                at("tenant")
+            ));
+        }
+    };
     let (team_id, key_id) = if kind == Provider::Apple {
         (
             ident(Some(required(input.team_id, &at("team_id"))?), "team_id", 64, &[])?,
@@ -309,8 +325,24 @@ pub fn settle(
             }
             secrets.seal(&seal_ctx(app_id, kind), raw.as_bytes())
         }
+        // Kept only while it goes to the same client at the same upstream: a secret that an
+        // operator cannot read must not be sent to a new address with a PATCH.
         None => match stored {
-            Some(s) => s.secret_sealed.clone(),
+            Some(s)
+                if s.client_id == client_id
+                    && s.issuer == issuer
+                    && s.tenant == tenant
+                    && s.base_url == base_url
+                    && s.api_url == api_url =>
+            {
+                s.secret_sealed.clone()
+            }
+            Some(_) => {
+                return Err(format!(
+                    "{} must be given again when client_id or an upstream address changes",
+                    at(secret_field)
+                ));
+            }
             None => return Err(format!("{} is required", at(secret_field))),
         },
     };
@@ -327,6 +359,9 @@ pub fn settle(
         secret_sealed,
     })
 }
+
+/// The Microsoft tenants that are not a tenant id.
+const MICROSOFT_TENANTS: &[&str] = &["common", "organizations", "consumers"];
 
 fn required(v: Option<String>, field: &str) -> Result<String, String> {
     v.filter(|s| !s.trim().is_empty()).ok_or_else(|| format!("{field} is required"))
@@ -349,10 +384,17 @@ fn web_url(raw: &str, field: &str) -> Result<String, String> {
     if !ok_scheme || url.host_str().is_none() {
         return Err(format!("{field} must be an https URL"));
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || raw.len() > 2048 {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || raw.len() > 2048
+    {
         return Err(format!("{field} must be a plain URL (no query, fragment or credentials)"));
     }
-    Ok(raw.trim_end_matches('/').to_string())
+    // Stored as the parser reads it (host in lower case, no stray spaces), so that it compares
+    // equal to what the upstream publishes.
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// Apple signs in clients with an ES256 JWT: the key must be a P-256 key in PKCS#8 PEM.

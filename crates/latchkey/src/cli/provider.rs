@@ -16,9 +16,12 @@ pub enum ProviderCmd {
         provider: String,
         #[arg(long)]
         client_id: Option<String>,
-        /// A file holding the client secret (or set LATCHKEY_PROVIDER_CLIENT_SECRET).
-        #[arg(long, value_name = "PATH")]
+        /// A file holding the client secret.
+        #[arg(long, value_name = "PATH", conflicts_with = "client_secret_env")]
         client_secret_file: Option<std::path::PathBuf>,
+        /// The name of an environment variable holding the client secret.
+        #[arg(long, value_name = "VAR")]
+        client_secret_env: Option<String>,
         #[arg(long)]
         issuer: Option<String>,
         #[arg(long)]
@@ -58,6 +61,7 @@ pub(super) async fn run(api: &Api, cmd: ProviderCmd) -> anyhow::Result<()> {
             provider,
             client_id,
             client_secret_file,
+            client_secret_env,
             issuer,
             tenant,
             team_id,
@@ -68,9 +72,15 @@ pub(super) async fn run(api: &Api, cmd: ProviderCmd) -> anyhow::Result<()> {
             display_name,
             scopes,
         } => {
-            let client_secret = match client_secret_file {
-                Some(path) => Some(read(&path)?),
-                None => std::env::var("LATCHKEY_PROVIDER_CLIENT_SECRET").ok().filter(|s| !s.is_empty()),
+            let client_secret = match (client_secret_file, client_secret_env) {
+                (Some(path), _) => Some(read(&path)?),
+                (None, Some(var)) => Some(
+                    std::env::var(&var)
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                        .with_context(|| format!("{var} is not set"))?,
+                ),
+                (None, None) => None,
             };
             let private_key = private_key_file.map(|p| read(&p)).transpose()?;
             let mut settings = serde_json::Map::new();

@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Deserialize;
+use url::Url;
 
 use crate::clock::Clock;
 
@@ -114,6 +115,23 @@ impl Upstreams {
                 url,
                 why: format!("its issuer is {:?}, not {issuer:?}", doc.issuer),
             });
+        }
+        // The endpoints it names get our client secret and are fetched from here: https only
+        // (http only for an upstream that is itself on loopback, as in tests).
+        let loopback = Url::parse(issuer).is_ok_and(|u| u.scheme() == "http" && is_loopback(&u));
+        for (name, endpoint) in [
+            ("authorization_endpoint", Some(&doc.authorization_endpoint)),
+            ("token_endpoint", Some(&doc.token_endpoint)),
+            ("jwks_uri", Some(&doc.jwks_uri)),
+            ("userinfo_endpoint", doc.userinfo_endpoint.as_ref()),
+        ] {
+            let Some(endpoint) = endpoint else { continue };
+            let ok = Url::parse(endpoint).is_ok_and(|u| {
+                u.scheme() == "https" || (loopback && u.scheme() == "http" && is_loopback(&u))
+            });
+            if !ok {
+                return Err(UpstreamError::Invalid { url, why: format!("its {name} is not an https URL") });
+            }
         }
         let value = Arc::new(doc);
         let entry = Cached { value: value.clone(), fetched_at: now, expires_at: now + ttl };
@@ -235,7 +253,11 @@ impl Upstreams {
             true => claims["tid"]
                 .as_str()
                 .is_some_and(|tid| !tid.is_empty() && iss == meta.issuer.replace("{tenantid}", tid)),
-            false => iss == meta.issuer,
+            // Google documents both spellings of its issuer.
+            false => {
+                iss == meta.issuer
+                    || (meta.issuer == "https://accounts.google.com" && iss == "accounts.google.com")
+            }
         };
         if !issuer_ok {
             return Err(refuse("wrong issuer"));
@@ -262,6 +284,10 @@ impl Upstreams {
     }
 }
 
+fn is_loopback(url: &Url) -> bool {
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+}
+
 fn find_key(keys: &[serde_json::Value], kid: &str) -> Option<serde_json::Value> {
     keys.iter().find(|k| k["kid"] == kid).cloned()
 }
@@ -278,12 +304,19 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Option<i64> {
     })
 }
 
+/// The fixed tenant of Microsoft personal accounts, which the `consumers` issuer publishes.
+const MICROSOFT_CONSUMERS: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
 fn issuer_matches(configured: &str, published: &str) -> bool {
     let configured = configured.trim_end_matches('/');
     if configured == published.trim_end_matches('/') {
         return true;
     }
-    ["common", "organizations", "consumers"].iter().any(|t| {
+    let microsoft = "https://login.microsoftonline.com/";
+    if configured == format!("{microsoft}consumers/v2.0") {
+        return published == format!("{microsoft}{MICROSOFT_CONSUMERS}/v2.0");
+    }
+    ["common", "organizations"].iter().any(|t| {
         configured.starts_with("https://login.microsoftonline.com/")
             && configured.ends_with(&format!("/{t}/v2.0"))
             && published == configured.replace(&format!("/{t}/v2.0"), "/{tenantid}/v2.0")
@@ -323,5 +356,11 @@ mod tests {
         assert!(issuer_matches(common, "https://login.microsoftonline.com/{tenantid}/v2.0"));
         let tenant = "https://login.microsoftonline.com/contoso.example/v2.0";
         assert!(!issuer_matches(tenant, "https://login.microsoftonline.com/{tenantid}/v2.0"));
+        let consumers = "https://login.microsoftonline.com/consumers/v2.0";
+        assert!(issuer_matches(
+            consumers,
+            &format!("https://login.microsoftonline.com/{MICROSOFT_CONSUMERS}/v2.0")
+        ));
+        assert!(!issuer_matches(consumers, "https://login.microsoftonline.com/{tenantid}/v2.0"));
     }
 }

@@ -1,5 +1,7 @@
-//! Upstream identities (SPEC §7a): which user a provider's subject is. A subject belongs to
-//! one user; the email an upstream gave is kept as data, never used as the key.
+//! Upstream identities (SPEC §7a): which user a subject of an upstream is. A `sub` is unique
+//! only within its issuer, so an identity is provider + issuer (GitHub: its API address) +
+//! subject, and belongs to one user; the email an upstream gave is kept as data, never used as
+//! the key.
 
 use serde::Serialize;
 
@@ -7,10 +9,19 @@ use super::UserId;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts, is_unique_violation};
 
+/// Where an upstream identity comes from and who it is there.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream<'a> {
+    pub provider: &'a str,
+    pub issuer: &'a str,
+    pub subject: &'a str,
+}
+
 /// One upstream identity of a user.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Identity {
     pub provider: String,
+    pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
     pub linked_at: Ts,
@@ -24,35 +35,39 @@ pub enum IdentityError {
     Store(#[from] sqlx::Error),
 }
 
-/// The user `provider`'s `subject` is, if any.
-pub async fn owner(db: &IdentityDb, provider: &str, subject: &str) -> Result<Option<UserId>, sqlx::Error> {
-    let sql = "SELECT user_id FROM identities WHERE provider = $1 AND subject = $2";
-    on_db!(db, p => sqlx::query_scalar(sql).bind(provider).bind(subject).fetch_optional(p).await)
+/// The user this upstream identity is, if any.
+pub async fn owner(db: &IdentityDb, who: Upstream<'_>) -> Result<Option<UserId>, sqlx::Error> {
+    let sql = "SELECT user_id FROM identities WHERE provider = $1 AND issuer = $2 AND subject = $3";
+    on_db!(db, p => sqlx::query_scalar(sql)
+        .bind(who.provider).bind(who.issuer).bind(who.subject)
+        .fetch_optional(p).await)
 }
 
-/// Links `provider`'s `subject` to `user`. Linking it again to the same user refreshes the
+/// Links the upstream identity to `user`. Linking it again to the same user refreshes the
 /// email; to another user it is refused.
 pub async fn link(
     db: &IdentityDb,
     user: UserId,
-    provider: &str,
-    subject: &str,
+    who: Upstream<'_>,
     email: Option<&str>,
     now: Ts,
 ) -> Result<(), IdentityError> {
-    let insert =
-        "INSERT INTO identities (provider, subject, user_id, email, linked_at) VALUES ($1, $2, $3, $4, $5)";
+    let insert = "INSERT INTO identities (provider, issuer, subject, user_id, email, linked_at) \
+        VALUES ($1, $2, $3, $4, $5, $6)";
     let res = on_db!(db, p => sqlx::query(insert)
-        .bind(provider).bind(subject).bind(user).bind(email).bind(now)
+        .bind(who.provider).bind(who.issuer).bind(who.subject).bind(user).bind(email).bind(now)
         .execute(p).await.map(|_| ()));
     match res {
         Ok(()) => Ok(()),
         Err(e) if is_unique_violation(&e) => {
-            if owner(db, provider, subject).await? != Some(user) {
-                return Err(IdentityError::Taken { provider: provider.to_string() });
+            if owner(db, who).await? != Some(user) {
+                return Err(IdentityError::Taken { provider: who.provider.to_string() });
             }
-            let update = "UPDATE identities SET email = $3 WHERE provider = $1 AND subject = $2";
-            on_db!(db, p => sqlx::query(update).bind(provider).bind(subject).bind(email).execute(p).await.map(|_| ()))?;
+            let update =
+                "UPDATE identities SET email = $4 WHERE provider = $1 AND issuer = $2 AND subject = $3";
+            on_db!(db, p => sqlx::query(update)
+                .bind(who.provider).bind(who.issuer).bind(who.subject).bind(email)
+                .execute(p).await.map(|_| ()))?;
             Ok(())
         }
         Err(e) => Err(e.into()),
@@ -61,13 +76,16 @@ pub async fn link(
 
 /// The user's upstream identities, oldest first.
 pub async fn of_user(db: &IdentityDb, user: UserId) -> Result<Vec<Identity>, sqlx::Error> {
-    let sql = "SELECT provider, subject, email, linked_at FROM identities WHERE user_id = $1 ORDER BY linked_at, provider";
+    let sql = "SELECT provider, issuer, subject, email, linked_at FROM identities WHERE user_id = $1 \
+        ORDER BY linked_at, provider, subject";
     on_db!(db, p => sqlx::query_as(sql).bind(user).fetch_all(p).await)
 }
 
-/// Removes the user's identity at `provider`; false if there was none.
-pub async fn unlink(db: &IdentityDb, user: UserId, provider: &str) -> Result<bool, sqlx::Error> {
-    let sql = "DELETE FROM identities WHERE user_id = $1 AND provider = $2";
-    let n = on_db!(db, p => sqlx::query(sql).bind(user).bind(provider).execute(p).await.map(|r| r.rows_affected()))?;
+/// Removes this upstream identity of `user`; false if the user had no such identity.
+pub async fn unlink(db: &IdentityDb, user: UserId, who: Upstream<'_>) -> Result<bool, sqlx::Error> {
+    let sql = "DELETE FROM identities WHERE user_id = $1 AND provider = $2 AND issuer = $3 AND subject = $4";
+    let n = on_db!(db, p => sqlx::query(sql)
+        .bind(user).bind(who.provider).bind(who.issuer).bind(who.subject)
+        .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n > 0)
 }

@@ -72,25 +72,52 @@ async fn providers_are_configured_with_write_only_secrets(backend: Backend) {
     assert!(stored_secret(&app, "soc", Provider::Apple).await.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert_eq!(app.get_app("soc").await["providers"], created["providers"]);
 
-    // Merged per provider: a secret left out is kept.
-    let (s, v) = patch(&app, "soc", json!({"google": {"client_id": "g-id-2"}})).await;
+    // Merged per provider: a secret left out is kept (other providers' untouched ones too).
+    let (s, v) =
+        patch(&app, "soc", json!({"google": {"client_id": "g-id.apps.example"}, "github": {}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["providers"]["google"]["client_id"], "g-id-2");
     assert_eq!(stored_secret(&app, "soc", Provider::Google).await, "g-secret-0001");
+    assert_eq!(stored_secret(&app, "soc", Provider::Github).await, "gh-secret-0002");
     let (s, v) = patch(&app, "soc", json!({"google": {"client_secret": "g-secret-0004"}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(stored_secret(&app, "soc", Provider::Google).await, "g-secret-0004");
+    // Another client id needs its secret again.
+    let (s, v) = patch(&app, "soc", json!({"google": {"client_id": "g-id-2"}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) =
+        patch(&app, "soc", json!({"google": {"client_id": "g-id-2", "client_secret": "g-secret-0005"}}))
+            .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["providers"]["google"]["client_id"], "g-id-2");
+    assert_eq!(stored_secret(&app, "soc", Provider::Google).await, "g-secret-0005");
     let (s, v) = patch(
         &app,
         "soc",
-        json!({"microsoft": {"client_id": "m-id", "client_secret": "m-secret", "tenant": "contoso.example"}}),
+        json!({"microsoft": {"client_id": "m-id", "client_secret": "m-secret", "tenant": "0a1b2c3d-0000-4000-8000-000000000001"}}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
         v["providers"]["microsoft"]["issuer"],
-        "https://login.microsoftonline.com/contoso.example/v2.0"
+        "https://login.microsoftonline.com/0a1b2c3d-0000-4000-8000-000000000001/v2.0"
     );
+    // The secret stays only while it goes to the same client at the same upstream.
+    let (s, v) = patch(&app, "soc", json!({"microsoft": {"tenant": "consumers"}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("providers.microsoft.client_secret must be given again"),
+        "{v}"
+    );
+    let (s, v) =
+        patch(&app, "soc", json!({"microsoft": {"tenant": "consumers", "client_secret": "m-secret-2"}}))
+            .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = patch(&app, "soc", json!({"oidc": {"issuer": "https://attacker.example"}})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a stored secret is not sent to a new host: {v}");
+    assert_eq!(stored_secret(&app, "soc", Provider::Oidc).await, "oidc-secret-0003");
     // `null` removes one.
     let (s, v) = patch(&app, "soc", json!({"github": null})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -108,6 +135,15 @@ async fn providers_are_configured_with_write_only_secrets(backend: Backend) {
         (json!({"apple": {"private_key": "not a key"}}), "providers.apple.private_key"),
         (json!({"apple": {"client_secret": "x"}}), "providers.apple.client_secret"),
         (json!({"google": {"tenant": "x"}}), "providers.google.tenant"),
+        (
+            json!({"microsoft": {"tenant": "contoso.example", "client_secret": "x"}}),
+            "providers.microsoft.tenant",
+        ),
+        (json!({"microsoft": {"tenant": "..", "client_secret": "x"}}), "providers.microsoft.tenant"),
+        (
+            json!({"oidc": {"issuer": "https://:pw@sso.acme.example", "client_secret": "x"}}),
+            "providers.oidc.issuer",
+        ),
         (json!({"google": {"client_id": ""}}), "providers.google.client_id"),
         (json!({"github": {"client_id": "gh"}}), "providers.github.client_secret"),
         (json!({"oidc": {"client_idd": "x"}}), "providers.oidc"),
@@ -153,6 +189,14 @@ async fn providers_from_the_cli() {
     let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     let mut set = args(&["app", "provider", "set", "cli-soc", "github", "--client-id", "gh-cli", "--json"]);
     set.extend(["--client-secret-file".to_string(), secret_file.display().to_string()]);
+    // A variable it was not told to read is never used.
+    let mut unasked = crate::cli::latchkey_cmd();
+    unasked.args(args(&["app", "provider", "set", "cli-soc", "google", "--client-id", "g", "--json"]));
+    unasked
+        .args(["--url", &app.base, "--token", ADMIN_TOKEN])
+        .env("LATCHKEY_PROVIDER_CLIENT_SECRET", "leaked");
+    let unasked = crate::cli::finish(unasked, std::time::Duration::from_secs(60)).await;
+    assert!(unasked.stderr.contains("providers.google.client_secret is required"), "{unasked:?}");
     let shown = cli(set).await.json();
     assert_eq!(
         (&shown["client_id"], &shown["client_secret_set"]),
@@ -181,6 +225,21 @@ async fn providers_from_the_cli() {
     .await;
     assert_ne!(oidc.code, Some(0), "no secret given: {oidc:?}");
     assert!(oidc.stderr.contains("providers.oidc.client_secret"), "{oidc:?}");
+    // From a named variable; a changed address needs the secret again, which it is.
+    let mut from_env = crate::cli::latchkey_cmd();
+    from_env.args(args(&[
+        "app",
+        "provider",
+        "set",
+        "cli-soc",
+        "github",
+        "--api-url",
+        "https://ghe.example/api/v3",
+    ]));
+    from_env.args(["--client-secret-env", "GH_SECRET", "--json", "--url", &app.base, "--token", ADMIN_TOKEN]);
+    from_env.env("GH_SECRET", "gh-env-secret");
+    crate::cli::finish(from_env, std::time::Duration::from_secs(60)).await.json();
+    assert_eq!(stored_secret(&app, "cli-soc", Provider::Github).await, "gh-env-secret");
     let removed = cli(args(&["app", "provider", "remove", "cli-soc", "github"])).await;
     assert!(removed.ok().stdout.contains("removed provider github"), "{removed:?}");
     assert_eq!(app.get_app("cli-soc").await["providers"], json!({}));
@@ -190,7 +249,7 @@ async fn providers_from_the_cli() {
 /// Upstream identities (SPEC §7a): a provider's subject belongs to one user, shows in the
 /// admin user view, and goes with the user's erasure.
 async fn upstream_identities_belong_to_one_user(backend: Backend) {
-    use latchkey::users::identities::{self, IdentityError};
+    use latchkey::users::identities::{self, IdentityError, Upstream};
     let app = TestApp::start(backend).await;
     app.active_app("ids").await;
     crate::mail::sign_up(&app, "ids", "ida@example.com", "long enough pw").await;
@@ -206,17 +265,21 @@ async fn upstream_identities_belong_to_one_user(backend: Backend) {
     let as_id = |s: &str| latchkey::users::UserId(s.parse().expect("uuid"));
     let db = crate::mail::identity_store(&app, "ids").await;
     let now = app.state.now();
-    identities::link(&db, as_id(&ida), "github", "1001", Some("ida@users.example"), now)
-        .await
-        .expect("links");
-    identities::link(&db, as_id(&ian), "google", "g-77", None, now).await.expect("links");
+    let github = Upstream { provider: "github", issuer: "https://api.github.com", subject: "1001" };
+    let google = Upstream { provider: "google", issuer: "https://accounts.google.com", subject: "g-77" };
+    identities::link(&db, as_id(&ida), github, Some("ida@users.example"), now).await.expect("links");
+    identities::link(&db, as_id(&ian), google, None, now).await.expect("links");
     // The same subject again: the same user refreshes it, another user is refused.
-    identities::link(&db, as_id(&ida), "github", "1001", Some("ida@new.example"), now)
-        .await
-        .expect("relinks");
-    let taken = identities::link(&db, as_id(&ian), "github", "1001", None, now).await;
+    identities::link(&db, as_id(&ida), github, Some("ida@new.example"), now).await.expect("relinks");
+    let taken = identities::link(&db, as_id(&ian), github, None, now).await;
     assert!(matches!(taken, Err(IdentityError::Taken { .. })), "{taken:?}");
-    assert_eq!(identities::owner(&db, "github", "1001").await.expect("owner"), Some(as_id(&ida)));
+    assert_eq!(identities::owner(&db, github).await.expect("owner"), Some(as_id(&ida)));
+    // The same number at another GitHub (Enterprise) is someone else.
+    let enterprise = Upstream { issuer: "https://ghe.example/api/v3", ..github };
+    assert_eq!(identities::owner(&db, enterprise).await.expect("owner"), None);
+    identities::link(&db, as_id(&ian), enterprise, None, now)
+        .await
+        .expect("another issuer, another identity");
 
     let (s, shown) = app.admin(Method::GET, &format!("/apps/ids/users/{ida}"), None).await;
     assert_eq!(s, StatusCode::OK, "{shown}");
@@ -224,8 +287,8 @@ async fn upstream_identities_belong_to_one_user(backend: Backend) {
     assert_eq!(list[0]["provider"], "email", "{shown}");
     assert_eq!(list[0]["has_password"], true, "{shown}");
     assert_eq!(
-        (&list[1]["provider"], &list[1]["subject"], &list[1]["email"]),
-        (&json!("github"), &json!("1001"), &json!("ida@new.example")),
+        (&list[1]["provider"], &list[1]["issuer"], &list[1]["subject"], &list[1]["email"]),
+        (&json!("github"), &json!("https://api.github.com"), &json!("1001"), &json!("ida@new.example")),
         "{shown}"
     );
     assert!(list[1]["linked_at"].is_string(), "{shown}");
@@ -233,10 +296,12 @@ async fn upstream_identities_belong_to_one_user(backend: Backend) {
     // Erasure takes them along; another user's stay.
     let (s, v) = app.admin(Method::DELETE, &format!("/apps/ids/users/{ida}"), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
-    assert_eq!(crate::mail::count(&db, "SELECT count(*) FROM identities WHERE provider = 'github'").await, 0);
-    assert_eq!(identities::of_user(&db, as_id(&ian)).await.expect("list").len(), 1);
-    assert!(identities::unlink(&db, as_id(&ian), "google").await.expect("unlinks"));
-    assert!(!identities::unlink(&db, as_id(&ian), "google").await.expect("nothing left"));
+    let ida_left = "SELECT count(*) FROM identities WHERE issuer = 'https://api.github.com'";
+    assert_eq!(crate::mail::count(&db, ida_left).await, 0);
+    assert_eq!(identities::of_user(&db, as_id(&ian)).await.expect("list").len(), 2, "ian's stay");
+    assert!(identities::unlink(&db, as_id(&ian), google).await.expect("unlinks"));
+    assert!(!identities::unlink(&db, as_id(&ian), google).await.expect("nothing left"));
+    assert_eq!(identities::of_user(&db, as_id(&ian)).await.expect("list").len(), 1, "the other one stays");
     app.stop().await;
 }
 both!(upstream_identities_belong_to_one_user);

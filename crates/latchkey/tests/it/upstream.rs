@@ -23,6 +23,8 @@ struct Behaviour {
     /// The `issuer` its discovery document claims (None: its own URL).
     issuer: Option<String>,
     kids: Vec<&'static str>,
+    /// A token endpoint other than the fake's own.
+    token_endpoint: Option<String>,
     /// Real public keys, served besides the dummy ones for `kids`.
     keys: Vec<serde_json::Value>,
     cache_control: Option<&'static str>,
@@ -58,9 +60,10 @@ async fn discovery(State(fake): State<Fake>) -> Response {
     fake.discovery_hits.fetch_add(1, Ordering::SeqCst);
     let base = fake.base.lock().clone();
     let issuer = fake.how.lock().issuer.clone().unwrap_or_else(|| base.clone());
+    let token_endpoint = fake.how.lock().token_endpoint.clone().unwrap_or_else(|| format!("{base}/token"));
     let doc = json!({
         "issuer": issuer, "authorization_endpoint": format!("{base}/authorize"),
-        "token_endpoint": format!("{base}/token"), "jwks_uri": format!("{base}/jwks"),
+        "token_endpoint": token_endpoint, "jwks_uri": format!("{base}/jwks"),
     });
     answer(&fake, doc).await
 }
@@ -84,6 +87,7 @@ async fn start() -> Fake {
             issuer: None,
             kids: vec!["k1"],
             keys: Vec::new(),
+            token_endpoint: None,
             cache_control: Some("public, max-age=120"),
             status: 200,
             delay: Duration::ZERO,
@@ -136,7 +140,7 @@ async fn discovery_and_keys_are_cached_and_refreshed() {
     assert!(matches!(up.key(&jwks_uri, "nope").await, Err(UpstreamError::UnknownKey { .. })));
     assert_eq!(fake.jwks_hits.load(Ordering::SeqCst), 3);
 
-    // Without Cache-Control: an hour; a silly max-age is raised to a minute.
+    // A silly max-age is raised to a minute.
     fake.how.lock().cache_control = Some("max-age=0");
     clock.advance(chrono::Duration::seconds(121));
     up.metadata(&base).await.expect("refetched");
@@ -145,6 +149,16 @@ async fn discovery_and_keys_are_cached_and_refreshed() {
     clock.advance(chrono::Duration::seconds(61));
     up.metadata(&base).await.expect("refetched");
     assert_eq!(fake.discovery_hits.load(Ordering::SeqCst), 4);
+    // Without Cache-Control: an hour.
+    fake.how.lock().cache_control = None;
+    clock.advance(chrono::Duration::seconds(61));
+    up.metadata(&base).await.expect("refetched");
+    clock.advance(chrono::Duration::minutes(59));
+    up.metadata(&base).await.expect("cached");
+    assert_eq!(fake.discovery_hits.load(Ordering::SeqCst), 5);
+    clock.advance(chrono::Duration::minutes(2));
+    up.metadata(&base).await.expect("refetched after the hour");
+    assert_eq!(fake.discovery_hits.load(Ordering::SeqCst), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,6 +172,11 @@ async fn a_misbehaving_upstream_is_an_error_in_bounded_time() {
     let e = up.metadata(&base).await.expect_err("another issuer");
     assert!(matches!(e, UpstreamError::Invalid { .. }) && e.to_string().contains("evil.example"), "{e}");
     fake.how.lock().issuer = None;
+
+    fake.how.lock().token_endpoint = Some("http://token.example/token".into());
+    let e = up.metadata(&base).await.expect_err("an http endpoint elsewhere");
+    assert!(e.to_string().contains("token_endpoint"), "{e}");
+    fake.how.lock().token_endpoint = None;
 
     fake.how.lock().status = 500;
     assert!(matches!(up.metadata(&base).await, Err(UpstreamError::Status { status: 500, .. })));
@@ -284,14 +303,20 @@ async fn upstream_id_tokens_are_verified() {
     )
     .expect("mac");
     assert!(up.verify_id_token(&meta, &mac, &expected).await.is_err(), "HS256");
-    // An ES256 key cannot verify an RS256 header, whatever the signature.
-    let wrong_alg =
-        signer.sign("JWT", &claims(json!({"iat": null, "exp": null})), t, t + 300).expect("signs").replacen(
-            &b64(json!({"alg": "RS256", "kid": "r1", "typ": "JWT"})),
-            &b64(json!({"alg": "RS256", "kid": "e1", "typ": "JWT"})),
-            1,
-        );
-    assert!(up.verify_id_token(&meta, &wrong_alg, &expected).await.is_err(), "key of another algorithm");
+    // A properly signed ES256 token naming an RSA key that carries no `alg`: the key's type
+    // decides, and it does not verify ES256.
+    let unmarked = {
+        let mut jwk =
+            latchkey::keys::published_jwk(&rsa.public_jwk, "r-noalg", latchkey::keys::SigningAlg::RS256);
+        jwk.as_object_mut().expect("jwk").remove("alg");
+        jwk
+    };
+    fake.how.lock().keys.push(unmarked);
+    clock.advance(chrono::Duration::seconds(31));
+    let expected = Expected { client_id: "our-client", nonce: "n-1", now: Clock::now(&*clock) };
+    let confused = sign_es256(&key1, "r-noalg", &claims(json!({})));
+    let r = up.verify_id_token(&meta, &confused, &expected).await;
+    assert!(matches!(r, Err(UpstreamError::Token(_))), "an RSA key cannot check ES256: {r:?}");
 
     // A key the upstream rotated in: found after a refetch.
     let (key2, jwk2) = es256("e2");
