@@ -91,7 +91,9 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
     } else {
         match crate::operators::repo::find(&state.control, &hash).await {
             Ok(Some(t)) => {
-                if let Err(e) = crate::operators::repo::touch(&state.control, t.id, now).await {
+                // At most one write a minute per token: most requests only read.
+                let stale = t.last_used_at.is_none_or(|at| now.0 - at.0 >= chrono::Duration::minutes(1));
+                if stale && let Err(e) = crate::operators::repo::touch(&state.control, t.id, now).await {
                     tracing::warn!(error = %e, "operator token last use not recorded");
                 }
                 Some(format!("token:{}", t.name))

@@ -125,6 +125,12 @@ impl From<BrandColor> for String {
     }
 }
 
+/// Whether `url`'s host is this machine: the one place plain http is allowed (local clients,
+/// logos and upstreams in development and tests).
+pub fn is_loopback(url: &Url) -> bool {
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+}
+
 /// An https URL (http only for loopback hosts), used for logos.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
@@ -135,10 +141,9 @@ impl TryFrom<String> for WebUrl {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         let url = Url::parse(&s).map_err(|_| format!("{s:?} is not an absolute URL"))?;
-        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         match url.scheme() {
             "https" => {}
-            "http" if loopback => {}
+            "http" if is_loopback(&url) => {}
             _ => return Err(format!("{s:?} must be an https URL")),
         }
         if s.len() > 2048 {

@@ -379,8 +379,7 @@ fn token_text(v: &str, max: usize, field: &str) -> Result<(), String> {
 /// stored without a trailing slash.
 fn web_url(raw: &str, field: &str) -> Result<String, String> {
     let url = Url::parse(raw).map_err(|_| format!("{field} is not an absolute URL"))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    let ok_scheme = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    let ok_scheme = url.scheme() == "https" || (url.scheme() == "http" && super::model::is_loopback(&url));
     if !ok_scheme || url.host_str().is_none() {
         return Err(format!("{field} must be an https URL"));
     }

@@ -84,10 +84,9 @@ impl TryFrom<String> for RedirectUri {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!("{raw:?} must not contain userinfo"));
         }
-        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
         match url.scheme() {
             "https" => {}
-            "http" if loopback => {}
+            "http" if crate::apps::model::is_loopback(&url) => {}
             "http" => return Err(format!("{raw:?}: http is allowed only for loopback hosts")),
             "javascript" | "data" | "file" | "vbscript" | "blob" | "about" => {
                 return Err(format!("{raw:?}: scheme not allowed"));

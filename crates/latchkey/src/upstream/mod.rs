@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use url::Url;
 
+use crate::apps::model::is_loopback;
 use crate::clock::Clock;
 
 /// The largest document accepted from an upstream.
@@ -282,10 +283,6 @@ impl Upstreams {
         }
         Ok(claims)
     }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
 fn find_key(keys: &[serde_json::Value], kid: &str) -> Option<serde_json::Value> {

@@ -79,9 +79,14 @@ pub(crate) async fn finish(mut cmd: tokio::process::Command, limit: Duration) ->
 }
 
 /// `latchkey <args>` against `app` with `--url` and `--token`.
-async fn run(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) async fn run(app: &TestApp, args: &[&str]) -> Output {
+    run_with_env(app, args, &[]).await
+}
+
+/// [`run`] with environment variables added.
+pub(crate) async fn run_with_env(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = latchkey_cmd();
-    cmd.args(args).args(["--url", &app.base, "--token", ADMIN_TOKEN]);
+    cmd.args(args).args(["--url", &app.base, "--token", ADMIN_TOKEN]).envs(env.iter().copied());
     finish(cmd, Duration::from_secs(90)).await
 }
 

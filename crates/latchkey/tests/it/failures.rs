@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::both;
 use crate::cli::{Output, finish, latchkey_cmd};
-use crate::first_run::{BANNER, Serve, free_port, generated_token};
+use crate::first_run::{BANNER, Serve, free_port};
 use crate::kit::{ADMIN_TOKEN, Backend, PgDb, TestApp, admin_sql};
 use crate::mail::{count, identity_store, refreshing_client, sign_up};
 
@@ -462,15 +462,62 @@ async fn a_taken_port_generates_no_token() {
 
     let mut serve = Serve::spawn(cwd.path(), &["--data-dir", &data_arg], &[]);
     serve.healthy(Duration::from_secs(10)).await;
-    let mut token = None;
-    for _ in 0..50 {
-        token = generated_token(&serve.stderr());
-        if token.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let token = serve.banner_token().await;
     let (status, _, stderr) = serve.terminate().await;
     assert!(token.is_some() && stderr.contains(BANNER), "the next start printed no admin token:\n{stderr}");
     assert!(status.success(), "{stderr}");
+}
+
+/// A full disk (PostgreSQL SQLSTATE 53100, raised here by a trigger on the very INSERT a full
+/// disk would refuse) is a 503 in the page and admin formats, with nothing written; once
+/// there is room again the same requests succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_a_503_with_nothing_written() {
+    let app = TestApp::start(Backend::Postgres).await;
+    app.active_app("full").await;
+    let full = "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS \
+        $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$";
+    let db = identity_store(&app, "full").await;
+    exec(&db, full).await;
+    exec(&db, "CREATE TRIGGER disk_full BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION disk_full()")
+        .await;
+    let control = app.control();
+    let on_control = |sql: &'static str| {
+        let control = control.clone();
+        async move {
+            latchkey::on_db!(&control, p => sqlx::query(sql).execute(p).await.map(|_| ())).expect(sql);
+        }
+    };
+    on_control(
+        "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS \
+        $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$",
+    )
+    .await;
+    on_control("CREATE TRIGGER disk_full BEFORE INSERT ON apps FOR EACH ROW EXECUTE FUNCTION disk_full()")
+        .await;
+
+    // Sign-up: the themed 503 page, no user.
+    let flow = crate::signin::Flow::new("none");
+    let res = flow
+        .submit(
+            &format!("{}/signup", app.issuer("full")),
+            &[("email", "dee@example.com"), ("password", "long enough pw")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.text().await.expect("html").to_lowercase().contains("temporarily unavailable"));
+    assert_eq!(count(&db, "SELECT count(*) FROM users").await, 0);
+    // App creation: a problem document, no app.
+    let (s, v) =
+        app.admin(Method::POST, "/apps", Some(json!({"slug": "more", "display_name": "More"}))).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("store_unavailable")), "{v}");
+    assert_eq!(app.admin(Method::GET, "/apps/more", None).await.0, StatusCode::NOT_FOUND);
+
+    // Room again: the same requests succeed.
+    exec(&db, "DROP TRIGGER disk_full ON users").await;
+    on_control("DROP TRIGGER disk_full ON apps").await;
+    sign_up(&app, "full", "dee@example.com", "long enough pw").await;
+    assert_eq!(count(&db, "SELECT count(*) FROM users").await, 1);
+    app.create_app(json!({"slug": "more", "display_name": "More"})).await;
+    app.stop().await;
 }

@@ -73,6 +73,17 @@ impl Serve {
         self.stderr.lock().expect("lock").clone()
     }
 
+    /// The admin token the banner shows, once the reader has seen it (up to 5 s).
+    pub(crate) async fn banner_token(&self) -> Option<String> {
+        for _ in 0..50 {
+            if let Some(token) = generated_token(&self.stderr()) {
+                return Some(token);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     pub(crate) fn output(&self) -> String {
         format!("--- stdout\n{}--- stderr\n{}", self.stdout.lock().expect("lock"), self.stderr())
     }
@@ -169,16 +180,8 @@ async fn zero_config_first_run_and_restart() {
 
     let mut first = Serve::spawn(cwd.path(), &[], &[]);
     first.healthy(Duration::from_secs(10)).await;
-    // The banner is written before the listener opens; give the reader a moment.
-    let mut token = None;
-    for _ in 0..50 {
-        token = generated_token(&first.stderr());
-        if token.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let token = token.unwrap_or_else(|| panic!("no generated admin token\n{}", first.output()));
+    let token =
+        first.banner_token().await.unwrap_or_else(|| panic!("no generated admin token\n{}", first.output()));
     assert!(token.len() >= 40, "{token}");
 
     let (s, body) = get(&format!("{}/admin/v1/apps", first.base), Some(&token)).await;

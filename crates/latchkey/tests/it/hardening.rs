@@ -456,11 +456,7 @@ async fn oversized_logout_body_gets_the_hosted_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_tokens_from_the_cli() {
     let app = TestApp::start(Backend::Sqlite).await;
-    let cli = |args: &[&str]| {
-        let mut cmd = crate::cli::latchkey_cmd();
-        cmd.args(args).args(["--url", &app.base, "--token", crate::kit::ADMIN_TOKEN]);
-        crate::cli::finish(cmd, std::time::Duration::from_secs(60))
-    };
+    let cli = |args: &'static [&'static str]| crate::cli::run(&app, args);
     let made = cli(&["token", "create", "deploy bot", "--json"]).await.json();
     let token = made["token"].as_str().expect("token shown once").to_string();
     let id = made["id"].as_str().expect("id").to_string();
@@ -475,9 +471,9 @@ async fn operator_tokens_from_the_cli() {
     let table = cli(&["token", "list"]).await;
     assert!(table.ok().stdout.contains("deploy bot") && !table.stdout.contains(&token), "{}", table.stdout);
 
-    cli(&["token", "revoke", &id]).await.ok();
+    crate::cli::run(&app, &["token", "revoke", &id]).await.ok();
     assert_eq!(admin_as(&app, &token, Method::GET, "/apps", None).await.0, StatusCode::UNAUTHORIZED);
-    let again = cli(&["token", "revoke", &id]).await;
+    let again = crate::cli::run(&app, &["token", "revoke", &id]).await;
     assert_ne!(again.code, Some(0), "{again:?}");
     app.stop().await;
 }

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::kit::{ADMIN_TOKEN, Backend, TestApp};
+use crate::kit::{Backend, TestApp};
 
 /// A fresh EC private key in PKCS#8 PEM.
 fn pem_key(alg: &'static aws_lc_rs::signature::EcdsaSigningAlgorithm) -> String {
@@ -181,66 +181,37 @@ async fn providers_from_the_cli() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, "gh-cli-secret\n").expect("write");
-    let cli = |args: Vec<String>| {
-        let mut cmd = crate::cli::latchkey_cmd();
-        cmd.args(args).args(["--url", &app.base, "--token", ADMIN_TOKEN]);
-        crate::cli::finish(cmd, std::time::Duration::from_secs(60))
-    };
-    let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-    let mut set = args(&["app", "provider", "set", "cli-soc", "github", "--client-id", "gh-cli", "--json"]);
-    set.extend(["--client-secret-file".to_string(), secret_file.display().to_string()]);
+    use crate::cli::{run, run_with_env};
+    let file = secret_file.display().to_string();
+    let set = ["app", "provider", "set", "cli-soc"];
     // A variable it was not told to read is never used.
-    let mut unasked = crate::cli::latchkey_cmd();
-    unasked.args(args(&["app", "provider", "set", "cli-soc", "google", "--client-id", "g", "--json"]));
-    unasked
-        .args(["--url", &app.base, "--token", ADMIN_TOKEN])
-        .env("LATCHKEY_PROVIDER_CLIENT_SECRET", "leaked");
-    let unasked = crate::cli::finish(unasked, std::time::Duration::from_secs(60)).await;
+    let unasked = [&set[..], &["google", "--client-id", "g", "--json"]].concat();
+    let unasked = run_with_env(&app, &unasked, &[("LATCHKEY_PROVIDER_CLIENT_SECRET", "leaked")]).await;
     assert!(unasked.stderr.contains("providers.google.client_secret is required"), "{unasked:?}");
-    let shown = cli(set).await.json();
+    let github =
+        [&set[..], &["github", "--client-id", "gh-cli", "--client-secret-file", &file, "--json"]].concat();
+    let shown = run(&app, &github).await.json();
     assert_eq!(
         (&shown["client_id"], &shown["client_secret_set"]),
         (&json!("gh-cli"), &json!(true)),
         "{shown}"
     );
     assert_eq!(stored_secret(&app, "cli-soc", Provider::Github).await, "gh-cli-secret");
-    let oidc = cli(args(&[
-        "app",
-        "provider",
-        "set",
-        "cli-soc",
-        "oidc",
-        "--client-id",
-        "x",
-        "--issuer",
-        "https://sso.example",
-        "--display-name",
-        "SSO",
-        "--scope",
-        "openid",
-        "--scope",
-        "email",
-        "--json",
-    ]))
-    .await;
+    let oidc =
+        [&set[..], &["oidc", "--client-id", "x", "--issuer", "https://sso.example", "--display-name", "SSO"]]
+            .concat();
+    let oidc = run(&app, &[&oidc[..], &["--scope", "openid", "--scope", "email", "--json"]].concat()).await;
     assert_ne!(oidc.code, Some(0), "no secret given: {oidc:?}");
     assert!(oidc.stderr.contains("providers.oidc.client_secret"), "{oidc:?}");
     // From a named variable; a changed address needs the secret again, which it is.
-    let mut from_env = crate::cli::latchkey_cmd();
-    from_env.args(args(&[
-        "app",
-        "provider",
-        "set",
-        "cli-soc",
-        "github",
-        "--api-url",
-        "https://ghe.example/api/v3",
-    ]));
-    from_env.args(["--client-secret-env", "GH_SECRET", "--json", "--url", &app.base, "--token", ADMIN_TOKEN]);
-    from_env.env("GH_SECRET", "gh-env-secret");
-    crate::cli::finish(from_env, std::time::Duration::from_secs(60)).await.json();
+    let moved = [
+        &set[..],
+        &["github", "--api-url", "https://ghe.example/api/v3", "--client-secret-env", "GH_SECRET"],
+    ]
+    .concat();
+    run_with_env(&app, &[&moved[..], &["--json"]].concat(), &[("GH_SECRET", "gh-env-secret")]).await.json();
     assert_eq!(stored_secret(&app, "cli-soc", Provider::Github).await, "gh-env-secret");
-    let removed = cli(args(&["app", "provider", "remove", "cli-soc", "github"])).await;
+    let removed = run(&app, &["app", "provider", "remove", "cli-soc", "github"]).await;
     assert!(removed.ok().stdout.contains("removed provider github"), "{removed:?}");
     assert_eq!(app.get_app("cli-soc").await["providers"], json!({}));
     app.stop().await;
