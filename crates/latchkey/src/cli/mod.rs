@@ -99,9 +99,19 @@ pub enum ClientCmd {
     /// List an app's clients.
     List { app: String },
     /// Replace a client's secret; prints the new one once.
-    RotateSecret { app: String, client_id: String },
+    RotateSecret {
+        app: String,
+        /// Client ids are base64url and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Delete a client.
-    Delete { app: String, client_id: String },
+    Delete {
+        app: String,
+        /// Client ids are base64url and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -524,6 +534,24 @@ pub async fn keys(remote: &Remote, cmd: KeysCmd) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ids_may_start_with_a_hyphen() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(subcommand)]
+            cmd: ClientCmd,
+        }
+        for verb in ["rotate-secret", "delete"] {
+            let parsed = T::try_parse_from(["t", verb, "acme", "-kQ3xYz"]).expect("parses");
+            let id = match parsed.cmd {
+                ClientCmd::RotateSecret { client_id, .. } | ClientCmd::Delete { client_id, .. } => client_id,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(id, "-kQ3xYz");
+        }
+    }
 
     #[test]
     fn policy_patch_nests_and_parses_json() {
