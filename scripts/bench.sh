@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark for Latchkey, side by side with the reference OP (panva/oidc-provider).
 #
-# 1. builds the release binary (cargo build --release -p latchkey);
+# 1. builds the release binary (cargo build --release -p latchkey) and, for the upstream sign-in
+#    load, the fake upstream provider (cargo build --release -p latchkey --example fake_upstream);
 # 2. starts `latchkey serve` on 127.0.0.1:$PORT with a fresh temp data dir, pinned to CPU 0;
 # 3. creates app "bench" + a client_credentials client through the admin API, checks one token;
 # 4. load-tests, with the load generator pinned to CPU 1:
@@ -14,9 +15,18 @@
 #        -> code -> POST /token authorization_code with PKCE) by SIGNIN_CONNS browsers, each with
 #        its own pre-created user and a fresh cookie jar per sign-in (Argon2id dominates);
 #      refresh_token grant: each browser follows its own rotating refresh-token chain;
+#      upstream sign-in (unless UPSTREAM=0): complete sign-ins through an upstream OpenID
+#        provider, crates/latchkey/examples/fake_upstream.rs on 127.0.0.1:$UPSTREAM_PORT (pinned
+#        to CPU 1 with the load generator, set up as app "bench"'s `oidc` provider before the
+#        sign-in loads start): GET /authorize -> GET /oauth/oidc/start -> upstream /authorize
+#        (consents at once) -> GET /oauth/oidc/callback (Latchkey redeems the code upstream and
+#        checks the ID token against the upstream's JWKS) -> POST /token authorization_code
+#        with PKCE, a fresh cookie jar per flow; each browser has its own upstream account
+#        (bench-up-<i>@example.com), which its first flow creates;
 #    and prints sign-ins/s and req/s with p50/p99 (of the whole flow / of one request), the
-#    server's peak VmRSS during each, VmRSS/VmHWM after, and the refresh / client_credentials
-#    ratio (target: above 0.50; below it prints a warning);
+#    server's peak VmRSS during each, VmRSS/VmHWM after, the refresh / client_credentials
+#    ratio (target: above 0.50; below it prints a warning) and the upstream / password
+#    sign-in ratio (target: at least 5; below it prints a warning);
 # 5. unless PEER=0, runs ../shared/peers/bench-peer.sh (same DURATION/CONNS/TOOL/pinning);
 # 6. unless SIGNING=0, runs `taskset -c 0 cargo bench -p latchkey --bench signing` so the bare
 #    RS256 signing rate on the same core appears in the same output.
@@ -29,16 +39,21 @@
 #        PIN=1          pin server to CPU 0, load generator to CPU 1 (needs taskset and >= 2 CPUs)
 #        SIGNIN=1       also run the sign-in and refresh_token loads (SIGNIN_CONNS=8,
 #                       SIGNIN_DURATION=$DURATION)
+#        UPSTREAM=1     with SIGNIN=1, also run the upstream sign-in load against the fake upstream
+#                       provider on 127.0.0.1:$UPSTREAM_PORT (UPSTREAM_PORT=8095); 0 e.g. for a
+#                       LATCHKEY_BIN that predates upstream providers
 #        PEER=1         also run the reference provider's benchmark (PEER_PORT=3000)
 #        SIGNING=1      also run the signing micro-benchmark (SIGNING_BENCH_SECS=3)
 #        BUILD=1        0 = skip `cargo build` and use the existing binary
 #        LATCHKEY_BIN   the binary to measure (default $CARGO_TARGET_DIR/release/latchkey), e.g. a
-#                       build of an earlier commit for a before/after comparison (with BUILD=0)
+#                       build of an earlier commit for a before/after comparison (with BUILD=0;
+#                       the fake upstream is then $CARGO_TARGET_DIR/release/examples/fake_upstream)
 #        BUILD_TIMEOUT=3600 (seconds, for each cargo invocation)
 #        CARGO_TARGET_DIR (default $HOME/.cache/latchkey-target)
-# Exit:  non-zero if setup or the token sanity check fails, or if more than 1 % of the responses
-#        of any Latchkey endpoint are non-2xx (for the sign-in and refresh rows: failed flows or
-#        requests). A failing peer/signing run only prints a warning.
+# Exit:  non-zero if setup (the fake upstream and its provider entry included) or the token
+#        sanity check fails, or if more than 1 % of the responses of any Latchkey endpoint are
+#        non-2xx (for the sign-in, refresh and upstream sign-in rows: failed flows or requests).
+#        A failing peer/signing run only prints a warning.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,6 +69,8 @@ SIGNING="${SIGNING:-1}"
 SIGNIN="${SIGNIN:-1}"
 SIGNIN_CONNS="${SIGNIN_CONNS:-8}"
 SIGNIN_DURATION="${SIGNIN_DURATION:-$DURATION}"
+UPSTREAM="${UPSTREAM:-1}"
+UPSTREAM_PORT="${UPSTREAM_PORT:-8095}"
 BUILD="${BUILD:-1}"
 BUILD_TIMEOUT="${BUILD_TIMEOUT:-3600}"
 WRK_THREADS="${WRK_THREADS:-1}"
@@ -64,6 +81,12 @@ BIN="${LATCHKEY_BIN:-$CARGO_TARGET_DIR/release/latchkey}"
 PEER_SCRIPT="$REPO/../shared/peers/bench-peer.sh"
 SIGNIN_SCRIPT="$REPO/scripts/bench_signin.py"
 SPA_REDIRECT="https://bench.example.com/cb"
+UP_BASE="http://127.0.0.1:${UPSTREAM_PORT}"
+UP_BIN="$CARGO_TARGET_DIR/release/examples/fake_upstream"
+UP_CLIENT_ID=bench-rp
+UP_CLIENT_SECRET=bench-secret-0123456789
+UP_ON=0 # the upstream sign-in load runs
+if [[ "$SIGNIN" != 0 && "$UPSTREAM" != 0 ]]; then UP_ON=1; fi
 
 log() { printf '== %s\n' "$*" >&2; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
@@ -75,17 +98,19 @@ done
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench.XXXXXX")"
 SRV_PID=""
-stop_server() {
-  [[ -n "$SRV_PID" ]] || return 0
-  if kill -0 "$SRV_PID" 2>/dev/null; then
-    kill -TERM "$SRV_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SRV_PID" 2>/dev/null || true
+UP_PID=""
+stop_pid() { # stop_pid PID: SIGTERM, up to 5 s, then SIGKILL
+  local pid=$1
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
   fi
-  wait "$SRV_PID" 2>/dev/null || true
-  SRV_PID=""
+  wait "$pid" 2>/dev/null || true
 }
-cleanup() { stop_server; rm -rf "$TMP"; }
+stop_server() { [[ -n "$SRV_PID" ]] || return 0; stop_pid "$SRV_PID"; SRV_PID=""; }
+stop_upstream() { [[ -n "$UP_PID" ]] || return 0; stop_pid "$UP_PID"; UP_PID=""; }
+cleanup() { stop_upstream; stop_server; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -98,6 +123,14 @@ server_log_tail() {
   fi
 }
 fail() { printf 'ERROR: %s\n' "$*" >&2; server_log_tail; exit 1; }
+upstream_fail() { # like fail, with the fake upstream's output first
+  if [[ -s "$TMP/upstream.log" ]]; then
+    echo "---- last lines of the fake upstream's output ----" >&2
+    tail -n 20 "$TMP/upstream.log" >&2
+    echo "--------------------------------------------------" >&2
+  fi
+  fail "$@"
+}
 
 # ---- pinning ---------------------------------------------------------------------------------
 SRV_PIN=(); GEN_PIN=()
@@ -132,12 +165,23 @@ command -v "$TOOL" >/dev/null || die "load tool $TOOL not found"
 if [[ "$BUILD" == 1 ]]; then
   log "cargo build --release -p latchkey (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
   (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release -p latchkey) || die "release build failed"
+  if [[ "$UP_ON" == 1 ]]; then
+    log "cargo build --release -p latchkey --example fake_upstream"
+    (cd "$REPO" && timeout "$BUILD_TIMEOUT" cargo build --release -p latchkey --example fake_upstream) \
+      || die "release build of the fake upstream failed"
+  fi
 fi
 [[ -x "$BIN" ]] || die "$BIN not found"
+if [[ "$UP_ON" == 1 ]]; then
+  [[ -x "$UP_BIN" ]] || die "$UP_BIN not found (build it, or set UPSTREAM=0)"
+fi
 
 # ---- start Latchkey ----------------------------------------------------------------------------
 if curl -s -m 1 -o /dev/null "$BASE/healthz"; then
   die "something already listens on $BASE; stop it first (or set PORT)"
+fi
+if [[ "$UP_ON" == 1 ]] && curl -s -m 1 -o /dev/null "$UP_BASE/"; then
+  die "something already listens on $UP_BASE; stop it first (or set UPSTREAM_PORT)"
 fi
 ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 mkdir -p "$TMP/data"
@@ -400,17 +444,55 @@ if [[ "$SIGNIN" != 0 ]]; then
     "{\"name\":\"bench-spa\",\"redirect_uris\":[\"$SPA_REDIRECT\"],\"grant_types\":[\"authorization_code\",\"refresh_token\"],\"token_endpoint_auth_method\":\"none\"}")"
   [[ "$code" == 201 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "POST /admin/v1/apps/$APP/clients (public) returned $code (expected 201)"; }
   SPA_CLIENT_ID="$(json_field "$TMP/resp.json" client_id)"
+  UP_ARGS=()
+  if [[ "$UP_ON" == 1 ]]; then
+    # The fake upstream shares the load generator's core: its work is part of every flow.
+    log "starting $UP_BIN on $UP_BASE (pinned: ${GEN_PIN[*]:-no})"
+    "${GEN_PIN[@]}" "$UP_BIN" "127.0.0.1:$UPSTREAM_PORT" --client-id "$UP_CLIENT_ID" \
+      --client-secret "$UP_CLIENT_SECRET" >"$TMP/upstream.log" 2>&1 &
+    UP_PID=$!
+    up=0
+    for _ in $(seq 1 100); do # 10 s
+      kill -0 "$UP_PID" 2>/dev/null || upstream_fail "the fake upstream exited during start-up"
+      if [[ "$(curl -s -m 1 -o "$TMP/upstream-discovery.json" -w '%{http_code}' \
+        "$UP_BASE/.well-known/openid-configuration" || true)" == 200 ]]; then
+        up=1; break
+      fi
+      sleep 0.1
+    done
+    [[ "$up" == 1 ]] || upstream_fail "GET $UP_BASE/.well-known/openid-configuration did not return 200 within 10 s"
+    up_issuer="$(json_field "$TMP/upstream-discovery.json" issuer)"
+    [[ "$up_issuer" == "$UP_BASE" ]] || upstream_fail "the fake upstream's issuer is '$up_issuer', not $UP_BASE"
+    # Set before the password loads too: their login page then shows one more button.
+    code="$(api PATCH "/admin/v1/apps/$APP" \
+      "{\"providers\":{\"oidc\":{\"display_name\":\"Bench SSO\",\"issuer\":\"$UP_BASE\",\"client_id\":\"$UP_CLIENT_ID\",\"client_secret\":\"$UP_CLIENT_SECRET\"}}}")"
+    [[ "$code" == 200 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "PATCH /admin/v1/apps/$APP (providers.oidc) returned $code (expected 200)"; }
+    UP_ARGS=(--upstream "$UP_BASE" --upstream-pid "$UP_PID")
+  fi
+  loads="browser sign-in and refresh_token grant"
+  if [[ "$UP_ON" == 1 ]]; then loads="browser sign-in, refresh_token grant and upstream sign-in"; fi
   echo
-  echo "==== browser sign-in and refresh_token grant (scripts/bench_signin.py: ${SIGNIN_CONNS} browsers, ${SIGNIN_DURATION}s each, pinned=$PIN)"
+  echo "==== $loads (scripts/bench_signin.py: ${SIGNIN_CONNS} browsers, ${SIGNIN_DURATION}s each, pinned=$PIN)"
   echo "sign-in row: one sample = authorize + login page + POST /login (Argon2id verify) + code exchange"
+  if [[ "$UP_ON" == 1 ]]; then
+    echo "upstream row: one sample = authorize + /oauth/oidc/start + fake upstream /authorize + /oauth/oidc/callback"
+    echo "              (code redeemed upstream, ID token checked against its JWKS) + code exchange"
+  fi
   printf '%-50s %12s %10s %10s %8s\n' "load" "per_s" p50_ms p99_ms errors
   signin_rc=0
-  timeout $((2 * SIGNIN_DURATION + 300)) "${GEN_PIN[@]}" python3 "$SIGNIN_SCRIPT" \
+  timeout $(((2 + UP_ON) * SIGNIN_DURATION + 300)) "${GEN_PIN[@]}" python3 "$SIGNIN_SCRIPT" \
     --base "$BASE" --app "$APP" --client-id "$SPA_CLIENT_ID" --redirect-uri "$SPA_REDIRECT" \
     --concurrency "$SIGNIN_CONNS" --duration "$SIGNIN_DURATION" --server-pid "$SRV_PID" \
-    --totals "$TMP/totals" || signin_rc=$?
+    --totals "$TMP/totals" "${UP_ARGS[@]}" || signin_rc=$?
   if [[ "$signin_rc" != 0 ]]; then
     warn "sign-in/refresh load failed (exit $signin_rc)"; LOAD_OK=0
+  fi
+  if [[ "$UP_ON" == 1 ]]; then
+    if ! kill -0 "$UP_PID" 2>/dev/null; then
+      tail -n 20 "$TMP/upstream.log" >&2 || true
+      warn "the fake upstream died during the load"; LOAD_OK=0
+    fi
+    stop_upstream
   fi
   kill -0 "$SRV_PID" 2>/dev/null || fail "latchkey died during the sign-in/refresh load"
   echo "server process after sign-in/refresh load: $(rss VmRSS) $(rss VmHWM) (peak since start)"
@@ -425,6 +507,14 @@ if cc and rt is not None:
     print(f"refresh_token / client_credentials: {rt:.1f} / {cc:.1f} req/s = {ratio:.2f} (target > 0.50: {verdict})")
     if ratio <= 0.5:
         print("WARNING: the refresh_token grant is at or below 50 % of the client_credentials figure", file=sys.stderr)
+pw = next((float(r[3]) for r in rows if r[0].startswith("sign-in flow")), None)
+up = next((float(r[3]) for r in rows if r[0].startswith("upstream sign-in")), None)
+if pw and up is not None:
+    ratio = up / pw
+    verdict = "OK" if ratio >= 5 else "BELOW TARGET"
+    print(f"upstream sign-in / password sign-in: {up:.1f} / {pw:.1f} sign-ins/s = {ratio:.2f} (target >= 5: {verdict})")
+    if ratio < 5:
+        print("WARNING: upstream sign-ins/s are below 5 times the password sign-ins/s", file=sys.stderr)
 PY
 fi
 if grep -q . "$TMP/server.log"; then

@@ -2,7 +2,8 @@
 """Load generator for Latchkey's browser sign-in and refresh-token grant (used by bench.sh).
 
 Standard library only. Each worker thread is one "browser": its own keep-alive HTTP/1.1
-connection and its own cookies. Phases:
+connection to Latchkey (and, with --upstream, a second one to the fake upstream provider) and
+its own cookies, each sent only under its Path (RFC 6265 §5.1.4). Phases:
 
   setup    every worker signs up its own user (bench-<i>@example.com) through /signup, so the
            sign-in phase measures sign-ins of existing accounts; the refresh token of that
@@ -17,9 +18,23 @@ connection and its own cookies. Phases:
   refresh  for DURATION seconds, every worker loops POST /token grant_type=refresh_token with
            the refresh token of its previous response (rotation: each answer carries the next).
            One sample = one request.
+  upstream only with --upstream URL (the fake upstream, crates/latchkey/examples/fake_upstream.rs,
+           set up as the app's `oidc` provider): for DURATION seconds, every worker repeats a
+           complete sign-in through the upstream with a fresh cookie jar, as
+           bench-up-<i>@example.com (the first flow creates that account, later ones sign in):
+             GET  /authorize (code, PKCE S256, openid, state, nonce, login_hint) -> 303 /login?request=ID
+             GET  /oauth/oidc/start?request=ID     -> 303 upstream /authorize, lk_upstream cookie
+                  (the login page's button; the page itself is not fetched) (Path=/apps/APP/oauth)
+             GET  upstream /authorize              -> 302 /oauth/oidc/callback?code&state
+             GET  /oauth/oidc/callback (lk_upstream) -> 303 redirect_uri?code&state&iss, lk_session
+                  (Latchkey redeems the code upstream and checks the ID token against its JWKS)
+             POST /token authorization_code (code, redirect_uri, client_id, code_verifier)
+           One sample = the whole flow.
 
 The generator reports how much of its (pinned) core it used, and warns above 85 %, so a
-figure limited by Python rather than by the server is visible.
+figure limited by Python rather than by the server is visible. With --upstream-pid, the
+upstream phase also reports the fake upstream's share (it runs on the same core), and the
+warning is about the sum.
 
 A flow or request counts as an error unless every step answered as expected (status, Location,
 state, tokens). With --server-pid, the server's VmRSS is sampled every 100 ms and the peak of
@@ -34,6 +49,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
 import socket
@@ -43,6 +59,7 @@ import time
 import urllib.parse
 
 CSRF_RE = re.compile(rb'name="csrf" value="([^"]+)"')
+UPSTREAM_KIND = "oidc"  # the app's provider entry that bench.sh points at the fake upstream
 
 
 class HttpError(Exception):
@@ -159,8 +176,15 @@ def b64url(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
+def path_matches(path, cookie_path):
+    """Whether a cookie with Path=cookie_path goes with a request for `path` (RFC 6265 §5.1.4)."""
+    if path == cookie_path:
+        return True
+    return path.startswith(cookie_path) and (cookie_path.endswith("/") or path[len(cookie_path)] == "/")
+
+
 class Browser:
-    """One worker: connection, cookies, user."""
+    """One worker: connection(s), cookies, user."""
 
     def __init__(self, args, index):
         u = urllib.parse.urlsplit(args.base)
@@ -168,41 +192,76 @@ class Browser:
         self.args = args
         self.issuer_path = f"/apps/{args.app}"
         self.email = f"bench-{index}@example.com"
-        self.cookies = {}
+        self.cookies = {}  # (name, path) -> value
         self.refresh_token = None
+        self.up_conn = None
+        if args.upstream:
+            up = urllib.parse.urlsplit(args.upstream)
+            self.up_conn = Conn(up.hostname, up.port or 80, args.timeout)
+            self.up_netloc = up.netloc
+            self.up_email = f"bench-up-{index}@example.com"
+            self.oauth_path = f"{self.issuer_path}/oauth"
+            self.callback = f"{args.base.rstrip('/')}{self.oauth_path}/{UPSTREAM_KIND}/callback?"
+
+    def close(self):
+        self.conn.close()
+        if self.up_conn is not None:
+            self.up_conn.close()
 
     def call(self, method, target, body=None, ctype="application/x-www-form-urlencoded"):
         headers = [("User-Agent", "latchkey-bench")]
-        if self.cookies:
-            headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
+        path = target.split("?", 1)[0]
+        sent = sorted(((p, k, v) for (k, p), v in self.cookies.items() if path_matches(path, p)),
+                      key=lambda c: -len(c[0]))  # longer paths first (RFC 6265 §5.4)
+        if sent:
+            headers.append(("Cookie", "; ".join(f"{k}={v}" for _, k, v in sent)))
         if body is not None:
             headers.append(("Content-Type", ctype))
         status, hdrs, data = self.conn.request(method, target, headers, body or b"")
         for sc in hdrs.get("set-cookie", []):
-            name, _, rest = sc.partition("=")
-            value = rest.split(";", 1)[0]
-            if value and "max-age=0" not in sc.lower():
-                self.cookies[name.strip()] = value
-            else:
-                self.cookies.pop(name.strip(), None)
+            self.keep_cookie(sc, path)
         return status, hdrs, data
+
+    def keep_cookie(self, set_cookie, request_path):
+        """Stores (or, when empty or Max-Age<=0, removes) the cookie of one Set-Cookie header."""
+        pair, *attrs = set_cookie.split(";")
+        name, _, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        path, gone = None, not value
+        for attr in attrs:
+            k, _, v = attr.strip().partition("=")
+            k, v = k.lower(), v.strip()
+            if k == "path" and v.startswith("/"):
+                path = v
+            elif k == "max-age" and v.lstrip("-").isdigit() and int(v) <= 0:
+                gone = True
+        if path is None:  # the default path (RFC 6265 §5.1.4)
+            path = request_path[:request_path.rfind("/")] or "/"
+        if gone:
+            self.cookies.pop((name, path), None)
+        else:
+            self.cookies[(name, path)] = value
+
+    def has_cookie(self, name, path=None):
+        return any(k == name and (path is None or p == path) for k, p in self.cookies)
 
     def path_of(self, location):
         """Location (absolute or absolute-path) -> request target on our server."""
         u = urllib.parse.urlsplit(location)
         return u.path + (f"?{u.query}" if u.query else "")
 
-    def sign_in(self, page):
-        """One complete sign-in through `page` ("login" or "signup"); returns the token response."""
+    def authorize(self, scope, **extra):
+        """GET /authorize (code, PKCE S256) as a fresh browser (no session, so no single sign-on
+        shortcut). Returns (login page target, request id, state, code_verifier)."""
         a = self.args
-        self.cookies.clear()  # a fresh browser: no session, so no single sign-on shortcut
+        self.cookies.clear()
         verifier = b64url(secrets.token_bytes(32))
         challenge = b64url(hashlib.sha256(verifier.encode()).digest())
         state = secrets.token_urlsafe(12)
         q = urllib.parse.urlencode({
             "response_type": "code", "client_id": a.client_id, "redirect_uri": a.redirect_uri,
-            "scope": "openid offline_access", "state": state, "nonce": secrets.token_urlsafe(12),
-            "code_challenge": challenge, "code_challenge_method": "S256",
+            "scope": scope, "state": state, "nonce": secrets.token_urlsafe(12),
+            "code_challenge": challenge, "code_challenge_method": "S256", **extra,
         })
         s, h, body = self.call("GET", f"{self.issuer_path}/authorize?{q}")
         if s != 303 or "location" not in h:
@@ -210,9 +269,35 @@ class Browser:
         login = self.path_of(h["location"][0])
         if "request=" not in login:
             raise HttpError(f"authorize redirected to {login[:120]!r}, not the login page")
+        request_id = urllib.parse.parse_qs(urllib.parse.urlsplit(login).query).get("request", [""])[0]
+        return login, request_id, state, verifier
+
+    def back_to_client(self, step, h, state):
+        """The code of a 303 back to the client's redirect_uri with our state."""
+        back = urllib.parse.urlsplit(h["location"][0])
+        params = urllib.parse.parse_qs(back.query)
+        if not h["location"][0].startswith(self.args.redirect_uri) or params.get("state") != [state] or "code" not in params:
+            raise HttpError(f"{step} redirected to {h['location'][0][:160]!r}")
+        return params["code"][0]
+
+    def redeem(self, code, verifier):
+        """POST /token authorization_code; returns the token response (access and ID token checked)."""
+        a = self.args
+        s, h, body = self.call("POST", f"{self.issuer_path}/token", form([
+            ("grant_type", "authorization_code"), ("code", code),
+            ("redirect_uri", a.redirect_uri), ("client_id", a.client_id), ("code_verifier", verifier),
+        ]))
+        tok = json.loads(body) if s == 200 else {}
+        if s != 200 or not tok.get("access_token") or not tok.get("id_token"):
+            raise HttpError(f"code exchange: {s} {body[:200]!r}")
+        return tok
+
+    def sign_in(self, page):
+        """One complete sign-in through `page` ("login" or "signup"); returns the token response."""
+        a = self.args
+        login, request_id, state, verifier = self.authorize("openid offline_access")
         if page == "signup":
             login = login.replace("/login?", "/signup?", 1)
-        request_id = urllib.parse.parse_qs(urllib.parse.urlsplit(login).query).get("request", [""])[0]
         s, h, body = self.call("GET", login)
         m = CSRF_RE.search(body)
         if s != 200 or not m:
@@ -223,19 +308,37 @@ class Browser:
         ]))
         if s != 303 or "location" not in h:
             raise HttpError(f"POST {page}: {s} {body[:200]!r}")
-        back = urllib.parse.urlsplit(h["location"][0])
-        params = urllib.parse.parse_qs(back.query)
-        if not h["location"][0].startswith(a.redirect_uri) or params.get("state") != [state] or "code" not in params:
-            raise HttpError(f"POST {page} redirected to {h['location'][0][:160]!r}")
-        s, h, body = self.call("POST", f"{self.issuer_path}/token", form([
-            ("grant_type", "authorization_code"), ("code", params["code"][0]),
-            ("redirect_uri", a.redirect_uri), ("client_id", a.client_id), ("code_verifier", verifier),
-        ]))
-        tok = json.loads(body) if s == 200 else {}
-        if s != 200 or not tok.get("access_token") or not tok.get("id_token") or not tok.get("refresh_token"):
-            raise HttpError(f"code exchange: {s} {body[:200]!r}")
+        code = self.back_to_client(f"POST {page}", h, state)
+        tok = self.redeem(code, verifier)
+        if not tok.get("refresh_token"):
+            raise HttpError(f"code exchange: no refresh_token in {sorted(tok)}")
         self.refresh_token = tok["refresh_token"]
         return tok
+
+    def upstream_sign_in(self):
+        """One complete sign-in through the fake upstream; returns the token response."""
+        _, request_id, state, verifier = self.authorize("openid", login_hint=self.up_email)
+        start = f"{self.oauth_path}/{UPSTREAM_KIND}/start?" + urllib.parse.urlencode({"request": request_id})
+        s, h, body = self.call("GET", start)
+        if s != 303 or "location" not in h:
+            raise HttpError(f"oauth start: {s} {body[:200]!r}")
+        to_upstream = urllib.parse.urlsplit(h["location"][0])
+        if to_upstream.netloc != self.up_netloc:
+            raise HttpError(f"oauth start redirected to {h['location'][0][:160]!r}, not the upstream")
+        if not self.has_cookie("lk_upstream", self.oauth_path):
+            raise HttpError(f"oauth start set no lk_upstream cookie for {self.oauth_path}: {h.get('set-cookie')}")
+        # The upstream is another origin: none of Latchkey's cookies go there (it sets none).
+        s, h, body = self.up_conn.request("GET", f"{to_upstream.path}?{to_upstream.query}",
+                                          [("User-Agent", "latchkey-bench")])
+        if s != 302 or "location" not in h or not h["location"][0].startswith(self.callback):
+            raise HttpError(f"upstream authorize: {s} {h.get('location', [''])[0][:160]!r} {body[:200]!r}")
+        s, h, body = self.call("GET", self.path_of(h["location"][0]))
+        if s != 303 or "location" not in h:
+            raise HttpError(f"oauth callback: {s} {body[:200]!r}")
+        code = self.back_to_client("oauth callback", h, state)
+        if not self.has_cookie("lk_session") or self.has_cookie("lk_upstream"):
+            raise HttpError(f"oauth callback: cookies now {sorted(self.cookies)}")
+        return self.redeem(code, verifier)
 
     def refresh(self):
         s, _, body = self.call("POST", f"{self.issuer_path}/token", form([
@@ -285,6 +388,16 @@ def percentile(sorted_vals, p):
     return sorted_vals[k]
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far (None if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_phase(browsers, duration, step):
     """Every browser runs `step` until the deadline; returns (latencies, errors, elapsed, first errors)."""
     lat = [[] for _ in browsers]
@@ -305,7 +418,7 @@ def run_phase(browsers, duration, step):
                 errs[i] += 1
                 if len(messages) < 5:
                     messages.append(f"{type(e).__name__}: {e}")
-                b.conn.close()
+                b.close()
                 time.sleep(0.05)
 
     threads = [threading.Thread(target=worker, args=(i, b), daemon=True) for i, b in enumerate(browsers)]
@@ -326,11 +439,21 @@ def main():
     ap.add_argument("--password", default="bench password 1234")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--phases", default="signin,refresh")
+    ap.add_argument("--phases", default="signin,refresh",
+                    help="comma-separated; --upstream appends upstream")
+    ap.add_argument("--upstream", metavar="URL",
+                    help="the fake upstream (http://127.0.0.1:PORT), the app's oidc provider: "
+                         "adds the upstream phase")
+    ap.add_argument("--upstream-pid", type=int, help="the fake upstream's pid, for its CPU share")
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--server-pid", type=int)
     ap.add_argument("--totals", help="append result rows to this file")
     a = ap.parse_args()
+    phases = [p.strip() for p in a.phases.split(",") if p.strip()]
+    if a.upstream and "upstream" not in phases:
+        phases.append("upstream")
+    if "upstream" in phases and not a.upstream:
+        ap.error("the upstream phase needs --upstream URL")
 
     browsers = [Browser(a, i) for i in range(a.concurrency)]
     sampler = None
@@ -364,23 +487,31 @@ def main():
                    lambda b: b.sign_in("login")),
         "refresh": (f"POST /apps/{a.app}/token refresh_token c={a.concurrency}",
                     lambda b: b.refresh()),
+        "upstream": (f"upstream sign-in (authorize->upstream->token) c={a.concurrency}",
+                     lambda b: b.upstream_sign_in()),
     }
     rc = 0
-    for phase in [p.strip() for p in a.phases.split(",") if p.strip()]:
+    for phase in phases:
         name, step = steps[phase]
         if sampler:
             sampler.reset()
         cpu0 = time.process_time()
+        up_pid = a.upstream_pid if phase == "upstream" else None
+        up0 = cpu_seconds(up_pid) if up_pid else None
         lat, errs, elapsed, messages = run_phase(browsers, a.duration, step)
         gen_cpu = 100.0 * (time.process_time() - cpu0) / elapsed if elapsed > 0 else 0.0
+        up1 = cpu_seconds(up_pid) if up0 is not None else None
+        up_cpu = 100.0 * (up1 - up0) / elapsed if up1 is not None and elapsed > 0 else None
         n = len(lat)
         rate = n / elapsed if elapsed > 0 else 0.0
         p50, p99 = percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3
         peak = f"server peak VmRSS {sampler.peak} kB, " if sampler else ""
+        fake = f", fake upstream {up_cpu:.0f} % on the same core" if up_cpu is not None else ""
         print(f"{name:<50} {rate:>12.1f} {p50:>10.2f} {p99:>10.2f} {errs:>8}   "
-              f"({peak}load generator {gen_cpu:.0f} % of a core)", flush=True)
-        if gen_cpu > 85:
-            print(f"WARNING: {phase}: the load generator used {gen_cpu:.0f} % of its core; "
+              f"({peak}load generator {gen_cpu:.0f} % of a core{fake})", flush=True)
+        if gen_cpu + (up_cpu or 0) > 85:
+            who = "the load generator" + (" and the fake upstream" if up_cpu is not None else "")
+            print(f"WARNING: {phase}: {who} used {gen_cpu + (up_cpu or 0):.0f} % of its core; "
                   "the figure may be a lower bound for the server", file=sys.stderr)
         for m in messages:
             print(f"  error: {m[:300]}", file=sys.stderr)
@@ -390,7 +521,7 @@ def main():
         if n == 0:
             rc = 1
     for b in browsers:
-        b.conn.close()
+        b.close()
     if sampler:
         sampler.stopping.set()
     return rc

@@ -80,6 +80,10 @@ impl ServerBuilder {
             provisioning: Arc::new(tokio::sync::Semaphore::new(PROVISIONING_SLOTS)),
         });
         let issuers = IssuerCache::new(apps.clone(), config.public_base());
+        let upstreams = Arc::new(
+            crate::upstream::Upstreams::new(self.clock.clone(), config.upstream_timeout)
+                .context("building the HTTP client for upstream providers")?,
+        );
         let state = AppState(Arc::new(Inner {
             identity,
             config,
@@ -98,6 +102,7 @@ impl ServerBuilder {
             mailer,
             mail_throttle: Arc::new(MailThrottle::default()),
             readiness: Arc::default(),
+            upstreams,
         }));
         crate::apps::provision::resume_interrupted(&state.apps).await.context("resuming provisioning")?;
         crate::jobs::janitor::Janitor {

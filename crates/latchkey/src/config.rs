@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Most connections one app's identity-store pool may hold.
     #[arg(long, env = "LATCHKEY_APP_POOL_SIZE", default_value_t = 5)]
     pub app_pool_size: u32,
+    /// Seconds one request to an upstream identity provider may take (discovery, keys, code
+    /// exchange, GitHub's API), connecting included.
+    #[arg(long, env = "LATCHKEY_UPSTREAM_TIMEOUT_SECS", default_value_t = 10)]
+    pub upstream_timeout_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +136,7 @@ pub struct Config {
     pub smtp_ca: Option<Vec<u8>>,
     pub log_format: LogFormat,
     pub app_pool_size: u32,
+    pub upstream_timeout: std::time::Duration,
 }
 
 impl StoreArgs {
@@ -230,6 +235,9 @@ impl ServeArgs {
         if !(1..=100).contains(&self.app_pool_size) {
             return Err(ConfigError::PoolSize);
         }
+        if !(1..=60).contains(&self.upstream_timeout_secs) {
+            return Err(ConfigError::Other("LATCHKEY_UPSTREAM_TIMEOUT_SECS must be between 1 and 60".into()));
+        }
         Ok(Config {
             store,
             bind,
@@ -241,6 +249,7 @@ impl ServeArgs {
             smtp_ca,
             log_format: self.log_format,
             app_pool_size: self.app_pool_size,
+            upstream_timeout: std::time::Duration::from_secs(self.upstream_timeout_secs),
         })
     }
 }

@@ -45,6 +45,8 @@ pub struct Inner {
     pub mailer: Mailer,
     /// How often mail may be asked for (mail::throttle).
     pub mail_throttle: Arc<MailThrottle>,
+    /// Upstream providers' discovery documents and keys, shared by every app (SPEC §7a).
+    pub upstreams: Arc<crate::upstream::Upstreams>,
     /// The last check of the apps' stores that `/readyz` reports (ops::health).
     pub readiness: Arc<crate::ops::health::Readiness>,
 }

@@ -307,6 +307,11 @@ impl Policy {
             && (self.allowed_email_domains.is_empty() || self.allowed_email_domains.contains(&domain))
     }
 
+    /// Whether the policy lets people sign in with `kind` (an empty list allows all).
+    pub fn allows(&self, kind: Provider) -> bool {
+        self.allowed_providers.is_empty() || self.allowed_providers.contains(&kind)
+    }
+
     /// Whether sign-in with an email address (password or magic link) is allowed.
     pub fn allows_email(&self) -> bool {
         self.allowed_providers.is_empty() || self.allowed_providers.contains(&Provider::Email)

@@ -88,7 +88,7 @@ impl ProvidersInput {
 }
 
 /// One provider as stored in the control plane.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderSettings {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

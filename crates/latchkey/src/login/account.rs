@@ -26,7 +26,7 @@ pub(super) fn base(state: &AppState, slug: &str) -> String {
     format!("{}/apps/{slug}", state.config.public_base())
 }
 
-async fn current_session(
+pub(super) async fn current_session(
     state: &AppState,
     issuer: &Issuer,
     headers: &HeaderMap,
@@ -111,7 +111,21 @@ pub(super) async fn show_account(
         Ok(x) => x,
         Err(e) => return internal(issuer, &e),
     };
+    let linked = match users::identities::of_user(&issuer.identity, user.id).await {
+        Ok(l) => l,
+        Err(e) => return internal(issuer, &e),
+    };
     let fmt = |t: crate::store::Ts| t.0.format("%Y-%m-%d %H:%M UTC").to_string();
+    let identities: Vec<minijinja::Value> = linked
+        .iter()
+        .map(|i| {
+            context! {
+                provider => i.provider.clone(), issuer => i.issuer.clone(), subject => i.subject.clone(),
+                email => i.email.clone(), linked_at => fmt(i.linked_at),
+                label => super::upstream::identity_label(issuer, &i.provider),
+            }
+        })
+        .collect();
     let items: Vec<minijinja::Value> = list
         .iter()
         .map(|s| {
@@ -132,6 +146,7 @@ pub(super) async fn show_account(
         mfa => extras.totp, recovery_left => extras.recovery_codes_left,
         min_length => issuer.app.policy.password.min_length,
         name => user.name.unwrap_or_default(), sessions => items,
+        identities, linkable => super::upstream::linkable(issuer),
     };
     let res = state.pages.render(StatusCode::OK, Some(&issuer.app), "account.html", ctx);
     match set {

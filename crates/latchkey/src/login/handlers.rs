@@ -180,6 +180,8 @@ pub(super) fn page(
         signup_offered => email_allowed(issuer)
             && issuer.app.policy.signup_policy != crate::apps::model::SignupPolicy::InviteOnly,
         reset_url => format!("{base}/reset-password{q}"),
+        providers => super::upstream::buttons(issuer, &base, &q),
+        providers_label => "Other ways to sign in",
     };
     let mut res = state.pages.render(status, Some(&issuer.app), name, context! { ..ctx, ..common });
     if new && let Ok(h) = HeaderValue::from_str(&csrf::set_cookie(&cookie, &issuer_path(slug), secure(state)))

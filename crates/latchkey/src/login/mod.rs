@@ -1,5 +1,6 @@
 //! Hosted pages under each issuer (SPEC §7): `/login`, `/signup`, `/magic-link`,
-//! `/reset-password`, `/verify-email`, `/account`, `/logout`;
+//! `/reset-password`, `/verify-email`, `/account`, `/logout`, and the upstream providers'
+//! `/oauth/{provider}/start|callback`;
 //! password hashing;
 //! CSRF; themed server-rendered HTML that works without JavaScript.
 
@@ -9,6 +10,7 @@ mod handlers;
 mod mfa_pages;
 mod signup;
 mod steps;
+mod upstream;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -35,5 +37,9 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{slug}/account/sessions/{sid}/revoke", post(account::post_revoke_session))
         .route("/apps/{slug}/account/logout-all", post(account::post_logout_all))
         .route("/apps/{slug}/logout", get(account::logout).post(account::logout))
+        .route("/apps/{slug}/oauth/{provider}/start", get(upstream::start))
+        .route("/apps/{slug}/oauth/{provider}/callback", get(upstream::callback).post(upstream::callback))
+        .route("/apps/{slug}/account/identities/link", post(upstream::post_link))
+        .route("/apps/{slug}/account/identities/unlink", post(upstream::post_unlink))
         .layer(DefaultBodyLimit::max(16 * 1024))
 }

@@ -104,7 +104,7 @@ pub async fn get_signup(
     State(state): State<AppState>,
     Visit { issuer, query: q, headers }: Visit,
 ) -> Result<Response, PageError> {
-    if !issuer.app.policy.allows_email() {
+    if !issuer.app.policy.allows_email() && !super::upstream::any_offered(&issuer) {
         return Ok(PageError::email_not_offered(&issuer).into_response());
     }
     let query = q.as_deref().and_then(|q| Form::parse(q.as_bytes()).ok());

@@ -5,9 +5,11 @@
 //! - [`service`]: `check_password`, `finish`, `start_session`, `resume` → [`Outcome`].
 //! - [`steps`]: what is still due (second factor, confirmation, expired password, profile).
 //! - [`pending`]: sign-ins parked on a step, stored hashed.
+//! - [`federated`]: an upstream provider as the first factor; linking and unlinking.
 //! - [`password`]: Argon2id hashing off the async workers, imported hashes verified as they are.
 //! - [`throttle`]: brute-force limits per account and client address.
 
+pub mod federated;
 pub mod password;
 pub mod pending;
 pub mod service;

@@ -1,6 +1,7 @@
 //! The back-channel half of an upstream sign-in: the authorization code exchanged at the
 //! upstream's token endpoint (RFC 6749 §4.1.3, with PKCE, RFC 7636), and GitHub's user API,
-//! which is GitHub's way of saying who signed in.
+//! which is GitHub's way of saying who signed in, and the UserInfo endpoint of providers whose
+//! ID tokens leave the address out.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -106,6 +107,30 @@ impl Upstreams {
         let emails: Vec<Email> = self.github_get(&format!("{api}/user/emails"), access_token).await?;
         let verified_email = emails.into_iter().find(|e| e.primary && e.verified).map(|e| e.email);
         Ok(GithubUser { id: user.id, login: user.login, name: user.name, verified_email })
+    }
+
+    /// The upstream's UserInfo answer (OpenID Connect Core §5.3) as JSON; a signed or
+    /// encrypted answer (`application/jwt`) is refused, as is anything not a JSON object.
+    pub async fn userinfo(&self, url: &str, access_token: &str) -> Result<serde_json::Value, UpstreamError> {
+        let res = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| self.unreachable(url, e))?;
+        if !res.status().is_success() {
+            return Err(UpstreamError::Status { url: url.into(), status: res.status().as_u16() });
+        }
+        let body = self.read_capped(url, res).await?;
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) if v.is_object() => Ok(v),
+            _ => Err(UpstreamError::Invalid {
+                url: url.into(),
+                why: "the userinfo answer is not a JSON object".into(),
+            }),
+        }
     }
 
     async fn github_get<T: serde::de::DeserializeOwned>(

@@ -8,6 +8,7 @@
 
 pub mod apple;
 pub mod exchange;
+pub mod flow;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +68,9 @@ pub struct Metadata {
     pub jwks_uri: String,
     #[serde(default)]
     pub userinfo_endpoint: Option<String>,
+    /// How the token endpoint takes our secret (absent: `client_secret_basic`, Discovery §3).
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
 struct Cached<T> {

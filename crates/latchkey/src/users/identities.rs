@@ -89,3 +89,61 @@ pub async fn unlink(db: &IdentityDb, user: UserId, who: Upstream<'_>) -> Result<
         .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n > 0)
 }
+
+/// How [`create_user`] ended.
+pub enum Created {
+    User(Box<super::User>),
+    /// The address registered in the meantime: nothing was written.
+    AddressTaken,
+    /// `invitation` was asked for and no live invitation for the address exists.
+    NoInvitation,
+}
+
+/// Creates the user an upstream sign-in brings and links its identity, in one transaction;
+/// with `invitation`, a live invitation for the address is used up in it too (the newest).
+pub async fn create_user(
+    db: &IdentityDb,
+    new: &super::NewUser<'_>,
+    who: Upstream<'_>,
+    invitation: bool,
+    now: Ts,
+) -> Result<Created, super::UserError> {
+    let claim = "UPDATE invitations SET used_at = $3, token_sealed = NULL, user_id = $4 WHERE id = ( \
+        SELECT id FROM invitations WHERE kind = 'invitation' AND email_normalized = $1 AND used_at IS NULL \
+        AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 1) RETURNING id";
+    let insert = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
+        password_changed_at, token_version, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, 0, $8, $8)";
+    let identity = "INSERT INTO identities (provider, issuer, subject, user_id, email, linked_at) \
+        VALUES ($1, $2, $3, $4, $5, $6)";
+    let id = UserId::generate();
+    let outcome: Result<(), sqlx::Error> = on_db!(db, p => {
+        let mut tx = p.begin().await?;
+        let inserted = sqlx::query(insert)
+            .bind(id).bind(new.email.as_str()).bind(new.email.normalized()).bind(new.email_verified)
+            .bind(new.status.as_str()).bind(new.name).bind(sqlx::types::Json(&new.profile)).bind(now)
+            .execute(&mut *tx).await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(Created::AddressTaken),
+            Err(e) => return Err(e.into()),
+        }
+        if invitation {
+            let used: Option<uuid::Uuid> = sqlx::query_scalar(claim)
+                .bind(new.email.normalized()).bind(now).bind(now).bind(id)
+                .fetch_optional(&mut *tx).await?;
+            if used.is_none() {
+                return Ok(Created::NoInvitation);
+            }
+        }
+        sqlx::query(identity)
+            .bind(who.provider).bind(who.issuer).bind(who.subject).bind(id).bind(new.email.as_str()).bind(now)
+            .execute(&mut *tx).await?;
+        tx.commit().await
+    });
+    outcome?;
+    Ok(match super::get(db, id).await? {
+        Some(u) => Created::User(Box::new(u)),
+        None => Created::AddressTaken,
+    })
+}

@@ -1,6 +1,6 @@
 //! Cookies: reading one from the request, and the one builder of every `Set-Cookie` Latchkey
-//! sends. Every cookie is `HttpOnly; SameSite=Lax`, scoped to a path, and `Secure` when the
-//! public URL is https.
+//! sends. Every cookie is `HttpOnly; SameSite=Lax` (the upstream round trip's `None` behind
+//! https), scoped to a path, and `Secure` when the public URL is https.
 
 use std::fmt;
 
@@ -26,17 +26,18 @@ pub struct SetCookie<'a> {
     path: &'a str,
     max_age: Option<i64>,
     secure: bool,
+    cross_site: bool,
 }
 
 impl<'a> SetCookie<'a> {
     /// A cookie that lasts for the browser session.
     pub fn new(name: &'a str, value: &'a str, path: &'a str) -> Self {
-        SetCookie { name, value, path, max_age: None, secure: false }
+        SetCookie { name, value, path, max_age: None, secure: false, cross_site: false }
     }
 
     /// A cookie that removes `name` at once.
     pub fn removal(name: &'a str, path: &'a str) -> Self {
-        SetCookie { name, value: "", path, max_age: Some(0), secure: false }
+        SetCookie { name, value: "", path, max_age: Some(0), secure: false, cross_site: false }
     }
 
     pub fn max_age(mut self, seconds: i64) -> Self {
@@ -46,6 +47,14 @@ impl<'a> SetCookie<'a> {
 
     pub fn secure(mut self, secure: bool) -> Self {
         self.secure = secure;
+        self
+    }
+
+    /// Sent on cross-site requests too (`SameSite=None`), which browsers accept only with
+    /// `Secure`: without it the cookie stays `Lax`. For the upstream round trip, whose answer
+    /// may come back as a cross-site form post (Apple's `form_post`).
+    pub fn cross_site(mut self, cross_site: bool) -> Self {
+        self.cross_site = cross_site;
         self
     }
 
@@ -59,7 +68,8 @@ impl<'a> SetCookie<'a> {
 
 impl fmt::Display for SetCookie<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}; Path={}; HttpOnly; SameSite=Lax", self.name, self.value, self.path)?;
+        let same_site = if self.cross_site && self.secure { "None" } else { "Lax" };
+        write!(f, "{}={}; Path={}; HttpOnly; SameSite={same_site}", self.name, self.value, self.path)?;
         if let Some(age) = self.max_age {
             write!(f, "; Max-Age={age}")?;
         }
@@ -80,6 +90,12 @@ mod tests {
         assert_eq!(c.to_string(), "lk_session=abc; Path=/apps/x; HttpOnly; SameSite=Lax; Max-Age=60; Secure");
         let gone = SetCookie::removal("lk_pending", "/apps/x");
         assert_eq!(gone.to_string(), "lk_pending=; Path=/apps/x; HttpOnly; SameSite=Lax; Max-Age=0");
+        let round = SetCookie::new("lk_upstream", "v", "/apps/x/oauth").cross_site(true);
+        assert!(round.to_string().contains("SameSite=Lax"), "never None without Secure");
+        assert_eq!(
+            round.secure(true).to_string(),
+            "lk_upstream=v; Path=/apps/x/oauth; HttpOnly; SameSite=None; Secure"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ impl Pages {
             ("base.html", include_str!("../../../../templates/pages/base.html")),
             ("login.html", include_str!("../../../../templates/pages/login.html")),
             ("signup.html", include_str!("../../../../templates/pages/signup.html")),
+            ("providers.html", include_str!("../../../../templates/pages/providers.html")),
             ("message.html", include_str!("../../../../templates/pages/message.html")),
             ("account.html", include_str!("../../../../templates/pages/account.html")),
             ("logout.html", include_str!("../../../../templates/pages/logout.html")),

@@ -4,16 +4,19 @@
 mod browser_kit;
 mod kit;
 mod mail_kit;
+mod upstream_kit;
 
 mod apps;
 mod architecture;
 mod audit;
 mod bad_input;
 mod browser;
+mod browser_upstream;
 mod cli;
 mod clients;
 mod cors;
 mod failures;
+mod federation;
 mod first_run;
 mod hardening;
 mod keys;

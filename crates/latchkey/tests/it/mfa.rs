@@ -34,7 +34,7 @@ fn has_session_cookie(res: &reqwest::Response) -> bool {
 }
 
 /// Enrols TOTP for the signed-in browser; returns the secret and the recovery codes.
-async fn enrol(app: &TestApp, slug: &str, b: &reqwest::Client) -> (String, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, slug: &str, b: &reqwest::Client) -> (String, Vec<String>) {
     let account = format!("{}/account", app.issuer(slug));
     let res = post_page(b, &account, &format!("{account}/mfa/setup"), &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
