@@ -278,6 +278,7 @@ async fn answer(
         redirect_uri: &callback,
         code,
         apple_user: params.get("user"),
+        iss: params.get("iss"),
         round: &round,
         now: state.clock.now(),
     };

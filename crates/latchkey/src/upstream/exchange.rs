@@ -112,17 +112,9 @@ impl Upstreams {
     /// The upstream's UserInfo answer (OpenID Connect Core §5.3) as JSON; a signed or
     /// encrypted answer (`application/jwt`) is refused, as is anything not a JSON object.
     pub async fn userinfo(&self, url: &str, access_token: &str) -> Result<serde_json::Value, UpstreamError> {
-        let res = self
-            .http
-            .get(url)
-            .bearer_auth(access_token)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| self.unreachable(url, e))?;
-        if !res.status().is_success() {
-            return Err(UpstreamError::Status { url: url.into(), status: res.status().as_u16() });
-        }
+        let req =
+            self.http.get(url).bearer_auth(access_token).header(reqwest::header::ACCEPT, "application/json");
+        let res = self.send_ok(url, req).await?;
         let body = self.read_capped(url, res).await?;
         match serde_json::from_slice::<serde_json::Value>(&body) {
             Ok(v) if v.is_object() => Ok(v),
@@ -138,18 +130,13 @@ impl Upstreams {
         url: &str,
         token: &str,
     ) -> Result<T, UpstreamError> {
-        let res = self
+        let req = self
             .http
             .get(url)
             .bearer_auth(token)
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .send()
-            .await
-            .map_err(|e| self.unreachable(url, e))?;
-        if !res.status().is_success() {
-            return Err(UpstreamError::Status { url: url.into(), status: res.status().as_u16() });
-        }
+            .header("X-GitHub-Api-Version", "2022-11-28");
+        let res = self.send_ok(url, req).await?;
         let body = self.read_capped(url, res).await?;
         serde_json::from_slice(&body)
             .map_err(|e| UpstreamError::Invalid { url: url.into(), why: format!("unexpected answer: {e}") })

@@ -171,6 +171,8 @@ pub struct Answer<'a> {
     pub code: &'a str,
     /// Apple's `user` form field (JSON, first sign-in only).
     pub apple_user: Option<&'a str>,
+    /// The answer's `iss` parameter, if the upstream sends one (RFC 9207).
+    pub iss: Option<&'a str>,
     pub round: &'a Round,
     pub now: DateTime<Utc>,
 }
@@ -181,6 +183,14 @@ pub async fn complete(ups: &Upstreams, a: &Answer<'_>) -> Result<Asserted, Upstr
         return github(ups, a).await;
     }
     let meta = discover(ups, a.kind, a.settings).await?;
+    // RFC 9207: an answer that names its issuer must name this one (a mix-up attack sends the
+    // browser back with another upstream's code). Multi-tenant templates cannot be compared.
+    if let Some(iss) = a.iss
+        && !meta.issuer.contains("{tenantid}")
+        && iss.trim_end_matches('/') != meta.issuer.trim_end_matches('/')
+    {
+        return Err(UpstreamError::Token("the answer names another issuer (iss)".into()));
+    }
     let apple_secret;
     let (secret, auth) = match a.kind {
         Provider::Apple => {

@@ -178,19 +178,24 @@ impl Upstreams {
 
     /// GETs `url` as JSON: the body (at most [`MAX_BODY`]) and how long it may be cached.
     async fn fetch(&self, url: &str) -> Result<(Vec<u8>, chrono::Duration), UpstreamError> {
-        let res = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| self.unreachable(url, e))?;
-        if !res.status().is_success() {
-            return Err(UpstreamError::Status { url: url.into(), status: res.status().as_u16() });
-        }
+        let res =
+            self.send_ok(url, self.http.get(url).header(reqwest::header::ACCEPT, "application/json")).await?;
         let ttl = max_age(res.headers()).unwrap_or(DEFAULT_TTL).clamp(MIN_TTL, MAX_TTL);
         let body = self.read_capped(url, res).await?;
         Ok((body, chrono::Duration::seconds(ttl)))
+    }
+
+    /// Sends `req` (to `url`); an answer other than 2xx is `Status`.
+    async fn send_ok(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let res = req.send().await.map_err(|e| self.unreachable(url, e))?;
+        if !res.status().is_success() {
+            return Err(UpstreamError::Status { url: url.into(), status: res.status().as_u16() });
+        }
+        Ok(res)
     }
 
     /// The body of `res`, refused beyond [`MAX_BODY`] bytes.

@@ -3,12 +3,10 @@
 //! on loopback (upstream_kit.rs): the buttons in two brandings at desktop and phone widths, a
 //! sign-up per kind, a second sign-in, linking and unlinking on `/account`, and erasure.
 //!
-//! The reference provider in `../shared/peers/oidc-provider` is not used as an upstream here:
-//! its `server.js` has only `client_credentials` clients with no redirect URIs, no dynamic
-//! registration, no login or consent pages (`devInteractions` off) and no `email` claim, and
-//! none of that can be changed through its environment (`HOST`, `PORT`, `TOKEN_FORMAT`,
-//! `JWT_ALG`). Federation with an independent provider through its real pages is covered by
-//! `federation::another_latchkey_app_as_upstream`.
+//! And one upstream nobody here wrote: the OpenID-certified `oidc-provider` package, at the
+//! version `../shared/peers/oidc-provider` pins, with our configuration
+//! (`tests/peer_upstream.mjs`: that peer's own `server.js` has only `client_credentials`
+//! clients and no login pages), signed in through its own login and consent pages.
 
 use std::time::{Duration, Instant};
 
@@ -353,3 +351,140 @@ async fn five_providers_in_the_browser(backend: Backend) {
     app.stop().await;
 }
 both!(five_providers_in_the_browser);
+
+/// `oidc-provider` installed from the lock file of `../shared/peers/oidc-provider` into
+/// `peer-op` of the cargo target dir (once per lock file; concurrent test processes install
+/// side by side and keep the first).
+fn peer_op_dir() -> std::path::PathBuf {
+    use std::path::{Path, PathBuf};
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = manifest.join("../../../shared/peers/oidc-provider");
+    let lock = std::fs::read(shared.join("package-lock.json")).expect("the peer's package-lock.json");
+    let tag = &latchkey::crypto::tokens::sha256_hex(&secrecy::SecretString::from(
+        String::from_utf8_lossy(&lock).into_owned(),
+    ))[..12];
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../../target"));
+    let root = target.join(format!("peer-op-{tag}"));
+    if root.join("node_modules/oidc-provider/package.json").exists() {
+        return root;
+    }
+    let fresh = target.join(format!("peer-op-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&fresh).expect("peer-op dir");
+    for f in ["package.json", "package-lock.json"] {
+        std::fs::copy(shared.join(f), fresh.join(f)).unwrap_or_else(|e| panic!("{f} of the peer: {e}"));
+    }
+    let out = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--omit=dev"])
+        .current_dir(&fresh)
+        .output()
+        .expect("npm (scripts/test installs Node.js)");
+    assert!(out.status.success(), "npm ci: {}", String::from_utf8_lossy(&out.stderr));
+    if std::fs::rename(&fresh, &root).is_err() {
+        let _ = std::fs::remove_dir_all(&fresh);
+    }
+    root
+}
+
+/// The certified provider on a free loopback port, stopped when dropped.
+struct PeerOp {
+    issuer: String,
+    child: std::process::Child,
+    script: std::path::PathBuf,
+}
+
+impl PeerOp {
+    async fn start(redirect_uri: &str, client_id: &str, secret: &str) -> PeerOp {
+        let dir = peer_op_dir();
+        let script = dir.join(format!("server-{}.mjs", uuid::Uuid::new_v4().simple()));
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer_upstream.mjs");
+        std::fs::copy(&source, &script).expect("the peer's configuration");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = std::process::Command::new("node")
+            .arg(&script)
+            .env("PORT", port.to_string())
+            .env("REDIRECT_URI", redirect_uri)
+            .env("CLIENT_ID", client_id)
+            .env("CLIENT_SECRET", secret)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node");
+        let issuer = format!("http://127.0.0.1:{port}");
+        let peer = PeerOp { issuer, child, script };
+        let until = Instant::now() + WAIT;
+        let discovery = format!("{}/.well-known/openid-configuration", peer.issuer);
+        while !reqwest::get(&discovery).await.is_ok_and(|r| r.status().is_success()) {
+            assert!(Instant::now() < until, "the certified provider did not start in {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        peer
+    }
+}
+
+impl Drop for PeerOp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.script);
+    }
+}
+
+// The certified provider as the generic upstream: its own login and consent pages in the
+// browser, then signed in at the Latchkey app (its ID token has no address: UserInfo gives it).
+async fn certified_provider_as_upstream(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let slug = "peer";
+    app.active_app(slug).await;
+    let issuer = app.issuer(slug);
+    let peer = PeerOp::start(&format!("{issuer}/oauth/oidc/callback"), "latchkey-peer", SECRET).await;
+    let cfg = json!({"oidc": {"display_name": "Peer OP", "issuer": peer.issuer, "client_id": "latchkey-peer",
+        "client_secret": SECRET}});
+    let (s, v) = app.admin(Method::PATCH, &format!("/apps/{slug}"), Some(json!({"providers": cfg}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let browser = Browser::start(&format!("peer-op-{backend:?}")).await;
+    browser.goto(&format!("{issuer}/login")).await;
+    browser.click("#provider-oidc").await;
+    browser.wait_for_url_prefix(&format!("{}/interaction/", peer.issuer), WAIT).await;
+    browser.screenshot("peer-op-login").await;
+    // Its login page, then its consent page (whichever it shows), until back at the app.
+    let until = Instant::now() + WAIT;
+    let mut logged_in = false;
+    while !browser.current_url().await.as_str().starts_with(&issuer) {
+        assert!(Instant::now() < until, "{}", browser.report("stuck at the certified provider").await);
+        if !logged_in && browser.exists("input[name='login']").await {
+            browser.fill("input[name='login']", "peer-ada").await;
+            browser.fill("input[name='password']", "any password").await;
+            browser.click("form button[type='submit']").await;
+            logged_in = true;
+        } else if logged_in && browser.exists("form button[type='submit']").await {
+            browser.click("form button[type='submit']").await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let at = browser.wait_for_url_prefix(&format!("{issuer}/account"), WAIT).await;
+    assert_eq!(
+        at.as_str(),
+        format!("{issuer}/account"),
+        "{}",
+        browser.report("after the certified provider").await
+    );
+    browser.wait_for_text("peer-ada@peer.example", WAIT).await;
+    browser.screenshot("peer-op-account").await;
+    let (_, view) = the_user(&app, slug, "peer-ada@peer.example").await;
+    let identity =
+        view["identities"].as_array().expect("ids").iter().find(|i| i["provider"] == "oidc").cloned();
+    let identity = identity.expect("an oidc identity");
+    assert_eq!(identity["issuer"], peer.issuer.as_str());
+    assert_eq!(identity["subject"], "peer-ada");
+    assert_eq!(view["email_verified"], true, "the provider vouched for the address (at UserInfo)");
+    assert_eq!(view["name"], "Peer peer-ada");
+
+    drop(browser);
+    drop(peer);
+    app.stop().await;
+}
+both!(certified_provider_as_upstream);

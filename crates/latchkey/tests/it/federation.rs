@@ -249,12 +249,20 @@ async fn upstream_trouble_never_signs_in(backend: Backend) {
     assert_eq!(late.status(), StatusCode::BAD_REQUEST, "a round trip expires");
     assert!(!sets_session(&late));
     // Junk on the callback itself.
+    // An answer naming another issuer (RFC 9207 mix-up) is refused before any exchange.
+    let b3 = browser();
+    let res = b3.get(&start).send().await.expect("start");
+    let at = b3.get(location(&res)).send().await.expect("upstream");
+    let calls = fake.token_calls();
+    let mixed = b3.get(format!("{}&iss=https%3A%2F%2Fevil.example", location(&at))).send().await.expect("cb");
+    assert_eq!(mixed.status(), StatusCode::FAILED_DEPENDENCY);
+    assert_eq!(fake.token_calls(), calls, "the code is not sent anywhere");
     for junk in ["", "?code=x", "?state=%ff%fe", "?error=server_error&state=y"] {
         let res = browser().get(format!("{base}{junk}")).send().await.expect("cb");
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{junk:?}");
     }
-    let failed = audit(&app, "bad", "login.failed", n + 8).await;
-    assert!(failed.len() >= n + 8, "{}", failed.len());
+    let failed = audit(&app, "bad", "login.failed", n + 9).await;
+    assert!(failed.len() >= n + 9, "{}", failed.len());
     assert!(failed.iter().all(|e| e["data"]["provider"] == "google"));
     assert!(users_named(&app, "bad", "g@example.com").await.len() <= 1);
     // A provider the app does not offer, and one the policy turns off.
@@ -500,6 +508,11 @@ async fn policy_applies_to_upstream_sign_ins(backend: Backend) {
     fake.person(Person::new("b-1", "x@blocked.example"));
     assert_eq!(round_trip(&browser(), &start).await.status(), StatusCode::FORBIDDEN);
     assert!(users_named(&app, "pol", "x@blocked.example").await.is_empty());
+    fake.person(Person::new("a-1", "auto@example.com"));
+    let res = round_trip(&browser(), &start).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(sets_session(&res), "created and signed in on first access");
+    assert_eq!(users_named(&app, "pol", "auto@example.com").await[0]["status"], "active");
 
     // Required fields: prefilled from the upstream's claims, the rest asked for.
     policy(json!({"signup_policy": "open", "blocked_email_domains": [], "required_profile_fields": ["given_name", "phone_number"]})).await;
