@@ -22,7 +22,7 @@ use crate::apps::model::Provider;
 use crate::apps::providers::{self, ProviderSettings};
 use crate::grants::requests as authorize;
 use crate::mail::{Kind, links};
-use crate::signin::federated::{self, Federated, Linked, Refusal, Unlinked};
+use crate::signin::federated::{self, Federated, Joined, Linked, Refusal, Unlinked};
 use crate::signin::{self, Outcome};
 use crate::state::AppState;
 use crate::tenant::Issuer;
@@ -312,15 +312,15 @@ async fn answer(
         Err(e) => return PageError::internal(Some(&issuer.app), &e).into_response(),
     };
     match done {
-        Federated::Finished { outcome, user, created, linked } => {
-            if created {
-                let data = serde_json::json!({"provider": name, "invited": false, "email_verified": asserted.email_verified});
+        Federated::Finished { outcome, user, joined } => {
+            if let Joined::Created { invited } = joined {
+                let data = serde_json::json!({"provider": name, "invited": invited, "email_verified": asserted.email_verified});
                 record_event(state, issuer, "signup", Some(user), headers, addr, data).await;
                 if !asserted.email_verified {
                     confirm_address(state, issuer, user).await;
                 }
             }
-            if linked {
+            if joined != Joined::Known {
                 let data = serde_json::json!({"provider": name, "subject": asserted.subject});
                 record_event(state, issuer, "identity.linked", Some(user), headers, addr, data).await;
             }

@@ -34,14 +34,24 @@ pub enum Refusal {
 #[derive(Debug)]
 pub enum Federated {
     /// The sign-in service's answer for `user` (signed in, parked on a step, awaiting approval
-    /// or disabled); `created`: the account is new; `linked`: the identity was linked now.
+    /// or disabled), and how the identity came to be the user's.
     Finished {
         outcome: Outcome,
         user: UserId,
-        created: bool,
-        linked: bool,
+        joined: Joined,
     },
     Refused(Refusal),
+}
+
+/// How an upstream identity came to sign in to its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// It was linked before.
+    Known,
+    /// Linked now to the existing account with its address.
+    Linked,
+    /// A new account was created for it (`invited`: an invitation for the address was used).
+    Created { invited: bool },
 }
 
 fn upstream<'a>(provider: &'a str, a: &'a Asserted) -> Upstream<'a> {
@@ -68,7 +78,7 @@ pub async fn sign_in(
             tracing::warn!(user.id = %id, error = %e, "identity email not refreshed");
         }
         let outcome = finish(cx, &user, request, origin, &amr).await?;
-        return Ok(Federated::Finished { outcome, user: id, created: false, linked: false });
+        return Ok(Federated::Finished { outcome, user: id, joined: Joined::Known });
     }
     let Some(email) = asserted.email.as_deref().and_then(|e| Email::parse(e).ok()) else {
         return Ok(Federated::Refused(Refusal::NoEmail));
@@ -81,26 +91,37 @@ pub async fn sign_in(
         if !cx.policy.domain_allowed(email.domain()) {
             return Ok(Federated::Refused(Refusal::Domain(email.domain().to_string())));
         }
-        let status = match cx.policy.signup_policy {
-            SignupPolicy::AdminApproval => UserStatus::PendingApproval,
-            _ => UserStatus::Active,
-        };
-        let invite_only = cx.policy.signup_policy == SignupPolicy::InviteOnly;
         let name = asserted.profile.get("name").and_then(|v| v.as_str());
         let mut profile = asserted.profile.clone();
         profile.remove("name");
-        let new = NewUser {
+        let mut new = NewUser {
             email: &email,
             password_hash: None,
             email_verified: asserted.email_verified,
-            status,
+            status: UserStatus::Active,
             name,
             profile,
         };
-        match identities::create_user(cx.store, &new, who, invite_only, cx.now).await? {
+        // An invitation for the address is used whenever there is one (an invited person needs
+        // no approval); `invite_only` requires it, `admin_approval` otherwise waits for an
+        // operator.
+        let mut created = identities::create_user(cx.store, &new, who, true, cx.now).await?;
+        let invited = !matches!(created, Created::NoInvitation);
+        if !invited {
+            created = match cx.policy.signup_policy {
+                SignupPolicy::InviteOnly => return Ok(Federated::Refused(Refusal::InvitationNeeded)),
+                SignupPolicy::AdminApproval => {
+                    new.status = UserStatus::PendingApproval;
+                    identities::create_user(cx.store, &new, who, false, cx.now).await?
+                }
+                _ => identities::create_user(cx.store, &new, who, false, cx.now).await?,
+            };
+        }
+        match created {
             Created::User(user) => {
                 let outcome = finish(cx, &user, request, origin, &amr).await?;
-                return Ok(Federated::Finished { outcome, user: user.id, created: true, linked: true });
+                let how = Joined::Created { invited };
+                return Ok(Federated::Finished { outcome, user: user.id, joined: how });
             }
             Created::NoInvitation => return Ok(Federated::Refused(Refusal::InvitationNeeded)),
             Created::AddressTaken => continue,
@@ -126,7 +147,7 @@ async fn link_existing(
     }
     if existing.status == UserStatus::Disabled {
         let outcome = finish(cx, existing, request, origin, &[AMR]).await?;
-        return Ok(Federated::Finished { outcome, user: existing.id, created: false, linked: false });
+        return Ok(Federated::Finished { outcome, user: existing.id, joined: Joined::Known });
     }
     match identities::link(cx.store, existing.id, who, asserted.email.as_deref(), cx.now).await {
         Ok(()) => {}
@@ -135,7 +156,7 @@ async fn link_existing(
         Err(identities::IdentityError::Taken { .. }) => return Ok(Federated::Refused(Refusal::Unverified)),
     }
     let outcome = finish(cx, existing, request, origin, &[AMR]).await?;
-    Ok(Federated::Finished { outcome, user: existing.id, created: false, linked: true })
+    Ok(Federated::Finished { outcome, user: existing.id, joined: Joined::Linked })
 }
 
 /// How linking from `/account` ended.

@@ -93,7 +93,8 @@ pub async fn unlink(db: &IdentityDb, user: UserId, who: Upstream<'_>) -> Result<
 /// How [`create_user`] ended.
 pub enum Created {
     User(Box<super::User>),
-    /// The address registered in the meantime: nothing was written.
+    /// The address registered, or the identity was linked, in the meantime: nothing was
+    /// written.
     AddressTaken,
     /// `invitation` was asked for and no live invitation for the address exists.
     NoInvitation,
@@ -136,9 +137,15 @@ pub async fn create_user(
                 return Ok(Created::NoInvitation);
             }
         }
-        sqlx::query(identity)
+        let linked = sqlx::query(identity)
             .bind(who.provider).bind(who.issuer).bind(who.subject).bind(id).bind(new.email.as_str()).bind(now)
-            .execute(&mut *tx).await?;
+            .execute(&mut *tx).await;
+        match linked {
+            Ok(_) => {}
+            // The same upstream account signed up at the same moment (another tab).
+            Err(e) if is_unique_violation(&e) => return Ok(Created::AddressTaken),
+            Err(e) => return Err(e.into()),
+        }
         tx.commit().await
     });
     outcome?;

@@ -284,6 +284,17 @@ async fn upstream_trouble_never_signs_in(backend: Backend) {
         .await
         .expect("t");
     assert!(!login.contains("Continue with Google"), "no button for a provider the policy turns off");
+    // Upstream only: the buttons without the email forms.
+    let (s, _) = app
+        .admin(Method::PATCH, "/apps/bad", Some(json!({"policy": {"allowed_providers": ["google"]}})))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for page in ["login", "signup"] {
+        let res = browser().get(format!("{}/{page}", app.issuer("bad"))).send().await.expect("page");
+        assert_eq!(res.status(), StatusCode::OK, "/{page}");
+        let html = res.text().await.expect("t");
+        assert!(html.contains("Continue with Google") && !html.contains("name=\"password\""), "/{page}");
+    }
     app.stop().await;
 }
 both!(upstream_trouble_never_signs_in);
@@ -502,6 +513,19 @@ async fn policy_applies_to_upstream_sign_ins(backend: Backend) {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(!sets_session(&res));
     assert_eq!(users_named(&app, "pol", "pending@example.com").await[0]["status"], "pending_approval");
+    // An invited person needs no approval.
+    let (s, _) = app
+        .admin(Method::POST, "/apps/pol/invitations", Some(json!({"email": "expected@example.com"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    fake.person(Person::new("e-1", "expected@example.com"));
+    let res = round_trip(&browser(), &start).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(sets_session(&res));
+    assert_eq!(users_named(&app, "pol", "expected@example.com").await[0]["status"], "active");
+    let signups = audit(&app, "pol", "signup", 3).await;
+    let invited: Vec<bool> = signups.iter().filter_map(|e| e["data"]["invited"].as_bool()).collect();
+    assert_eq!(invited.iter().filter(|i| **i).count(), 2, "{signups:?}");
 
     policy(json!({"signup_policy": "auto_on_first_access", "blocked_email_domains": ["blocked.example"]}))
         .await;
