@@ -21,7 +21,6 @@ use super::handlers::{Post, clean_request_id, origin, record_event, request_id, 
 use crate::apps::model::Provider;
 use crate::apps::providers::{self, ProviderSettings};
 use crate::grants::requests as authorize;
-use crate::mail::{Kind, links};
 use crate::signin::federated::{self, Federated, Joined, Linked, Refusal, Unlinked};
 use crate::signin::{self, Outcome};
 use crate::state::AppState;
@@ -150,26 +149,38 @@ pub async fn start(
         Ok(p) => p,
         Err(e) => return PageError::internal(Some(&issuer.app), &e).into_response(),
     };
+    // A client that asked for a fresh sign-in gets one upstream too.
+    let fresh = pending.as_ref().is_some_and(|r| {
+        r.max_age.is_some() || r.prompt.as_deref().is_some_and(|p| p.split(' ').any(|v| v == "login"))
+    });
     let hint = pending.and_then(|r| r.login_hint);
-    go(&state, &issuer, kind, settings, &request, hint.as_deref(), None, &headers, addr).await
+    let from = Begin { request: &request, login_hint: hint.as_deref(), fresh, link: None };
+    go(&state, &issuer, kind, settings, from, &headers, addr).await
+}
+
+/// Where a round trip starts from: a sign-in (the pending request, its hint, whether the client
+/// wants a fresh sign-in) or a link from `/account` (the user and session).
+struct Begin<'a> {
+    request: &'a str,
+    login_hint: Option<&'a str>,
+    fresh: bool,
+    link: Option<(crate::users::UserId, String)>,
 }
 
 /// Begins a round trip and redirects to the upstream with its cookie set.
-#[allow(clippy::too_many_arguments)]
 async fn go(
     state: &AppState,
     issuer: &Issuer,
     kind: Provider,
     settings: &ProviderSettings,
-    request: &str,
-    login_hint: Option<&str>,
-    link: Option<crate::users::UserId>,
+    from: Begin<'_>,
     headers: &HeaderMap,
     addr: SocketAddr,
 ) -> Response {
     let callback = redirect_uri(issuer, kind);
     let now = state.clock.now();
-    let s = Start { kind, settings, redirect_uri: &callback, login_hint, request, link, now };
+    let Begin { request, login_hint, fresh, link } = from;
+    let s = Start { kind, settings, redirect_uri: &callback, login_hint, fresh, request, link, now };
     let name = providers::name(kind);
     match flow::begin(&state.upstreams, &s).await {
         Ok((url, round)) => {
@@ -179,13 +190,14 @@ async fn go(
             SetCookie::new(ROUND_COOKIE, &sealed, &path)
                 .max_age(flow::ROUND_TTL)
                 .secure(secure(state))
-                .cross_site(true)
+                // Only Apple answers with a cross-site post.
+                .cross_site(kind == Provider::Apple)
                 .append_to(&mut res);
             res
         }
         Err(e) => {
             tracing::warn!(app.slug = %issuer.app.slug, provider = name, error = %e, "upstream sign-in could not start");
-            count(name, "unreachable");
+            count(name, "upstream_unreachable");
             let data = serde_json::json!({"provider": name, "reason": "upstream_unreachable"});
             record_event(state, issuer, "login.failed", None, headers, addr, data).await;
             let msg = format!(
@@ -224,10 +236,15 @@ async fn answer(
     };
     let name = providers::name(kind);
     let shown = label(kind, settings);
+    // Without a round-trip cookie this is no sign-in this browser started: counted, not audited
+    // (anyone can request the callback).
+    let cookie = cookies::read(headers, ROUND_COOKIE);
     let failed = |reason: &'static str| async move {
         count(name, reason);
-        let data = serde_json::json!({"provider": name, "reason": reason});
-        record_event(state, issuer, "login.failed", None, headers, addr, data).await;
+        if cookie.is_some() {
+            let data = serde_json::json!({"provider": name, "reason": reason});
+            record_event(state, issuer, "login.failed", None, headers, addr, data).await;
+        }
     };
     let raw = if body.is_empty() { query.unwrap_or("").as_bytes() } else { body };
     let Ok(params) = Form::parse(raw) else {
@@ -235,7 +252,7 @@ async fn answer(
         let msg = format!("The answer from {shown} could not be read. Please start again.");
         return trouble(state, issuer, StatusCode::BAD_REQUEST, "Sign-in failed", &msg);
     };
-    let round = cookies::read(headers, ROUND_COOKIE)
+    let round = cookie
         .and_then(|sealed| Round::open(&state.secrets, issuer.app.id, sealed, state.clock.now()))
         .filter(|r| r.provider == kind && r.state_matches(params.get("state").unwrap_or("")));
     let Some(round) = round else {
@@ -249,7 +266,8 @@ async fn answer(
         );
     };
     if let Some(error) = params.get("error") {
-        if error == "access_denied" {
+        // Apple says `user_cancelled_authorize`.
+        if error == "access_denied" || error == "user_cancelled_authorize" {
             failed("denied").await;
             let msg =
                 format!("Signing in with {shown} was cancelled. You can try again or sign in another way.");
@@ -299,8 +317,8 @@ async fn answer(
         }
     };
     let cx = signin::Context::of(issuer, state.now());
-    if let Some(user) = round.link {
-        return finish_link(state, issuer, kind, &shown, user, &asserted, headers, addr).await;
+    if let Some(link) = &round.link {
+        return finish_link(state, issuer, kind, &shown, link, &asserted, headers, addr).await;
     }
     let request =
         match authorize::pending(&issuer.identity, &clean_request_id(&round.request), state.now()).await {
@@ -314,11 +332,8 @@ async fn answer(
     match done {
         Federated::Finished { outcome, user, joined } => {
             if let Joined::Created { invited } = joined {
-                let data = serde_json::json!({"provider": name, "invited": invited, "email_verified": asserted.email_verified});
+                let data = serde_json::json!({"provider": name, "invited": invited});
                 record_event(state, issuer, "signup", Some(user), headers, addr, data).await;
-                if !asserted.email_verified {
-                    confirm_address(state, issuer, user).await;
-                }
             }
             if joined != Joined::Known {
                 let data = serde_json::json!({"provider": name, "subject": asserted.subject});
@@ -358,20 +373,17 @@ fn refusal(why: &Refusal, shown: &str, issuer: &Issuer) -> (&'static str, &'stat
             "Sign in another way first",
             format!("An account with this email address already exists, and {shown} did not confirm the address. Sign in with your password or an email link, then link {shown} from your account page."),
         ),
+        Refusal::UnverifiedNew => (
+            "unverified_email",
+            "Address not confirmed",
+            format!("{shown} did not confirm that this email address is yours. Create an account with your email address instead, then link {shown} from your account page."),
+        ),
         Refusal::Domain(d) => ("domain_refused", "Address not accepted", format!("Accounts with addresses at {d} cannot be created here.")),
         Refusal::InvitationNeeded => (
             "invitation_needed",
             "Invitation needed",
             "Accounts for this application are created by invitation only. Ask its administrators for an invitation for your address.".into(),
         ),
-    }
-}
-
-/// A new account whose address the upstream did not confirm gets the confirmation link.
-async fn confirm_address(state: &AppState, issuer: &Arc<Issuer>, user: crate::users::UserId) {
-    let Ok(Some(u)) = crate::users::get(&issuer.identity, user).await else { return };
-    if let Err(e) = links::issue(&state.post(), issuer, Kind::VerifyEmail, &u, None).await {
-        tracing::warn!(app.slug = %issuer.app.slug, user.id = %u.id, error = %e, "verification mail could not be queued");
     }
 }
 
@@ -383,16 +395,19 @@ async fn finish_link(
     issuer: &Issuer,
     kind: Provider,
     shown: &str,
-    user: crate::users::UserId,
+    link: &(crate::users::UserId, String),
     asserted: &flow::Asserted,
     headers: &HeaderMap,
     addr: SocketAddr,
 ) -> Response {
     let name = providers::name(kind);
-    let session = match super::account::current_session(state, issuer, headers).await {
-        Ok(s) => s,
-        Err(e) => return PageError::internal(Some(&issuer.app), &e).into_response(),
-    };
+    let (user, sid) = (link.0, link.1.as_str());
+    // The session that asked, from the round (Apple's cross-site post carries no cookie).
+    let session =
+        match crate::sessions::get(&issuer.identity, sid, &issuer.app.policy.session, state.now()).await {
+            Ok(s) => s,
+            Err(e) => return PageError::internal(Some(&issuer.app), &e).into_response(),
+        };
     if session.is_none_or(|s| s.user_id != user) {
         let msg =
             "You are no longer signed in as the account that asked for this link. Sign in and try again.";
@@ -416,13 +431,15 @@ async fn finish_link(
 
 /// `POST /account/identities/link`: a fresh round trip while signed in.
 pub async fn post_link(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
-    let SignedIn { issuer, user, form, addr, headers, .. } = me;
+    let SignedIn { issuer, user, session, form, addr, headers, .. } = me;
     let Some((kind, settings)) =
         form.get("provider").and_then(kind_of).and_then(|k| offered(&issuer, k).map(|s| (k, s)))
     else {
         return Ok(not_offered(&state, &issuer));
     };
-    Ok(go(&state, &issuer, kind, settings, "", None, Some(user.id), &headers, addr).await)
+    let from =
+        Begin { request: "", login_hint: None, fresh: false, link: Some((user.id, session.id.to_string())) };
+    Ok(go(&state, &issuer, kind, settings, from, &headers, addr).await)
 }
 
 /// `POST /account/identities/unlink`: never the last way to sign in.
@@ -435,7 +452,8 @@ pub async fn post_unlink(State(state): State<AppState>, me: SignedIn) -> Result<
     );
     let who = Upstream { provider, issuer: iss, subject };
     let cx = signin::Context::of(&issuer, state.now());
-    let notice = match federated::unlink(cx, &user, who).await.or_page(&issuer)? {
+    let usable = |p: &str| kind_of(p).is_some_and(|k| offered(&issuer, k).is_some());
+    let notice = match federated::unlink(cx, &user, who, &usable).await.or_page(&issuer)? {
         Unlinked::Unlinked => {
             let data = serde_json::json!({"provider": provider, "subject": subject});
             record_event(&state, &issuer, "identity.unlinked", Some(user.id), &headers, addr, data).await;

@@ -19,8 +19,10 @@ pub const AMR: &str = "fed";
 /// Why an upstream sign-in was refused (no session, nothing written).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// The upstream gave no usable address, and none is known for this identity.
+    /// A first sign-in, and the upstream gave no usable address.
     NoEmail,
+    /// A first sign-in for a new address that the upstream does not vouch for.
+    UnverifiedNew,
     /// An account with the address exists, and the upstream does not vouch for the address
     /// (or the account never confirmed it): linking would hand the account over.
     Unverified,
@@ -46,7 +48,7 @@ pub enum Federated {
 /// How an upstream identity came to sign in to its account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Joined {
-    /// It was linked before.
+    /// Nothing was linked or created now (the identity was known, or the account refused).
     Known,
     /// Linked now to the existing account with its address.
     Linked,
@@ -70,23 +72,30 @@ pub async fn sign_in(
 ) -> Result<Federated, SignInError> {
     let who = upstream(provider, asserted);
     let amr = [AMR];
-    if let Some(id) = identities::owner(cx.store, who).await?
-        && let Some(user) = users::get(cx.store, id).await?
-    {
-        // The address is data the upstream may change: keep the latest.
-        if let Err(e) = identities::link(cx.store, id, who, asserted.email.as_deref(), cx.now).await {
-            tracing::warn!(user.id = %id, error = %e, "identity email not refreshed");
-        }
-        let outcome = finish(cx, &user, request, origin, &amr).await?;
-        return Ok(Federated::Finished { outcome, user: id, joined: Joined::Known });
-    }
-    let Some(email) = asserted.email.as_deref().and_then(|e| Email::parse(e).ok()) else {
-        return Ok(Federated::Refused(Refusal::NoEmail));
-    };
-    // Twice at most: an address registered between the lookup and the insert is looked up again.
+    // Twice at most: an address or identity registered at the same moment (another tab) is
+    // looked up again.
     for _ in 0..2 {
+        if let Some(id) = identities::owner(cx.store, who).await?
+            && let Some(user) = users::get(cx.store, id).await?
+        {
+            // The address is data the upstream may change: keep the latest.
+            if let Err(e) = identities::link(cx.store, id, who, asserted.email.as_deref(), cx.now).await {
+                tracing::warn!(user.id = %id, error = %e, "identity email not refreshed");
+            }
+            let outcome = finish(cx, &user, request, origin, &amr).await?;
+            return Ok(Federated::Finished { outcome, user: id, joined: Joined::Known });
+        }
+        let Some(email) = asserted.email.as_deref().and_then(|e| Email::parse(e).ok()) else {
+            return Ok(Federated::Refused(Refusal::NoEmail));
+        };
         if let Some(existing) = users::find_by_email(cx.store, &email).await? {
             return link_existing(cx, who, asserted, &existing, request, origin).await;
+        }
+        // A new account only for an address the upstream vouches for: one it did not check
+        // could be someone else's, registered ahead of them (account pre-hijacking), and it
+        // must not use up their invitation.
+        if !asserted.email_verified {
+            return Ok(Federated::Refused(Refusal::UnverifiedNew));
         }
         if !cx.policy.domain_allowed(email.domain()) {
             return Ok(Federated::Refused(Refusal::Domain(email.domain().to_string())));
@@ -97,7 +106,7 @@ pub async fn sign_in(
         let mut new = NewUser {
             email: &email,
             password_hash: None,
-            email_verified: asserted.email_verified,
+            email_verified: true,
             status: UserStatus::Active,
             name,
             profile,
@@ -124,7 +133,7 @@ pub async fn sign_in(
                 return Ok(Federated::Finished { outcome, user: user.id, joined: how });
             }
             Created::NoInvitation => return Ok(Federated::Refused(Refusal::InvitationNeeded)),
-            Created::AddressTaken => continue,
+            Created::Conflict => continue,
         }
     }
     Ok(Federated::Refused(Refusal::Unverified))
@@ -196,9 +205,15 @@ pub enum Unlinked {
     LastWay,
 }
 
-/// Removes one of `user`'s identities, unless nothing else would let them sign in. A magic
-/// link is not counted: the app may turn email sign-in off.
-pub async fn unlink(cx: Context<'_>, user: &User, who: Upstream<'_>) -> Result<Unlinked, SignInError> {
+/// Removes one of `user`'s identities, unless nothing else would let them sign in now: another
+/// identity of a provider the app offers (`offered`), or a password while the policy allows
+/// email sign-in. A magic link is not counted: the app may turn email sign-in off.
+pub async fn unlink(
+    cx: Context<'_>,
+    user: &User,
+    who: Upstream<'_>,
+    offered: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Unlinked, SignInError> {
     let mine = identities::of_user(cx.store, user.id).await?;
     let is_it = |i: &identities::Identity| {
         i.provider == who.provider && i.issuer == who.issuer && i.subject == who.subject
@@ -206,8 +221,9 @@ pub async fn unlink(cx: Context<'_>, user: &User, who: Upstream<'_>) -> Result<U
     if !mine.iter().any(is_it) {
         return Ok(Unlinked::NotFound);
     }
-    let others = mine.iter().filter(|i| !is_it(i)).count();
-    if others == 0 && user.password_hash.is_none() {
+    let others = mine.iter().filter(|i| !is_it(i) && offered(&i.provider)).count();
+    let password = user.password_hash.is_some() && cx.policy.allows_email();
+    if others == 0 && !password {
         return Ok(Unlinked::LastWay);
     }
     Ok(if identities::unlink(cx.store, user.id, who).await? {

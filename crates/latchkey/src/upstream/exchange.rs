@@ -25,7 +25,7 @@ pub struct CodeExchange<'a> {
     pub auth: ClientAuth,
     pub code: &'a str,
     pub redirect_uri: &'a str,
-    /// The PKCE verifier (none for GitHub's plain OAuth apps).
+    /// The PKCE verifier (every round trip has one; `None` only for callers without PKCE).
     pub code_verifier: Option<&'a str>,
 }
 

@@ -25,7 +25,7 @@ pub const ROUND_TTL: i64 = 600;
 
 /// What the browser carries (sealed) to the upstream and back: the values the answer must
 /// match and where the sign-in goes on from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Round {
     pub provider: Provider,
     pub state: String,
@@ -33,10 +33,20 @@ pub struct Round {
     pub verifier: String,
     /// The pending authorization request the sign-in continues (empty: none).
     pub request: String,
-    /// Linking from `/account`: the signed-in user the identity is for.
-    pub link: Option<UserId>,
+    /// Linking from `/account`: the signed-in user the identity is for, and the session that
+    /// asked (Apple's answer is a cross-site post that carries no session cookie).
+    pub link: Option<(UserId, String)>,
     /// Unix seconds.
     pub expires: i64,
+}
+
+impl std::fmt::Debug for Round {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Round")
+            .field("provider", &self.provider)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 fn seal_ctx(app_id: Uuid) -> String {
@@ -69,8 +79,11 @@ pub struct Start<'a> {
     /// `{issuer}/oauth/{provider}/callback`.
     pub redirect_uri: &'a str,
     pub login_hint: Option<&'a str>,
+    /// The client asked for a fresh sign-in (`prompt=login` or `max_age`): the upstream is asked
+    /// for one too.
+    pub fresh: bool,
     pub request: &'a str,
-    pub link: Option<UserId>,
+    pub link: Option<(UserId, String)>,
     pub now: DateTime<Utc>,
 }
 
@@ -114,7 +127,7 @@ pub async fn begin(ups: &Upstreams, s: &Start<'_>) -> Result<(String, Round), Up
         nonce: tokens::random_b64(24),
         verifier: tokens::random_b64(48),
         request: s.request.to_string(),
-        link: s.link,
+        link: s.link.clone(),
         expires: s.now.timestamp() + ROUND_TTL,
     };
     let endpoint = match s.kind {
@@ -143,6 +156,9 @@ pub async fn begin(ups: &Upstreams, s: &Start<'_>) -> Result<(String, Round), Up
         }
         if let Some(hint) = s.login_hint.filter(|h| !h.is_empty() && s.kind != Provider::Github) {
             q.append_pair("login_hint", hint);
+        }
+        if s.fresh && !matches!(s.kind, Provider::Github | Provider::Apple) {
+            q.append_pair("prompt", "login");
         }
     }
     Ok((url.into(), round))
@@ -190,6 +206,9 @@ pub async fn complete(ups: &Upstreams, a: &Answer<'_>) -> Result<Asserted, Upstr
         && iss.trim_end_matches('/') != meta.issuer.trim_end_matches('/')
     {
         return Err(UpstreamError::Token("the answer names another issuer (iss)".into()));
+    }
+    if a.iss.is_none() && meta.authorization_response_iss_parameter_supported == Some(true) {
+        return Err(UpstreamError::Token("the answer does not name its issuer (iss)".into()));
     }
     let apple_secret;
     let (secret, auth) = match a.kind {
@@ -256,7 +275,7 @@ pub async fn complete(ups: &Upstreams, a: &Answer<'_>) -> Result<Asserted, Upstr
             profile.entry(k).or_insert(v.into());
         }
     }
-    let email = claims["email"].as_str().map(str::to_string);
+    let email = claims["email"].as_str().and_then(clean_email);
     Ok(Asserted {
         issuer,
         subject: claims["sub"].as_str().unwrap_or_default().to_string(),
@@ -264,6 +283,11 @@ pub async fn complete(ups: &Upstreams, a: &Answer<'_>) -> Result<Asserted, Upstr
         email,
         profile,
     })
+}
+
+/// An address as given, if it is one (anything else is no address).
+fn clean_email(raw: &str) -> Option<String> {
+    users::Email::parse(raw).ok().map(|_| raw.to_string())
 }
 
 /// Whether the ID token vouches for its `email`. Microsoft's `email` is whatever a tenant
@@ -341,8 +365,8 @@ async fn github(ups: &Upstreams, a: &Answer<'_>) -> Result<Asserted, UpstreamErr
     Ok(Asserted {
         issuer: api.to_string(),
         subject: user.id.to_string(),
+        email: user.verified_email.as_deref().and_then(clean_email),
         email_verified: user.verified_email.is_some(),
-        email: user.verified_email,
         profile,
     })
 }

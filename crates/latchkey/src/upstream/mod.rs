@@ -42,8 +42,9 @@ pub enum UpstreamError {
     Invalid { url: String, why: String },
     #[error("no key {kid:?} in {url}")]
     UnknownKey { url: String, kid: String },
-    /// The upstream's ID token does not hold (signature, issuer, audience, time or nonce).
-    #[error("ID token refused: {0}")]
+    /// What the upstream said does not hold: its ID token (signature, issuer, audience, time,
+    /// nonce), a missing one, the answer's `iss`, or UserInfo about another subject.
+    #[error("answer refused: {0}")]
     Token(String),
 }
 
@@ -71,6 +72,9 @@ pub struct Metadata {
     /// How the token endpoint takes our secret (absent: `client_secret_basic`, Discovery §3).
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 9207: the authorization response always names the issuer.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
 }
 
 struct Cached<T> {
@@ -255,6 +259,9 @@ impl Upstreams {
         }
         if verified.iat.is_some_and(|iat| iat > now + LEEWAY) {
             return Err(refuse("issued in the future"));
+        }
+        if claims["nbf"].as_i64().is_some_and(|nbf| nbf > now + LEEWAY) {
+            return Err(refuse("not valid yet (nbf)"));
         }
         let iss = claims["iss"].as_str().unwrap_or_default();
         let issuer_ok = match meta.issuer.contains("{tenantid}") {

@@ -95,7 +95,7 @@ pub enum Created {
     User(Box<super::User>),
     /// The address registered, or the identity was linked, in the meantime: nothing was
     /// written.
-    AddressTaken,
+    Conflict,
     /// `invitation` was asked for and no live invitation for the address exists.
     NoInvitation,
 }
@@ -126,7 +126,7 @@ pub async fn create_user(
             .execute(&mut *tx).await;
         match inserted {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Ok(Created::AddressTaken),
+            Err(e) if is_unique_violation(&e) => return Ok(Created::Conflict),
             Err(e) => return Err(e.into()),
         }
         if invitation {
@@ -143,7 +143,7 @@ pub async fn create_user(
         match linked {
             Ok(_) => {}
             // The same upstream account signed up at the same moment (another tab).
-            Err(e) if is_unique_violation(&e) => return Ok(Created::AddressTaken),
+            Err(e) if is_unique_violation(&e) => return Ok(Created::Conflict),
             Err(e) => return Err(e.into()),
         }
         tx.commit().await
@@ -151,6 +151,6 @@ pub async fn create_user(
     outcome?;
     Ok(match super::get(db, id).await? {
         Some(u) => Created::User(Box::new(u)),
-        None => Created::AddressTaken,
+        None => Created::Conflict,
     })
 }
