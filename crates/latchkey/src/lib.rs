@@ -20,6 +20,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod operators;
 pub mod ops;
+pub mod roles;
 pub mod router;
 pub mod sessions;
 pub mod signin;

@@ -8,6 +8,7 @@ mod extract;
 mod handlers;
 mod invitations;
 mod people;
+mod roles;
 mod tokens;
 pub mod views;
 
@@ -30,7 +31,7 @@ use crate::state::AppState;
     info(title = "Latchkey admin API", description = "Operate apps, clients and signing keys."),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
-    tags((name = "apps"), (name = "clients"), (name = "keys"), (name = "users"), (name = "tokens"))
+    tags((name = "apps"), (name = "clients"), (name = "keys"), (name = "users"), (name = "roles"), (name = "tokens"))
 )]
 struct ApiDoc;
 
@@ -70,6 +71,10 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(people::audit))
         .routes(routes!(people::approve_user))
         .routes(routes!(people::reject_user))
+        .routes(routes!(roles::create_role, roles::list_roles))
+        .routes(routes!(roles::get_role, roles::update_role, roles::delete_role))
+        .routes(routes!(roles::set_user_roles))
+        .routes(routes!(roles::set_client_roles))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .split_for_parts();

@@ -42,7 +42,7 @@ pub struct ClientSettings {
 
 fn default_scopes(grants: &[GrantType]) -> Vec<Scope> {
     if grants.contains(&GrantType::AuthorizationCode) {
-        ["openid", "profile", "email", "phone", "offline_access"]
+        ["openid", "profile", "email", "phone", "offline_access", "roles"]
             .iter()
             .filter_map(|s| Scope::try_from(s.to_string()).ok())
             .collect()

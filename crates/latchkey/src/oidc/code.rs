@@ -40,6 +40,9 @@ struct IdClaims {
     /// Profile and phone claims by scope.
     #[serde(flatten)]
     profile: serde_json::Map<String, serde_json::Value>,
+    /// With scope `roles`: the user's roles (SPEC §10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<Vec<String>>,
 }
 
 /// RFC 7636 §4.1: 43–128 characters of [A-Z a-z 0-9 - . _ ~].
@@ -125,7 +128,7 @@ pub async fn exchange(
         .map_err(|e| internal(&e))?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
 
-    let (access_token, jti, ttl) =
+    let (access_token, jti, ttl, grants) =
         mint_user_access(issuer, &client.client_id, &user, &session.id, &row.scope, now).await?;
     let wants_refresh =
         Scope::split(&row.scope).any(|s| s == "offline_access") || client.allows(GrantType::RefreshToken);
@@ -162,6 +165,7 @@ pub async fn exchange(
             email: scopes.contains(&"email").then(|| user.email.clone()),
             email_verified: scopes.contains(&"email").then_some(user.email_verified),
             profile: user.scoped_claims(&scopes),
+            roles: scopes.contains(&"roles").then(|| grants.roles.clone()),
         };
         let exp = (now.0 + Duration::seconds(i64::from(issuer.app.tokens.id_token_ttl_seconds))).timestamp();
         Some(super::service::sign(issuer, "JWT", claims, now.unix(), exp).await?)
@@ -179,7 +183,8 @@ pub async fn exchange(
     })
 }
 
-/// An RFC 9068 access token for a user's session: `(token, jti, lifetime)`.
+/// An RFC 9068 access token for a user's session, with the user's roles as they are now:
+/// `(token, jti, lifetime, grants)`.
 async fn mint_user_access(
     issuer: &Arc<Issuer>,
     client_id: &str,
@@ -187,8 +192,11 @@ async fn mint_user_access(
     sid: &str,
     scope: &str,
     now: Ts,
-) -> Result<(String, String, u32), OAuthError> {
+) -> Result<(String, String, u32, crate::roles::Grants), OAuthError> {
     let user_id = user.id;
+    let grants = crate::roles::repo::grants_of(&issuer.identity, crate::roles::repo::Holder::User(user_id))
+        .await
+        .map_err(|e| OAuthError::internal(issuer.app.slug.as_str(), "user roles", &e))?;
     let ttl = issuer.app.tokens.access_token_ttl_seconds;
     let jti = tokens::new_id();
     let access = AccessClaims {
@@ -201,10 +209,14 @@ async fn mint_user_access(
         token_type: "user".into(),
         sid: Some(sid.to_string()),
         tv: Some(user.token_version),
-    };
+        roles: Vec::new(),
+        permissions: None,
+        permissions_omitted: false,
+    }
+    .with_grants(&grants);
     let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
     let token = super::service::sign(issuer, "at+jwt", access, now.unix(), exp).await?;
-    Ok((token, jti, ttl))
+    Ok((token, jti, ttl, grants))
 }
 
 /// The error for a rotation that gave no token: reuse (the family is now revoked) or a token
@@ -286,7 +298,7 @@ pub async fn refresh(
     };
     // The answer is ready before the token is used up: once the rotation commits, nothing is
     // left that can fail, and a rotation that fails leaves the presented token usable.
-    let (access_token, _, ttl) =
+    let (access_token, _, ttl, _) =
         mint_user_access(issuer, &client.client_id, &user, &grant.session_id, &scope, now)
             .await
             .map_err(|e| (e, None))?;

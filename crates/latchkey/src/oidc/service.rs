@@ -31,6 +31,25 @@ pub struct AccessClaims {
     /// invalidates every outstanding access token of the user at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tv: Option<i64>,
+    /// The holder's roles when the token was issued (SPEC §10).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The union of those roles' permissions; left out (with `permissions_omitted`) when there
+    /// are more than `roles::MAX_TOKEN_PERMISSIONS`: ask introspection or userinfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permissions_omitted: bool,
+}
+
+impl AccessClaims {
+    /// Sets the role claims from what the holder's roles grant.
+    pub fn with_grants(mut self, grants: &crate::roles::Grants) -> Self {
+        self.roles = grants.roles.clone();
+        self.permissions = grants.token_permissions();
+        self.permissions_omitted = self.permissions.is_none();
+        self
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -77,6 +96,10 @@ pub async fn client_credentials(
     }
     let scope = grant_scopes(client, requested_scope)?.join(" ");
     let ttl = issuer.app.tokens.access_token_ttl_seconds;
+    let holder = crate::roles::repo::Holder::Client(&client.client_id.0);
+    let grants = crate::roles::repo::grants_of(&issuer.identity, holder)
+        .await
+        .map_err(|e| OAuthError::internal(issuer.app.slug.as_str(), "client roles", &e))?;
     let claims = AccessClaims {
         iss: issuer.url.clone(),
         sub: client.client_id.to_string(),
@@ -87,7 +110,11 @@ pub async fn client_credentials(
         token_type: "service".into(),
         sid: None,
         tv: None,
-    };
+        roles: Vec::new(),
+        permissions: None,
+        permissions_omitted: false,
+    }
+    .with_grants(&grants);
     let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
     let access_token = sign(issuer, "at+jwt", claims, now.unix(), exp).await?;
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "client_credentials").increment(1);
@@ -182,6 +209,12 @@ pub struct Introspection {
     /// `service` or `user`: who the token speaks for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latchkey_subject_type: Option<String>,
+    /// The roles and permissions the token carries (all of them, even where the token had to
+    /// leave the permissions out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
 }
 
 pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introspection, TokenCheckError> {
@@ -191,7 +224,14 @@ pub async fn introspect(issuer: &Issuer, token: &str, now: Ts) -> Result<Introsp
     if !still_valid(issuer, &claims, now).await? {
         return Ok(Introspection::default());
     }
+    let permissions = match (&claims.permissions, claims.permissions_omitted) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => Some(current_grants(issuer, &claims).await?.permissions),
+        (None, false) => None,
+    };
     Ok(Introspection {
+        roles: Some(claims.roles.clone()),
+        permissions,
         active: true,
         scope: Some(claims.scope),
         client_id: Some(claims.client_id),
@@ -218,6 +258,19 @@ pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> R
     let expires = Ts::new(chrono::DateTime::from_timestamp(exp, 0).unwrap_or(now.0));
     crate::grants::revoke_jti(&issuer.identity, &claims.jti, expires).await?;
     Ok(true)
+}
+
+/// What the token's holder is granted now (for tokens that had to leave permissions out).
+async fn current_grants(
+    issuer: &Issuer,
+    claims: &AccessClaims,
+) -> Result<crate::roles::Grants, TokenCheckError> {
+    use crate::roles::repo::{Holder, grants_of};
+    let holder = match claims.sub.parse::<crate::users::UserId>() {
+        Ok(id) if claims.token_type == "user" => Holder::User(id),
+        _ => Holder::Client(&claims.client_id),
+    };
+    Ok(grants_of(&issuer.identity, holder).await.map_err(crate::users::UserError::from)?)
 }
 
 /// Revocation and, for user tokens, the session they came from.
@@ -263,6 +316,14 @@ pub async fn userinfo(
     }
     if let serde_json::Value::Object(m) = &mut out {
         m.extend(user.scoped_claims(&scopes));
+    }
+    if scopes.contains(&"roles") {
+        let grants =
+            crate::roles::repo::grants_of(&issuer.identity, crate::roles::repo::Holder::User(user.id))
+                .await
+                .map_err(crate::users::UserError::from)?;
+        out["roles"] = serde_json::json!(grants.roles);
+        out["permissions"] = serde_json::json!(grants.permissions);
     }
     Ok(Some(out))
 }

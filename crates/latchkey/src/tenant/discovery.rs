@@ -25,7 +25,7 @@ fn common(issuer: &str) -> serde_json::Map<String, Value> {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
+        "scopes_supported": ["openid", "profile", "email", "phone", "offline_access", "roles"],
         // RFC 9207: authorization responses carry `iss`.
         "authorization_response_iss_parameter_supported": true,
     });
@@ -54,6 +54,7 @@ pub fn openid_configuration(issuer: &str, alg: SigningAlg) -> Value {
             "at_hash",
             "email",
             "email_verified",
+            "roles",
             "name",
             "given_name",
             "family_name",

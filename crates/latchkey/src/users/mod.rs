@@ -437,6 +437,7 @@ pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, UserError> {
         "DELETE FROM invitations WHERE user_id = $1",
         "DELETE FROM audit_events WHERE user_id = $1",
         "DELETE FROM identities WHERE user_id = $1",
+        "DELETE FROM user_roles WHERE user_id = $1",
     ];
     let by_email = [
         "DELETE FROM outbox WHERE lower(recipient) = $1",

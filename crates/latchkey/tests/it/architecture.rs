@@ -18,6 +18,7 @@ const DOMAINS: &[&str] = &[
     "clients",
     "keys",
     "users",
+    "roles",
     "sessions",
     "mfa",
     "invitations",

@@ -26,7 +26,7 @@ async fn register_and_manage(backend: Backend) {
     assert_eq!(s, StatusCode::CREATED, "{web}");
     let secret = web["client_secret"].as_str().expect("secret shown at creation");
     assert!(secret.starts_with("lks_") && secret.len() >= 40);
-    assert_eq!(web["scopes"], json!(["openid", "profile", "email", "phone", "offline_access"]));
+    assert_eq!(web["scopes"], json!(["openid", "profile", "email", "phone", "offline_access", "roles"]));
     let id = web["client_id"].as_str().expect("id").to_string();
 
     // Never again: not on get, not on list, not in the store.

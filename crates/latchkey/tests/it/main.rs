@@ -28,6 +28,7 @@ mod policy;
 mod providers;
 mod provisioning;
 mod replicas;
+mod roles;
 mod signin;
 mod throttle;
 mod tokens;
