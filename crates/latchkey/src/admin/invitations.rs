@@ -89,6 +89,7 @@ pub async fn create_invitation(
         &email,
         chrono::Duration::seconds(i64::from(secs)),
         None,
+        None,
     )
     .await
     .map_err(|e| ApiError::internal(&e))?;

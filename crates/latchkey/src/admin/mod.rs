@@ -7,6 +7,7 @@ pub mod error;
 mod extract;
 mod handlers;
 mod invitations;
+mod orgs;
 mod people;
 mod roles;
 mod tokens;
@@ -31,7 +32,7 @@ use crate::state::AppState;
     info(title = "Latchkey admin API", description = "Operate apps, clients and signing keys."),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
-    tags((name = "apps"), (name = "clients"), (name = "keys"), (name = "users"), (name = "roles"), (name = "tokens"))
+    tags((name = "apps"), (name = "clients"), (name = "keys"), (name = "users"), (name = "roles"), (name = "organizations"), (name = "tokens"))
 )]
 struct ApiDoc;
 
@@ -75,6 +76,12 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(roles::get_role, roles::update_role, roles::delete_role))
         .routes(routes!(roles::set_user_roles))
         .routes(routes!(roles::set_client_roles))
+        .routes(routes!(orgs::create_organization, orgs::list_organizations))
+        .routes(routes!(orgs::get_organization, orgs::update_organization, orgs::delete_organization))
+        .routes(routes!(orgs::add_member, orgs::list_members))
+        .routes(routes!(orgs::update_member, orgs::remove_member))
+        .routes(routes!(orgs::create_resource, orgs::list_resources))
+        .routes(routes!(orgs::update_resource, orgs::delete_resource))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .split_for_parts();

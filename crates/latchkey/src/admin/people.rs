@@ -100,6 +100,12 @@ pub struct UserQuery {
     /// `active`, `pending_approval` or `disabled`.
     #[param(pattern = "^(active|pending_approval|disabled)$")]
     pub status: Option<String>,
+    /// Holds this app-wide role.
+    #[param(max_length = 64)]
+    pub role: Option<String>,
+    /// Is a member of this organization (its id).
+    #[param(format = Uuid)]
+    pub organization: Option<String>,
     /// From a previous page's `next_cursor`.
     #[param(pattern = "^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})?$")]
     pub cursor: Option<String>,
@@ -237,7 +243,18 @@ pub async fn list_users(
     if q.email.as_ref().is_some_and(|e| e.len() > 254) {
         return Err(ApiError::validation("email is longer than 254 characters"));
     }
-    let filter = users::UserFilter { email: q.email.clone(), status };
+    let organization = q
+        .organization
+        .as_deref()
+        .map(|o| {
+            uuid::Uuid::parse_str(o)
+                .map_err(|_| ApiError::validation("organization must be an organization id"))
+        })
+        .transpose()?;
+    if q.role.as_ref().is_some_and(|r| r.len() > 64) {
+        return Err(ApiError::validation("role: at most 64 characters"));
+    }
+    let filter = users::UserFilter { email: q.email.clone(), status, role: q.role.clone(), organization };
     let rows = users::list(&issuer.identity, &filter, page.after, page.limit)
         .await
         .map_err(|e| ApiError::internal(&e))?;

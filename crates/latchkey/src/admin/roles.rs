@@ -68,6 +68,8 @@ pub struct RoleDeleted {
     pub users_revoked: u64,
     /// Clients that held the role.
     pub clients_revoked: u64,
+    /// Organization members who held it there.
+    pub members_revoked: u64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -204,7 +206,12 @@ pub async fn delete_role(
         .map_err(store)?
         .ok_or_else(|| ApiError::not_found("role"))?;
     record(&state, &issuer, "role.deleted", &name).await;
-    Ok(axum::Json(RoleDeleted { name, users_revoked: removed.users, clients_revoked: removed.clients }))
+    Ok(axum::Json(RoleDeleted {
+        name,
+        users_revoked: removed.users,
+        clients_revoked: removed.clients,
+        members_revoked: removed.members,
+    }))
 }
 
 /// Sets `holder`'s roles, audits each grant and revocation.

@@ -19,6 +19,8 @@ pub struct CodeRow {
     pub access_jti: Option<String>,
     pub refresh_family: Option<String>,
     pub expires_at: Ts,
+    pub organization_id: Option<String>,
+    pub resource: Option<String>,
 }
 
 /// Marks the code used; of any number of parallel redemptions exactly one gets `true`.
@@ -30,7 +32,7 @@ pub async fn claim(db: &IdentityDb, code_hash: &str, now: Ts) -> Result<bool, Gr
 
 pub async fn find(db: &IdentityDb, code_hash: &str) -> Result<Option<CodeRow>, GrantError> {
     let sql = "SELECT client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, used_at, \
-        access_jti, refresh_family, expires_at FROM authorization_codes WHERE code_hash = $1";
+        access_jti, refresh_family, expires_at, organization_id, resource FROM authorization_codes WHERE code_hash = $1";
     Ok(on_db!(db, p => sqlx::query_as(sql).bind(code_hash).fetch_optional(p).await)?)
 }
 

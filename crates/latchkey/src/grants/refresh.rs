@@ -30,6 +30,10 @@ pub struct Grant {
     pub user_id: UserId,
     pub session_id: crate::sessions::SessionId,
     pub scope: String,
+    /// The organization the family is for (its id), if any (SPEC §10).
+    pub organization_id: Option<String>,
+    /// The resource (RFC 8707) asked for when the family began, if any.
+    pub resource: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -61,12 +65,12 @@ async fn insert(
     ttl_seconds: u32,
     now: Ts,
 ) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let sql = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, created_at, expires_at, organization_id, resource) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     let expires = Ts::new(now.0 + Duration::seconds(i64::from(ttl_seconds)));
     on_db!(db, p => sqlx::query(sql)
         .bind(token_hash).bind(&g.family_id).bind(&g.client_id).bind(g.user_id).bind(&g.session_id)
-        .bind(&g.scope).bind(now).bind(expires)
+        .bind(&g.scope).bind(now).bind(expires).bind(&g.organization_id).bind(&g.resource)
         .execute(p).await.map(|_| ()))
 }
 
@@ -122,10 +126,10 @@ pub async fn rotate(
     let expires = Ts::new(now.0 + Duration::seconds(i64::from(rules.ttl_seconds)));
     let mark = "UPDATE refresh_tokens SET rotated_at = $2, successor_sealed = $3 \
          WHERE token_hash = $1 AND client_id = $4 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $2";
-    let select = "SELECT family_id, client_id, user_id, session_id, scope, expires_at, rotated_at, successor_sealed, revoked_at \
+    let select = "SELECT family_id, client_id, user_id, session_id, scope, organization_id, resource, expires_at, rotated_at, successor_sealed, revoked_at \
         FROM refresh_tokens WHERE token_hash = $1";
-    let insert = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let insert = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, created_at, expires_at, organization_id, resource) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     let head =
         "SELECT 1 FROM refresh_tokens WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL";
     let revoke = "UPDATE refresh_tokens SET revoked_at = $2, successor_sealed = NULL WHERE family_id = $1 AND revoked_at IS NULL";
@@ -143,6 +147,7 @@ pub async fn rotate(
                     sqlx::query(insert)
                         .bind(&successor_hash).bind(&g.family_id).bind(&g.client_id).bind(g.user_id)
                         .bind(&g.session_id).bind(&g.scope).bind(now).bind(expires)
+                        .bind(&g.organization_id).bind(&g.resource)
                         .execute(&mut *tx).await?;
                     Rotation::Rotated { grant: row.grant, token: successor }
                 } else if row.revoked_at.is_some() || row.expires_at <= now {
@@ -194,7 +199,7 @@ pub async fn peek(db: &IdentityDb, presented: &str, client_id: &str) -> Result<O
     if !presented.starts_with(PREFIX) || presented.len() > 128 {
         return Ok(None);
     }
-    let sql = "SELECT family_id, client_id, user_id, session_id, scope, rotated_at IS NOT NULL AS rotated \
+    let sql = "SELECT family_id, client_id, user_id, session_id, scope, organization_id, resource, rotated_at IS NOT NULL AS rotated \
         FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2";
     Ok(
         on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(presented)).bind(client_id).fetch_optional(p).await)?,

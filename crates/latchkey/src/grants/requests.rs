@@ -24,6 +24,10 @@ pub struct AuthRequest {
     pub prompt: Option<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// `organization` as asked: an id, a slug, or `select` (SPEC §10).
+    pub organization: Option<String>,
+    /// `resource` (RFC 8707): a registered resource identifier.
+    pub resource: Option<String>,
 }
 
 /// Appends the response parameters to the redirect URI (keeping its own query).
@@ -43,13 +47,27 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 pub async fn save(db: &IdentityDb, r: &AuthRequest, now: Ts) -> Result<(), GrantError> {
-    let sql = "INSERT INTO auth_requests (id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    let sql = "INSERT INTO auth_requests (id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint, created_at, expires_at, organization, resource) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
     let expires = Ts::new(now.0 + Duration::minutes(30));
     Ok(on_db!(db, p => sqlx::query(sql)
         .bind(&r.id).bind(&r.client_id).bind(&r.redirect_uri).bind(&r.scope).bind(&r.state).bind(&r.nonce)
         .bind(&r.code_challenge).bind(&r.prompt).bind(r.max_age).bind(&r.login_hint).bind(now).bind(expires)
+        .bind(&r.organization).bind(&r.resource)
         .execute(p).await.map(|_| ()))?)
+}
+
+/// Drops a pending request (answered).
+async fn forget(db: &IdentityDb, id: &str) -> Result<(), GrantError> {
+    Ok(
+        on_db!(db, p => sqlx::query("DELETE FROM auth_requests WHERE id = $1").bind(id).execute(p).await.map(|_| ()))?,
+    )
+}
+
+/// Records the organization chosen on the chooser page for a pending request.
+pub async fn choose_organization(db: &IdentityDb, id: &str, organization: &str) -> Result<(), GrantError> {
+    let sql = "UPDATE auth_requests SET organization = $2 WHERE id = $1";
+    Ok(on_db!(db, p => sqlx::query(sql).bind(id).bind(organization).execute(p).await.map(|_| ()))?)
 }
 
 /// A pending request by id, if it has not expired.
@@ -57,13 +75,15 @@ pub async fn pending(db: &IdentityDb, id: &str, now: Ts) -> Result<Option<AuthRe
     if id.len() > 64 {
         return Ok(None);
     }
-    let sql = "SELECT id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint \
-        FROM auth_requests WHERE id = $1 AND expires_at > $2";
+    let sql = "SELECT id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint, \
+        organization, resource FROM auth_requests WHERE id = $1 AND expires_at > $2";
     Ok(on_db!(db, p => sqlx::query_as(sql).bind(id).bind(now).fetch_optional(p).await)?)
 }
 
 /// Issues a single-use code (≤ 60 s, stored hashed) for a signed-in session and returns the
-/// redirect to the client, with `iss` (RFC 9207).
+/// redirect to the client, with `iss` (RFC 9207). A request for an organization is settled
+/// first: a member gets a code for it; `select` with several memberships goes to the chooser
+/// (`{issuer}/organization`); anyone else goes back to the client with `access_denied`.
 pub async fn issue_code(
     db: &IdentityDb,
     issuer_url: &str,
@@ -71,16 +91,58 @@ pub async fn issue_code(
     session: &Session,
     now: Ts,
 ) -> Result<String, GrantError> {
+    let organization = match r.organization.as_deref() {
+        None => None,
+        Some(asked) => {
+            let chosen = match asked {
+                "select" => {
+                    let mine = crate::roles::orgs::of_user(db, session.user_id).await?;
+                    match mine.as_slice() {
+                        [only] => Some(only.id),
+                        [] => None,
+                        _ => {
+                            // The chooser answers a stored request (one answered at once by
+                            // `/authorize` was never stored).
+                            if pending(db, &r.id, now).await?.is_none() {
+                                save(db, r, now).await?;
+                            }
+                            return Ok(format!("{issuer_url}/organization?request={}", r.id));
+                        }
+                    }
+                }
+                id_or_slug => match crate::roles::orgs::find(db, id_or_slug).await? {
+                    Some(o) if crate::roles::orgs::is_member(db, o.id, session.user_id).await? => Some(o.id),
+                    _ => None,
+                },
+            };
+            match chosen {
+                Some(id) => Some(id.to_string()),
+                None => {
+                    forget(db, &r.id).await?;
+                    let mut params = vec![
+                        ("error", "access_denied"),
+                        ("error_description", "not a member of the organization"),
+                    ];
+                    if let Some(s) = &r.state {
+                        params.push(("state", s));
+                    }
+                    params.push(("iss", issuer_url));
+                    return Ok(redirect_with(&r.redirect_uri, &params));
+                }
+            }
+        }
+    };
     let code = tokens::new_secret("lkc_");
     let hash = tokens::sha256_hex(&code);
-    let sql = "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    let sql = "INSERT INTO authorization_codes (code_hash, client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, created_at, expires_at, organization_id, resource) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     let expires = Ts::new(now.0 + Duration::seconds(60));
     on_db!(db, p => sqlx::query(sql)
         .bind(&hash).bind(&r.client_id).bind(&r.redirect_uri).bind(session.user_id).bind(&session.id)
         .bind(&r.scope).bind(&r.nonce).bind(&r.code_challenge).bind(now).bind(expires)
+        .bind(&organization).bind(&r.resource)
         .execute(p).await.map(|_| ()))?;
-    on_db!(db, p => sqlx::query("DELETE FROM auth_requests WHERE id = $1").bind(&r.id).execute(p).await.map(|_| ()))?;
+    forget(db, &r.id).await?;
     let code = code.expose_secret().to_string();
     let mut params = vec![("code", code.as_str())];
     if let Some(s) = &r.state {

@@ -122,6 +122,14 @@ pub struct Ticket {
     pub id: Uuid,
     pub email: String,
     pub auth_request_id: Option<String>,
+    /// An organization's invitation: the membership it creates (SPEC §10).
+    pub organization_id: Option<Uuid>,
+}
+
+/// The membership an organization's invitation creates on acceptance.
+pub struct Membership<'a> {
+    pub organization_id: Uuid,
+    pub roles: &'a [String],
 }
 
 /// Creates a registration token for `email` and queues its message in one transaction; returns
@@ -133,6 +141,7 @@ pub async fn create(
     email: &Email,
     ttl: Duration,
     auth_request_id: Option<&str>,
+    membership: Option<Membership<'_>>,
 ) -> Result<(Invitation, String), InvitationError> {
     let now = post.now;
     let token = tokens::new_secret("lki_");
@@ -157,13 +166,18 @@ pub async fn create(
     };
     let token_sealed = (purpose == Purpose::Invitation)
         .then(|| post.secrets.seal(&seal_ctx(issuer.app.id, row.id), token.expose_secret().as_bytes()));
-    let sql = "INSERT INTO invitations (id, kind, email, email_normalized, token_hash, auth_request_id, created_at, expires_at, token_sealed) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    let sql = "INSERT INTO invitations (id, kind, email, email_normalized, token_hash, auth_request_id, created_at, expires_at, token_sealed, organization_id, roles) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    let (org, roles) = match &membership {
+        Some(m) => (Some(m.organization_id), Some(sqlx::types::Json(m.roles.to_vec()))),
+        None => (None, None),
+    };
     on_db!(&issuer.identity, p => {
         let mut tx = p.begin().await?;
         sqlx::query(sql)
             .bind(row.id).bind(purpose.as_str()).bind(&row.email).bind(email.normalized())
             .bind(tokens::sha256_hex(&token)).bind(auth_request_id).bind(now).bind(expires).bind(&token_sealed)
+            .bind(org).bind(&roles)
             .execute(&mut *tx).await?;
         crate::insert_queued!(&mut *tx, queued)?;
         tx.commit().await
@@ -182,11 +196,40 @@ pub async fn peek(
     if !tokens::plausible(token) {
         return Ok(None);
     }
-    let sql = "SELECT id, email, auth_request_id FROM invitations WHERE token_hash = $1 AND kind = $2 \
+    let sql = "SELECT id, email, auth_request_id, organization_id FROM invitations WHERE token_hash = $1 AND kind = $2 \
         AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3";
     Ok(
         on_db!(db, p => sqlx::query_as(sql).bind(tokens::Hashed::of(token)).bind(purpose.as_str()).bind(now).fetch_optional(p).await)?,
     )
+}
+
+/// Gives user `$user` the membership that organization invitation `$invitation` names, with
+/// the roles it names that still exist, through `$tx` (the transaction that uses the
+/// invitation up). An invitation whose organization is gone gives nothing.
+#[macro_export]
+macro_rules! join_organization {
+    ($tx:expr, $invitation:expr, $user:expr, $now:expr) => {{
+        let joined = sqlx::query(
+            "INSERT INTO memberships (user_id, organization_id, created_at) \
+             SELECT $2, i.organization_id, $3 FROM invitations i JOIN organizations o ON o.id = i.organization_id \
+             WHERE i.id = $1",
+        )
+        .bind($invitation).bind($user).bind($now)
+        .execute(&mut *$tx).await?.rows_affected();
+        if joined == 1 {
+            let roles: Option<sqlx::types::Json<Vec<String>>> =
+                sqlx::query_scalar("SELECT roles FROM invitations WHERE id = $1")
+                    .bind($invitation).fetch_one(&mut *$tx).await?;
+            for role in roles.map(|r| r.0).unwrap_or_default() {
+                sqlx::query(
+                    "INSERT INTO membership_roles (user_id, organization_id, role) \
+                     SELECT $2, i.organization_id, r.name FROM invitations i, roles r WHERE i.id = $1 AND r.name = $3",
+                )
+                .bind($invitation).bind($user).bind(role)
+                .execute(&mut *$tx).await?;
+            }
+        }
+    }};
 }
 
 /// The account a token creates (its address is the token's).
@@ -220,7 +263,7 @@ pub async fn accept(
         return Ok(Accepted::Invalid);
     }
     let claim = "UPDATE invitations SET used_at = $3, token_sealed = NULL WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL \
-        AND revoked_at IS NULL AND expires_at > $3 RETURNING id, email, auth_request_id";
+        AND revoked_at IS NULL AND expires_at > $3 RETURNING id, email, auth_request_id, organization_id";
     let link_user = "UPDATE invitations SET user_id = $2 WHERE id = $1";
     let insert = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
         password_changed_at, token_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)";
@@ -243,6 +286,9 @@ pub async fn accept(
             Err(e) => return Err(e.into()),
         }
         sqlx::query(link_user).bind(ticket.id).bind(id).execute(&mut *tx).await?;
+        if ticket.organization_id.is_some() {
+            crate::join_organization!(tx, ticket.id, id, now);
+        }
         tx.commit().await?;
         Ok(Some(ticket))
     });

@@ -115,6 +115,11 @@ pub(super) async fn show_account(
         Ok(l) => l,
         Err(e) => return internal(issuer, &e),
     };
+    let organizations: Vec<minijinja::Value> =
+        match crate::roles::orgs::of_user(&issuer.identity, user.id).await {
+            Ok(l) => l.into_iter().map(|o| context! { name => o.name, slug => o.slug }).collect(),
+            Err(e) => return internal(issuer, &e),
+        };
     let fmt = |t: crate::store::Ts| t.0.format("%Y-%m-%d %H:%M UTC").to_string();
     let identities: Vec<minijinja::Value> = linked
         .iter()
@@ -146,7 +151,7 @@ pub(super) async fn show_account(
         mfa => extras.totp, recovery_left => extras.recovery_codes_left,
         min_length => issuer.app.policy.password.min_length,
         name => user.name.unwrap_or_default(), sessions => items,
-        identities, linkable => super::upstream::linkable(issuer),
+        identities, linkable => super::upstream::linkable(issuer), organizations,
     };
     let res = state.pages.render(StatusCode::OK, Some(&issuer.app), "account.html", ctx);
     match set {

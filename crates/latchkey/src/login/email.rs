@@ -154,6 +154,7 @@ fn send_later(state: &AppState, issuer: &Arc<Issuer>, kind: Kind, email: Email, 
                     &email,
                     Kind::MagicLink.ttl(),
                     request.as_deref(),
+                    None,
                 )
                 .await;
                 if let Err(e) = made {

@@ -8,6 +8,7 @@ mod account;
 mod email;
 mod handlers;
 mod mfa_pages;
+mod orgs;
 mod signup;
 mod steps;
 mod upstream;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{slug}/account/sessions/{sid}/revoke", post(account::post_revoke_session))
         .route("/apps/{slug}/account/logout-all", post(account::post_logout_all))
         .route("/apps/{slug}/logout", get(account::logout).post(account::logout))
+        .route("/apps/{slug}/organization", get(orgs::get_chooser).post(orgs::post_chooser))
         .route("/apps/{slug}/oauth/{provider}/start", get(upstream::start))
         .route("/apps/{slug}/oauth/{provider}/callback", get(upstream::callback).post(upstream::callback))
         .route("/apps/{slug}/account/identities/link", post(upstream::post_link))

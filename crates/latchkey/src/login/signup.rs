@@ -197,7 +197,9 @@ pub async fn post_signup(
         begin_attempt(&state, &issuer, &headers, addr, "signup.html", &f.request_id, email.as_str()).await?;
     let hash = state.passwords.hash(&password).await.or_page(&issuer)?;
     // An invited person is expected: no approval needed.
-    let status = if ticket.is_none() && policy.signup_policy == SignupPolicy::AdminApproval {
+    // (An organization's invitation still needs the approval: it admits a member, SPEC §10.)
+    let org_invite = ticket.as_ref().is_some_and(|t| t.organization_id.is_some());
+    let status = if (ticket.is_none() || org_invite) && policy.signup_policy == SignupPolicy::AdminApproval {
         UserStatus::PendingApproval
     } else {
         UserStatus::Active

@@ -185,6 +185,22 @@ pub async fn authorize(
     if nonce.is_some_and(|n| n.len() > 512) || state.is_some_and(|s| s.len() > 2048) {
         return err("invalid_request", "state or nonce too long");
     }
+    // RFC 8707: one registered resource; SPEC §10: an organization by id or slug, or `select`.
+    let resource = form.get("resource");
+    if let Some(r) = resource {
+        let known =
+            r.len() <= 512 && crate::roles::resources::by_identifier(&issuer.identity, r).await?.is_some();
+        if !known {
+            return err("invalid_target", "unknown resource");
+        }
+    }
+    let organization = form.get("organization");
+    if let Some(o) = organization
+        && o != "select"
+        && crate::roles::orgs::find(&issuer.identity, o).await?.is_none()
+    {
+        return err("invalid_request", "unknown organization");
+    }
     let request = AuthRequest {
         id: tokens::new_id(),
         client_id: client.client_id.clone(),
@@ -196,6 +212,8 @@ pub async fn authorize(
         prompt: prompt.map(str::to_string),
         max_age,
         login_hint: form.get("login_hint").map(|h| h.chars().take(254).collect()),
+        organization: organization.map(str::to_string),
+        resource: resource.map(str::to_string),
     };
 
     // An existing session answers at once unless the client asks for a fresh sign-in.

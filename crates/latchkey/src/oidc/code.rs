@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::error::OAuthError;
-use super::service::{AccessClaims, TokenResponse};
+use super::service::{AccessClaims, Authz, TokenResponse, holder_grants, token_resource};
 use crate::clients::{Client, GrantType, Scope};
 use crate::crypto::tokens;
 use crate::grants::{self, codes, refresh};
@@ -40,9 +40,13 @@ struct IdClaims {
     /// Profile and phone claims by scope.
     #[serde(flatten)]
     profile: serde_json::Map<String, serde_json::Value>,
-    /// With scope `roles`: the user's roles (SPEC §10).
+    /// With scope `roles`: the user's roles, and the organization's (SPEC §10).
     #[serde(skip_serializing_if = "Option::is_none")]
     roles: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_roles: Option<Vec<String>>,
 }
 
 /// RFC 7636 §4.1: 43–128 characters of [A-Z a-z 0-9 - . _ ~].
@@ -128,8 +132,12 @@ pub async fn exchange(
         .map_err(|e| internal(&e))?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
 
-    let (access_token, jti, ttl, grants) =
-        mint_user_access(issuer, &client.client_id, &user, &session.id, &row.scope, now).await?;
+    let authz = Authz {
+        organization: row.organization_id.as_deref().and_then(|o| uuid::Uuid::parse_str(o).ok()),
+        resource: token_resource(issuer, form.get("resource"), row.resource.as_deref()).await?,
+    };
+    let (access_token, jti, ttl, grants, org_roles) =
+        mint_user_access(issuer, &client.client_id, &user, &session.id, &row.scope, &authz, now).await?;
     let wants_refresh =
         Scope::split(&row.scope).any(|s| s == "offline_access") || client.allows(GrantType::RefreshToken);
     let refresh = if wants_refresh {
@@ -139,6 +147,8 @@ pub async fn exchange(
             user_id: user.id,
             session_id: session.id.clone(),
             scope: row.scope.clone(),
+            organization_id: row.organization_id.clone(),
+            resource: row.resource.clone(),
         };
         let token = refresh::issue(db, &grant, issuer.app.tokens.refresh_token_ttl_seconds, now)
             .await
@@ -166,6 +176,8 @@ pub async fn exchange(
             email_verified: scopes.contains(&"email").then_some(user.email_verified),
             profile: user.scoped_claims(&scopes),
             roles: scopes.contains(&"roles").then(|| grants.roles.clone()),
+            org_id: scopes.contains(&"roles").then(|| authz.organization.map(|o| o.to_string())).flatten(),
+            org_roles: scopes.contains(&"roles").then_some(org_roles).flatten(),
         };
         let exp = (now.0 + Duration::seconds(i64::from(issuer.app.tokens.id_token_ttl_seconds))).timestamp();
         Some(super::service::sign(issuer, "JWT", claims, now.unix(), exp).await?)
@@ -183,20 +195,23 @@ pub async fn exchange(
     })
 }
 
-/// An RFC 9068 access token for a user's session, with the user's roles as they are now:
-/// `(token, jti, lifetime, grants)`.
+/// What [`mint_user_access`] made: the token, its id and lifetime, and the grants and
+/// organization roles it carries.
+type Minted = (String, String, u32, crate::roles::Grants, Option<Vec<String>>);
+
+/// An RFC 9068 access token for a user's session, with the user's roles as they are now (in
+/// the organization and for the resource of `authz`).
 async fn mint_user_access(
     issuer: &Arc<Issuer>,
     client_id: &str,
     user: &crate::users::User,
     sid: &str,
     scope: &str,
+    authz: &Authz,
     now: Ts,
-) -> Result<(String, String, u32, crate::roles::Grants), OAuthError> {
+) -> Result<Minted, OAuthError> {
     let user_id = user.id;
-    let grants = crate::roles::repo::grants_of(&issuer.identity, crate::roles::repo::Holder::User(user_id))
-        .await
-        .map_err(|e| OAuthError::internal(issuer.app.slug.as_str(), "user roles", &e))?;
+    let (grants, org_roles) = holder_grants(issuer, crate::roles::repo::Holder::User(user_id), authz).await?;
     let ttl = issuer.app.tokens.access_token_ttl_seconds;
     let jti = tokens::new_id();
     let access = AccessClaims {
@@ -212,11 +227,14 @@ async fn mint_user_access(
         roles: Vec::new(),
         permissions: None,
         permissions_omitted: false,
+        org_id: None,
+        org_roles: None,
     }
-    .with_grants(&grants);
+    .with_grants(&grants)
+    .for_authz(authz, org_roles.clone());
     let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
     let token = super::service::sign(issuer, "at+jwt", access, now.unix(), exp).await?;
-    Ok((token, jti, ttl, grants))
+    Ok((token, jti, ttl, grants, org_roles))
 }
 
 /// The error for a rotation that gave no token: reuse (the family is now revoked) or a token
@@ -298,8 +316,14 @@ pub async fn refresh(
     };
     // The answer is ready before the token is used up: once the rotation commits, nothing is
     // left that can fail, and a rotation that fails leaves the presented token usable.
-    let (access_token, _, ttl, _) =
-        mint_user_access(issuer, &client.client_id, &user, &grant.session_id, &scope, now)
+    let authz = Authz {
+        organization: grant.organization_id.as_deref().and_then(|o| uuid::Uuid::parse_str(o).ok()),
+        resource: token_resource(issuer, form.get("resource"), grant.resource.as_deref())
+            .await
+            .map_err(|e| (e, None))?,
+    };
+    let (access_token, _, ttl, _, _) =
+        mint_user_access(issuer, &client.client_id, &user, &grant.session_id, &scope, &authz, now)
             .await
             .map_err(|e| (e, None))?;
     let (grant, token) = match settled {

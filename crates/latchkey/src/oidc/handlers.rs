@@ -139,7 +139,9 @@ pub async fn post_token(
     let grant =
         form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let response = match grant {
-        "client_credentials" => service::client_credentials(issuer, client, form.get("scope"), now).await?,
+        "client_credentials" => {
+            service::client_credentials(issuer, client, form.get("scope"), form.get("resource"), now).await?
+        }
         "authorization_code" => super::code::exchange(issuer, client, form, now).await?,
         "refresh_token" => match super::code::refresh(issuer, &state.secrets, client, form, now).await {
             Ok((response, _)) => response,

@@ -40,6 +40,84 @@ pub struct AccessClaims {
     pub permissions: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub permissions_omitted: bool,
+    /// The organization the token is for, and the user's roles there (SPEC §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_roles: Option<Vec<String>>,
+}
+
+/// What a token is for beyond its scope: an organization (its id) and a resource (RFC 8707).
+#[derive(Debug, Default)]
+pub struct Authz {
+    pub organization: Option<uuid::Uuid>,
+    pub resource: Option<crate::roles::resources::Resource>,
+}
+
+/// The resource a token request gets: the one it names, which must be the grant's if the grant
+/// began with one, else the grant's; unknown ones are `invalid_target`.
+pub async fn token_resource(
+    issuer: &Issuer,
+    asked: Option<&str>,
+    granted: Option<&str>,
+) -> Result<Option<crate::roles::resources::Resource>, OAuthError> {
+    let wanted = match (asked, granted) {
+        (Some(a), Some(g)) if a != g => {
+            return Err(OAuthError::invalid_target("the resource is not the one this grant is for"));
+        }
+        (Some(a), _) => Some(a),
+        (None, g) => g,
+    };
+    let Some(identifier) = wanted else { return Ok(None) };
+    if identifier.len() > 512 {
+        return Err(OAuthError::invalid_target("unknown resource"));
+    }
+    crate::roles::resources::by_identifier(&issuer.identity, identifier)
+        .await
+        .map_err(|e| OAuthError::internal(issuer.app.slug.as_str(), "resource", &e))?
+        .map(Some)
+        .ok_or_else(|| OAuthError::invalid_target("unknown resource"))
+}
+
+/// What a holder's token carries: its app-wide grants, with (for a user in an organization)
+/// the organization's merged in, cut to the resource's permissions; and the roles in the
+/// organization. `invalid_grant` for a user who is no longer a member.
+pub async fn holder_grants(
+    issuer: &Issuer,
+    holder: crate::roles::repo::Holder<'_>,
+    authz: &Authz,
+) -> Result<(crate::roles::Grants, Option<Vec<String>>), OAuthError> {
+    use crate::roles::repo::Holder;
+    let internal = |e: &sqlx::Error| OAuthError::internal(issuer.app.slug.as_str(), "roles", e);
+    let mut grants =
+        crate::roles::repo::grants_of(&issuer.identity, holder).await.map_err(|e| internal(&e))?;
+    let mut org_roles = None;
+    if let (Some(org), Holder::User(user)) = (authz.organization, holder) {
+        let there = crate::roles::orgs::member_grants(&issuer.identity, org, user)
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| OAuthError::invalid_grant("no longer a member of the organization"))?;
+        grants.permissions.extend(there.permissions);
+        grants.permissions.sort();
+        grants.permissions.dedup();
+        org_roles = Some(there.roles);
+    }
+    if let Some(r) = &authz.resource {
+        grants.permissions = crate::roles::resources::cut(&grants.permissions, &r.permissions.0);
+    }
+    Ok((grants, org_roles))
+}
+
+impl AccessClaims {
+    /// Sets the audience and organization claims for `authz`.
+    pub fn for_authz(mut self, authz: &Authz, org_roles: Option<Vec<String>>) -> Self {
+        if let Some(r) = &authz.resource {
+            self.aud = r.identifier.clone();
+        }
+        self.org_id = authz.organization.map(|o| o.to_string());
+        self.org_roles = org_roles;
+        self
+    }
 }
 
 impl AccessClaims {
@@ -89,6 +167,7 @@ pub async fn client_credentials(
     issuer: &Arc<Issuer>,
     client: &Client,
     requested_scope: Option<&str>,
+    resource: Option<&str>,
     now: Ts,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::ClientCredentials) {
@@ -97,9 +176,8 @@ pub async fn client_credentials(
     let scope = grant_scopes(client, requested_scope)?.join(" ");
     let ttl = issuer.app.tokens.access_token_ttl_seconds;
     let holder = crate::roles::repo::Holder::Client(&client.client_id.0);
-    let grants = crate::roles::repo::grants_of(&issuer.identity, holder)
-        .await
-        .map_err(|e| OAuthError::internal(issuer.app.slug.as_str(), "client roles", &e))?;
+    let authz = Authz { organization: None, resource: token_resource(issuer, resource, None).await? };
+    let (grants, _) = holder_grants(issuer, holder, &authz).await?;
     let claims = AccessClaims {
         iss: issuer.url.clone(),
         sub: client.client_id.to_string(),
@@ -113,8 +191,11 @@ pub async fn client_credentials(
         roles: Vec::new(),
         permissions: None,
         permissions_omitted: false,
+        org_id: None,
+        org_roles: None,
     }
-    .with_grants(&grants);
+    .with_grants(&grants)
+    .for_authz(&authz, None);
     let exp = (now.0 + Duration::seconds(i64::from(ttl))).timestamp();
     let access_token = sign(issuer, "at+jwt", claims, now.unix(), exp).await?;
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => "client_credentials").increment(1);
@@ -260,17 +341,36 @@ pub async fn revoke(issuer: &Issuer, client: &Client, token: &str, now: Ts) -> R
     Ok(true)
 }
 
-/// What the token's holder is granted now (for tokens that had to leave permissions out).
+/// What the token's holder is granted now, as the token would carry it (for tokens that had to
+/// leave the permissions out): app-wide, the organization's, cut to the resource.
 async fn current_grants(
     issuer: &Issuer,
     claims: &AccessClaims,
 ) -> Result<crate::roles::Grants, TokenCheckError> {
     use crate::roles::repo::{Holder, grants_of};
-    let holder = match claims.sub.parse::<crate::users::UserId>() {
-        Ok(id) if claims.token_type == "user" => Holder::User(id),
-        _ => Holder::Client(&claims.client_id),
+    let store = |e: sqlx::Error| TokenCheckError::User(crate::users::UserError::from(e));
+    let user = claims.sub.parse::<crate::users::UserId>().ok().filter(|_| claims.token_type == "user");
+    let holder = match user {
+        Some(id) => Holder::User(id),
+        None => Holder::Client(&claims.client_id),
     };
-    Ok(grants_of(&issuer.identity, holder).await.map_err(crate::users::UserError::from)?)
+    let mut grants = grants_of(&issuer.identity, holder).await.map_err(store)?;
+    let org = claims.org_id.as_deref().and_then(|o| uuid::Uuid::parse_str(o).ok());
+    if let (Some(org), Some(user)) = (org, user)
+        && let Some(there) =
+            crate::roles::orgs::member_grants(&issuer.identity, org, user).await.map_err(store)?
+    {
+        grants.permissions.extend(there.permissions);
+        grants.permissions.sort();
+        grants.permissions.dedup();
+    }
+    if claims.aud != issuer.url
+        && let Some(r) =
+            crate::roles::resources::by_identifier(&issuer.identity, &claims.aud).await.map_err(store)?
+    {
+        grants.permissions = crate::roles::resources::cut(&grants.permissions, &r.permissions.0);
+    }
+    Ok(grants)
 }
 
 /// Revocation and, for user tokens, the session they came from.

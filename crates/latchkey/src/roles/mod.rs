@@ -3,7 +3,9 @@
 //! clients. What a holder may do is the union of its roles' permissions, resolved in one query
 //! when a token is issued ([`repo::grants_of_user`], [`repo::grants_of_client`]).
 
+pub mod orgs;
 pub mod repo;
+pub mod resources;
 
 use serde::{Deserialize, Serialize};
 

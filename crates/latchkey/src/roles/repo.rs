@@ -78,6 +78,8 @@ pub async fn update(
 pub struct Removed {
     pub users: u64,
     pub clients: u64,
+    /// Members of organizations who held it there.
+    pub members: u64,
 }
 
 /// Deletes a role and, in the same transaction, every grant of it; `None` if there was none.
@@ -86,12 +88,13 @@ pub async fn delete(db: &IdentityDb, name: &str) -> Result<Option<Removed>, sqlx
         let mut tx = p.begin().await?;
         let users = sqlx::query("DELETE FROM user_roles WHERE role = $1").bind(name).execute(&mut *tx).await?.rows_affected();
         let clients = sqlx::query("DELETE FROM client_roles WHERE role = $1").bind(name).execute(&mut *tx).await?.rows_affected();
+        let members = sqlx::query("DELETE FROM membership_roles WHERE role = $1").bind(name).execute(&mut *tx).await?.rows_affected();
         let n = sqlx::query("DELETE FROM roles WHERE name = $1").bind(name).execute(&mut *tx).await?.rows_affected();
         if n == 0 {
             return Ok(None);
         }
         tx.commit().await?;
-        Ok(Some(Removed { users, clients }))
+        Ok(Some(Removed { users, clients, members }))
     })
 }
 

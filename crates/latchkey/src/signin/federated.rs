@@ -114,16 +114,18 @@ pub async fn sign_in(
         // An invitation for the address is used whenever there is one (an invited person needs
         // no approval); `invite_only` requires it, `admin_approval` otherwise waits for an
         // operator.
-        let mut created = identities::create_user(cx.store, &new, who, true, cx.now).await?;
+        let org_approval = cx.policy.signup_policy == SignupPolicy::AdminApproval;
+        let with_invitation = identities::Invited::Yes { org_approval };
+        let mut created = identities::create_user(cx.store, &new, who, with_invitation, cx.now).await?;
         let invited = !matches!(created, Created::NoInvitation);
         if !invited {
             created = match cx.policy.signup_policy {
                 SignupPolicy::InviteOnly => return Ok(Federated::Refused(Refusal::InvitationNeeded)),
                 SignupPolicy::AdminApproval => {
                     new.status = UserStatus::PendingApproval;
-                    identities::create_user(cx.store, &new, who, false, cx.now).await?
+                    identities::create_user(cx.store, &new, who, identities::Invited::No, cx.now).await?
                 }
-                _ => identities::create_user(cx.store, &new, who, false, cx.now).await?,
+                _ => identities::create_user(cx.store, &new, who, identities::Invited::No, cx.now).await?,
             };
         }
         match created {

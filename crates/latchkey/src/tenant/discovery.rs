@@ -55,6 +55,8 @@ pub fn openid_configuration(issuer: &str, alg: SigningAlg) -> Value {
             "email",
             "email_verified",
             "roles",
+            "org_id",
+            "org_roles",
             "name",
             "given_name",
             "family_name",

@@ -100,18 +100,29 @@ pub enum Created {
     NoInvitation,
 }
 
-/// Creates the user an upstream sign-in brings and links its identity, in one transaction;
-/// with `invitation`, a live invitation for the address is used up in it too (the newest).
+/// How [`create_user`] uses invitations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invited {
+    /// Without one.
+    No,
+    /// With a live invitation for the address (the newest), used up in the same transaction;
+    /// `org_approval`: an organization's invitation leaves the account `pending_approval`
+    /// (the app's `admin_approval` policy).
+    Yes { org_approval: bool },
+}
+
+/// Creates the user an upstream sign-in brings and links its identity, in one transaction,
+/// using up an invitation when asked (an organization's also makes the membership).
 pub async fn create_user(
     db: &IdentityDb,
     new: &super::NewUser<'_>,
     who: Upstream<'_>,
-    invitation: bool,
+    invited: Invited,
     now: Ts,
 ) -> Result<Created, super::UserError> {
-    let claim = "UPDATE invitations SET used_at = $3, token_sealed = NULL, user_id = $4 WHERE id = ( \
-        SELECT id FROM invitations WHERE kind = 'invitation' AND email_normalized = $1 AND used_at IS NULL \
-        AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 1) RETURNING id";
+    let find = "SELECT id, organization_id FROM invitations WHERE kind = 'invitation' AND email_normalized = $1 \
+        AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 1";
+    let claim = "UPDATE invitations SET used_at = $2, token_sealed = NULL, user_id = $3 WHERE id = $1 AND used_at IS NULL";
     let insert = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
         password_changed_at, token_version, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, 0, $8, $8)";
@@ -120,21 +131,35 @@ pub async fn create_user(
     let id = UserId::generate();
     let outcome: Result<(), sqlx::Error> = on_db!(db, p => {
         let mut tx = p.begin().await?;
+        let mut status = new.status;
+        let ticket: Option<(uuid::Uuid, Option<uuid::Uuid>)> = match invited {
+            Invited::No => None,
+            Invited::Yes { org_approval } => {
+                let found: Option<(uuid::Uuid, Option<uuid::Uuid>)> =
+                    sqlx::query_as(find).bind(new.email.normalized()).bind(now).fetch_optional(&mut *tx).await?;
+                let Some(found) = found else { return Ok(Created::NoInvitation) };
+                if org_approval && found.1.is_some() {
+                    status = super::UserStatus::PendingApproval;
+                }
+                Some(found)
+            }
+        };
         let inserted = sqlx::query(insert)
             .bind(id).bind(new.email.as_str()).bind(new.email.normalized()).bind(new.email_verified)
-            .bind(new.status.as_str()).bind(new.name).bind(sqlx::types::Json(&new.profile)).bind(now)
+            .bind(status.as_str()).bind(new.name).bind(sqlx::types::Json(&new.profile)).bind(now)
             .execute(&mut *tx).await;
         match inserted {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => return Ok(Created::Conflict),
             Err(e) => return Err(e.into()),
         }
-        if invitation {
-            let used: Option<uuid::Uuid> = sqlx::query_scalar(claim)
-                .bind(new.email.normalized()).bind(now).bind(now).bind(id)
-                .fetch_optional(&mut *tx).await?;
-            if used.is_none() {
-                return Ok(Created::NoInvitation);
+        if let Some((invitation, org)) = ticket {
+            let used = sqlx::query(claim).bind(invitation).bind(now).bind(id).execute(&mut *tx).await?.rows_affected();
+            if used != 1 {
+                return Ok(Created::Conflict);
+            }
+            if org.is_some() {
+                crate::join_organization!(tx, invitation, id, now);
             }
         }
         let linked = sqlx::query(identity)

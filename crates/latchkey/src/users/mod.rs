@@ -372,6 +372,10 @@ pub struct UserFilter {
     /// Part of the address, any case.
     pub email: Option<String>,
     pub status: Option<UserStatus>,
+    /// Holds this app-wide role.
+    pub role: Option<String>,
+    /// Is a member of this organization.
+    pub organization: Option<uuid::Uuid>,
 }
 
 /// Users in creation order (ids are time-ordered), after the cursor id.
@@ -384,14 +388,18 @@ pub async fn list(
     // `$n IS NULL OR …` keeps one SQL text for every combination of filters.
     let sql = format!(
         "SELECT {COLUMNS} FROM users WHERE ($1 IS NULL OR email_normalized LIKE $1 ESCAPE '\\') \
-         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+         AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id > $3) \
+         AND ($5 IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = users.id AND r.role = $5)) \
+         AND ($6 IS NULL OR EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = users.id AND m.organization_id = $6)) \
+         ORDER BY id LIMIT $4"
     );
     let pattern = filter.email.as_ref().map(|e| {
         let escaped = e.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         format!("%{escaped}%")
     });
     Ok(
-        on_db!(db, p => sqlx::query_as(&sql).bind(&pattern).bind(filter.status.map(UserStatus::as_str)).bind(after).bind(limit).fetch_all(p).await)?,
+        on_db!(db, p => sqlx::query_as(&sql).bind(&pattern).bind(filter.status.map(UserStatus::as_str)).bind(after).bind(limit)
+            .bind(&filter.role).bind(filter.organization).fetch_all(p).await)?,
     )
 }
 
@@ -438,6 +446,8 @@ pub async fn erase(db: &IdentityDb, id: UserId) -> Result<bool, UserError> {
         "DELETE FROM audit_events WHERE user_id = $1",
         "DELETE FROM identities WHERE user_id = $1",
         "DELETE FROM user_roles WHERE user_id = $1",
+        "DELETE FROM membership_roles WHERE user_id = $1",
+        "DELETE FROM memberships WHERE user_id = $1",
     ];
     let by_email = [
         "DELETE FROM outbox WHERE lower(recipient) = $1",

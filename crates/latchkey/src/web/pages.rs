@@ -18,6 +18,7 @@ impl Pages {
             ("login.html", include_str!("../../../../templates/pages/login.html")),
             ("signup.html", include_str!("../../../../templates/pages/signup.html")),
             ("providers.html", include_str!("../../../../templates/pages/providers.html")),
+            ("organization.html", include_str!("../../../../templates/pages/organization.html")),
             ("message.html", include_str!("../../../../templates/pages/message.html")),
             ("account.html", include_str!("../../../../templates/pages/account.html")),
             ("logout.html", include_str!("../../../../templates/pages/logout.html")),

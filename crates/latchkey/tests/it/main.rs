@@ -23,6 +23,7 @@ mod keys;
 mod mail;
 mod mfa;
 mod openapi;
+mod orgs;
 mod passwords;
 mod policy;
 mod providers;
