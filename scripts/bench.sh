@@ -5,16 +5,26 @@
 #    load, the fake upstream provider (cargo build --release -p latchkey --example fake_upstream);
 # 2. starts `latchkey serve` on 127.0.0.1:$PORT with a fresh temp data dir, pinned to CPU 0;
 # 3. creates app "bench" + a client_credentials client through the admin API, checks one token;
+#    unless ROLES=0, also 5 roles bench-r1 ... bench-r5 with 10 distinct permissions each (50 in
+#    all: api1:read ... api5:admin) and a second client_credentials client with the same settings
+#    that holds all 5, and checks that its access token carries the 5 roles and 50 permissions;
 # 4. load-tests, with the load generator pinned to CPU 1:
 #      POST /apps/bench/token  grant_type=client_credentials (client_secret_basic)
+#      POST /apps/bench/token  the same with the roles client, row "... (5 roles, 50 permissions)"
+#        (unless ROLES=0)
 #      GET  /apps/bench/.well-known/openid-configuration
 #      GET  /apps/bench/jwks
-#    and prints req/s, p50/p99 latency, non-2xx count, plus the server's RSS (idle, after, peak);
+#    and prints req/s, p50/p99 latency, non-2xx count, plus the server's RSS (idle, after, peak),
+#    and the client_credentials with roles / without ratio (issue 13 target: at least 0.90, i.e.
+#    role resolution costs no store round trip per permission; below it prints a warning);
 #    then, unless SIGNIN=0, with scripts/bench_signin.py (Python, standard library) on CPU 1:
 #      sign-in throughput: complete password sign-ins (GET /authorize -> GET /login -> POST /login
 #        -> code -> POST /token authorization_code with PKCE) by SIGNIN_CONNS browsers, each with
 #        its own pre-created user and a fresh cookie jar per sign-in (Argon2id dominates);
 #      refresh_token grant: each browser follows its own rotating refresh-token chain;
+#      unless ROLES=0, the refresh_token grant again once every browser's user holds the 5 roles
+#        (granted through the admin API after the first refresh row; each chain continues), row
+#        "POST /apps/bench/token refresh_token (5 roles, 50 permissions) c=N";
 #      upstream sign-in (unless UPSTREAM=0): complete sign-ins through an upstream OpenID
 #        provider, crates/latchkey/examples/fake_upstream.rs on 127.0.0.1:$UPSTREAM_PORT (pinned
 #        to CPU 1 with the load generator, set up as app "bench"'s `oidc` provider before the
@@ -25,8 +35,9 @@
 #        (bench-up-<i>@example.com), which its first flow creates;
 #    and prints sign-ins/s and req/s with p50/p99 (of the whole flow / of one request), the
 #    server's peak VmRSS during each, VmRSS/VmHWM after, the refresh / client_credentials
-#    ratio (target: above 0.50; below it prints a warning) and the upstream / password
-#    sign-in ratio (target: at least 5; below it prints a warning);
+#    ratio (target: above 0.50; below it prints a warning), the refresh with roles / without
+#    ratio (issue 13 target: at least 0.90; below it prints a warning) and the upstream /
+#    password sign-in ratio (target: at least 5; below it prints a warning);
 # 5. unless PEER=0, runs ../shared/peers/bench-peer.sh (same DURATION/CONNS/TOOL/pinning);
 # 6. unless SIGNING=0, runs `taskset -c 0 cargo bench -p latchkey --bench signing` so the bare
 #    RS256 signing rate on the same core appears in the same output.
@@ -42,18 +53,26 @@
 #        UPSTREAM=1     with SIGNIN=1, also run the upstream sign-in load against the fake upstream
 #                       provider on 127.0.0.1:$UPSTREAM_PORT (UPSTREAM_PORT=8095); 0 e.g. for a
 #                       LATCHKEY_BIN that predates upstream providers
+#        ROLES=1        also run the client_credentials row (and, with SIGNIN=1, the refresh_token
+#                       row) with 5 roles / 50 permissions, each next to its row without roles
+#                       (target: with / without >= 0.90); 0 e.g. for a LATCHKEY_BIN that predates
+#                       roles
 #        PEER=1         also run the reference provider's benchmark (PEER_PORT=3000)
 #        SIGNING=1      also run the signing micro-benchmark (SIGNING_BENCH_SECS=3)
 #        BUILD=1        0 = skip `cargo build` and use the existing binary
 #        LATCHKEY_BIN   the binary to measure (default $CARGO_TARGET_DIR/release/latchkey), e.g. a
 #                       build of an earlier commit for a before/after comparison (with BUILD=0;
-#                       the fake upstream is then $CARGO_TARGET_DIR/release/examples/fake_upstream)
+#                       the fake upstream is then $CARGO_TARGET_DIR/release/examples/fake_upstream;
+#                       ROLES=0 if it predates roles)
 #        BUILD_TIMEOUT=3600 (seconds, for each cargo invocation)
 #        CARGO_TARGET_DIR (default $HOME/.cache/latchkey-target)
-# Exit:  non-zero if setup (the fake upstream and its provider entry included) or the token
-#        sanity check fails, or if more than 1 % of the responses of any Latchkey endpoint are
-#        non-2xx (for the sign-in, refresh and upstream sign-in rows: failed flows or requests).
-#        A failing peer/signing run only prints a warning.
+# Exit:  non-zero if setup (the fake upstream and its provider entry, the roles and the roles
+#        client included) or a token sanity check fails (with ROLES=1: the roles client's access
+#        token must carry exactly the 5 roles and 50 permissions), or if more than 1 % of the
+#        responses of any Latchkey endpoint are non-2xx (for the sign-in, refresh and upstream
+#        sign-in rows, and the refresh row with roles: failed flows or requests). A ratio below
+#        its target, and a failing peer/signing run, only print a warning. The admin token is
+#        never printed; bench_signin.py gets it in its environment, not on its command line.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -85,8 +104,16 @@ UP_BASE="http://127.0.0.1:${UPSTREAM_PORT}"
 UP_BIN="$CARGO_TARGET_DIR/release/examples/fake_upstream"
 UP_CLIENT_ID=bench-rp
 UP_CLIENT_SECRET=bench-secret-0123456789
+ROLES="${ROLES:-1}"
 UP_ON=0 # the upstream sign-in load runs
 if [[ "$SIGNIN" != 0 && "$UPSTREAM" != 0 ]]; then UP_ON=1; fi
+ROLES_ON=0 # the rows with 5 roles / 50 permissions run
+if [[ "$ROLES" != 0 ]]; then ROLES_ON=1; fi
+ROLE_COUNT=5
+ROLE_ACTIONS=(read write create update delete list export import audit admin) # 10 per role
+ROLE_PERMS=$((ROLE_COUNT * ${#ROLE_ACTIONS[@]})) # distinct: api<r>:<action>
+ROLES_LABEL="$ROLE_COUNT roles, $ROLE_PERMS permissions"
+ROLE_TARGET=0.90 # issue 13: with roles / without, for client_credentials and refresh_token
 
 log() { printf '== %s\n' "$*" >&2; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
@@ -241,23 +268,52 @@ while :; do
   sleep 0.2
 done
 
-code="$(api POST "/admin/v1/apps/$APP/clients" \
-  '{"name":"bench","redirect_uris":[],"grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic","scopes":["api:read"]}')"
-[[ "$code" == 201 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "POST /admin/v1/apps/$APP/clients returned $code (expected 201)"; }
-CLIENT_ID="$(json_field "$TMP/resp.json" client_id)"
-CLIENT_SECRET="$(json_field "$TMP/resp.json" client_secret)"
-[[ -n "$CLIENT_ID" && -n "$CLIENT_SECRET" ]] || { cat "$TMP/resp.json" >&2; echo >&2; fail "client response lacks client_id/client_secret"; }
-# RFC 6749 §2.3.1: client_id and secret are form-urlencoded before base64 in HTTP Basic.
-BASIC="$(python3 - "$CLIENT_ID" "$CLIENT_SECRET" <<'PY'
+cc_client() { # cc_client NAME -> the client_credentials client's creation body (both clients)
+  printf '{"name":"%s","redirect_uris":[],"grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic","scopes":["api:read"]}' "$1"
+}
+basic_auth() { # basic_auth CLIENT_ID SECRET -> the HTTP Basic credentials
+  # RFC 6749 §2.3.1: client_id and secret are form-urlencoded before base64 in HTTP Basic.
+  python3 - "$1" "$2" <<'PY'
 import base64, sys, urllib.parse
 q = lambda s: urllib.parse.quote(s, safe="")
 print(base64.b64encode(f"{q(sys.argv[1])}:{q(sys.argv[2])}".encode()).decode())
 PY
-)"
+}
+
+code="$(api POST "/admin/v1/apps/$APP/clients" "$(cc_client bench)")"
+[[ "$code" == 201 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "POST /admin/v1/apps/$APP/clients returned $code (expected 201)"; }
+CLIENT_ID="$(json_field "$TMP/resp.json" client_id)"
+CLIENT_SECRET="$(json_field "$TMP/resp.json" client_secret)"
+[[ -n "$CLIENT_ID" && -n "$CLIENT_SECRET" ]] || { cat "$TMP/resp.json" >&2; echo >&2; fail "client response lacks client_id/client_secret"; }
+BASIC="$(basic_auth "$CLIENT_ID" "$CLIENT_SECRET")"
 TOKEN_URL="$BASE/apps/$APP/token"
 DISCOVERY_URL="$BASE/apps/$APP/.well-known/openid-configuration"
 JWKS_URL="$BASE/apps/$APP/jwks"
 BODY='grant_type=client_credentials&scope=api%3Aread'
+
+# ---- roles (issue 13): 5 roles x 10 permissions, and a second client that holds all 5 ----------
+ROLE_NAMES=(); ROLES_CSV=""; ROLES_CLIENT_ID=""; BASIC_ROLES=""
+if [[ "$ROLES_ON" == 1 ]]; then
+  for r in $(seq 1 "$ROLE_COUNT"); do
+    perms=""
+    for act in "${ROLE_ACTIONS[@]}"; do perms+="${perms:+,}\"api$r:$act\""; done
+    code="$(api POST "/admin/v1/apps/$APP/roles" \
+      "{\"name\":\"bench-r$r\",\"description\":\"bench role $r (${#ROLE_ACTIONS[@]} permissions on api$r)\",\"permissions\":[$perms]}")"
+    [[ "$code" == 201 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "POST /admin/v1/apps/$APP/roles (bench-r$r) returned $code (expected 201; ROLES=0 for a LATCHKEY_BIN without roles)"; }
+    ROLE_NAMES+=("bench-r$r")
+  done
+  ROLES_CSV="$(IFS=,; echo "${ROLE_NAMES[*]}")"
+  code="$(api POST "/admin/v1/apps/$APP/clients" "$(cc_client bench-roles)")"
+  [[ "$code" == 201 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "POST /admin/v1/apps/$APP/clients (roles client) returned $code (expected 201)"; }
+  ROLES_CLIENT_ID="$(json_field "$TMP/resp.json" client_id)"
+  ROLES_CLIENT_SECRET="$(json_field "$TMP/resp.json" client_secret)"
+  [[ -n "$ROLES_CLIENT_ID" && -n "$ROLES_CLIENT_SECRET" ]] || { cat "$TMP/resp.json" >&2; echo >&2; fail "roles client response lacks client_id/client_secret"; }
+  BASIC_ROLES="$(basic_auth "$ROLES_CLIENT_ID" "$ROLES_CLIENT_SECRET")"
+  code="$(api PUT "/admin/v1/apps/$APP/clients/$ROLES_CLIENT_ID/roles" \
+    "{\"roles\":[$(printf '"%s",' "${ROLE_NAMES[@]}" | sed 's/,$//')]}")"
+  [[ "$code" == 200 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "PUT /admin/v1/apps/$APP/clients/$ROLES_CLIENT_ID/roles returned $code (expected 200)"; }
+  log "roles $ROLES_CSV ($ROLE_PERMS permissions in all) granted to client $ROLES_CLIENT_ID"
+fi
 
 # ---- sanity: one real token (hard failure), then informative checks of the token (warnings) ----
 code="$(curl -s -m 10 -o "$TMP/token.json" -w '%{http_code}' -H "Authorization: Basic $BASIC" \
@@ -360,6 +416,31 @@ else:
     warn(f"alg={alg} kid={hdr.get('kid')}: signature does NOT verify against the JWKS")
 PY
 
+# The roles client's token must carry exactly its roles and their permissions (hard failure:
+# otherwise its row would not measure role resolution).
+if [[ "$ROLES_ON" == 1 ]]; then
+  code="$(curl -s -m 10 -o "$TMP/token-roles.json" -w '%{http_code}' -H "Authorization: Basic $BASIC_ROLES" \
+    -H 'Content-Type: application/x-www-form-urlencoded' --data-binary "$BODY" "$TOKEN_URL" || true)"
+  [[ "$code" == 200 ]] || { cat "$TMP/token-roles.json" >&2 || true; echo >&2; fail "POST $TOKEN_URL (roles client) returned $code (expected 200)"; }
+  python3 - "$TMP/token-roles.json" "$ROLES_CSV" "$ROLE_PERMS" <<'PY' || fail "token sanity check of the roles client failed"
+import base64, json, sys
+
+at = json.load(open(sys.argv[1])).get("access_token")
+want_roles, want_perms = set(sys.argv[2].split(",")), int(sys.argv[3])
+parts = at.split(".") if isinstance(at, str) else []
+if len(parts) != 3:
+    sys.exit("sanity (roles): the access token is not a JWT; its roles and permissions cannot be checked")
+claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+roles, perms = claims.get("roles"), claims.get("permissions")
+if not isinstance(roles, list) or set(roles) != want_roles or not isinstance(perms, list) or len(set(perms)) != want_perms:
+    n = len(set(perms)) if isinstance(perms, list) else perms
+    sys.exit(f"sanity (roles): access token roles={roles!r}, permissions: {n!r}"
+             f"{', permissions_omitted' if claims.get('permissions_omitted') else ''}"
+             f" (expected {sorted(want_roles)} and {want_perms} permissions)")
+print(f"sanity (roles): the roles client's access token carries {len(roles)} roles and {len(perms)} permissions")
+PY
+fi
+
 for url in "$DISCOVERY_URL" "$JWKS_URL"; do
   code="$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$url" || true)"
   [[ "$code" == 200 ]] || fail "GET $url returned $code (expected 200)"
@@ -369,11 +450,11 @@ rss() { grep -E "^($1):" "/proc/$SRV_PID/status" | tr -s ' \t' ' ' | paste -sd' 
 
 # ---- load --------------------------------------------------------------------------------------
 # Each runner prints one table row and appends "name requests non2xx req/s p50 p99" to $TMP/totals.
-run_oha() { # name method url [form-body]
-  local name=$1 method=$2 url=$3 body=${4:-}
+run_oha() { # name method url [form-body [basic-credentials, default $BASIC]]
+  local name=$1 method=$2 url=$3 body=${4:-} basic=${5:-$BASIC}
   local args=(-z "${DURATION}s" -c "$CONNS" --no-tui --output-format json -m "$method")
   if [[ -n "$body" ]]; then
-    args+=(-H "Authorization: Basic $BASIC" -T application/x-www-form-urlencoded -d "$body")
+    args+=(-H "Authorization: Basic $basic" -T application/x-www-form-urlencoded -d "$body")
   fi
   timeout $((DURATION + 30)) "${GEN_PIN[@]}" oha "${args[@]}" "$url" >"$TMP/oha.json" 2>"$TMP/oha.err" \
     || { cat "$TMP/oha.err" >&2; return 1; }
@@ -388,20 +469,20 @@ total = sum(codes.values())
 non2xx = sum(v for k, v in codes.items() if not str(k).startswith("2"))
 nerr = sum(v for k, v in errs.items() if "deadline" not in k)  # -z aborts in-flight requests
 p50 = p.get("p50") or 0; p99 = p.get("p99") or 0
-print(f"{name:<50} {s['requestsPerSec']:>12.1f} {p50*1e3:>10.2f} {p99*1e3:>10.2f} {non2xx:>8}" + (f"   (errors: {nerr})" if nerr else ""))
+print(f"{name:<68} {s['requestsPerSec']:>12.1f} {p50*1e3:>10.2f} {p99*1e3:>10.2f} {non2xx:>8}" + (f"   (errors: {nerr})" if nerr else ""))
 open(totals, "a").write(f"{name}\t{total + nerr}\t{non2xx + nerr}\t{s['requestsPerSec']:.1f}\t{p50*1e3:.2f}\t{p99*1e3:.2f}\n")
 PY
 }
 
-run_wrk() { # name method url [form-body]
-  local name=$1 method=$2 url=$3 body=${4:-}
+run_wrk() { # name method url [form-body [basic-credentials, default $BASIC]]
+  local name=$1 method=$2 url=$3 body=${4:-} basic=${5:-$BASIC}
   local lua="$TMP/req.lua"
   if [[ -n "$body" ]]; then
     cat >"$lua" <<EOF
 wrk.method = "$method"
 wrk.body = "$body"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $BASIC"
+wrk.headers["Authorization"] = "Basic $basic"
 EOF
   else
     echo "wrk.method = \"$method\"" >"$lua"
@@ -420,7 +501,7 @@ p50 = ms(re.search(r"\s50%\s+(\S+)", t)[1]); p99 = ms(re.search(r"\s99%\s+(\S+)"
 total = int(re.search(r"(\d+) requests in", t)[1])
 m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t); non2xx = int(m[1]) if m else 0
 err = re.search(r"Socket errors:.*", t)
-print(f"{name:<50} {rps:>12.1f} {p50:>10.2f} {p99:>10.2f} {non2xx:>8}" + (f"   ({err[0]})" if err else ""))
+print(f"{name:<68} {rps:>12.1f} {p50:>10.2f} {p99:>10.2f} {non2xx:>8}" + (f"   ({err[0]})" if err else ""))
 open(totals, "a").write(f"{name}\t{total}\t{non2xx}\t{rps:.1f}\t{p50:.2f}\t{p99:.2f}\n")
 PY
 }
@@ -429,14 +510,33 @@ echo
 echo "==== Latchkey ($(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
 echo "server process idle after setup: $(rss VmRSS)"
 echo "tool=$TOOL duration=${DURATION}s conns=$CONNS pinned=$PIN (server CPU 0, load generator CPU 1)"
-printf '%-50s %12s %10s %10s %8s\n' endpoint req/s p50_ms p99_ms non2xx
+printf '%-68s %12s %10s %10s %8s\n' endpoint req/s p50_ms p99_ms non2xx
 : >"$TMP/totals"
 LOAD_OK=1
 "run_$TOOL" "POST /apps/$APP/token client_credentials" POST "$TOKEN_URL" "$BODY" || { warn "token load run failed"; LOAD_OK=0; }
+if [[ "$ROLES_ON" == 1 ]]; then
+  "run_$TOOL" "POST /apps/$APP/token client_credentials ($ROLES_LABEL)" POST "$TOKEN_URL" "$BODY" "$BASIC_ROLES" \
+    || { warn "token load run with roles failed"; LOAD_OK=0; }
+fi
 "run_$TOOL" "GET /apps/$APP/.well-known/openid-configuration" GET "$DISCOVERY_URL" || { warn "discovery load run failed"; LOAD_OK=0; }
 "run_$TOOL" "GET /apps/$APP/jwks" GET "$JWKS_URL" || { warn "jwks load run failed"; LOAD_OK=0; }
 kill -0 "$SRV_PID" 2>/dev/null || fail "latchkey died during the load test"
 echo "server process after load: $(rss VmRSS) $(rss VmHWM) (peak)"
+if [[ "$ROLES_ON" == 1 ]]; then
+  python3 - "$TMP/totals" "$ROLE_TARGET" <<'PY' || true
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+target = float(sys.argv[2])
+cc = next((float(r[3]) for r in rows if "client_credentials" in r[0] and " roles, " not in r[0]), None)
+cr = next((float(r[3]) for r in rows if "client_credentials" in r[0] and " roles, " in r[0]), None)
+if cc and cr is not None:
+    ratio = cr / cc
+    verdict = "OK" if ratio >= target else "BELOW TARGET"
+    print(f"client_credentials with roles / without: {cr:.1f} / {cc:.1f} req/s = {ratio:.2f} (target >= {target:.2f}: {verdict})")
+    if ratio < target:
+        print(f"WARNING: client_credentials with roles is below {target * 100:.0f} % of the figure without", file=sys.stderr)
+PY
+fi
 
 # ---- browser sign-in and refresh_token grant ------------------------------------------------------
 if [[ "$SIGNIN" != 0 ]]; then
@@ -469,8 +569,14 @@ if [[ "$SIGNIN" != 0 ]]; then
     [[ "$code" == 200 ]] || { cat "$TMP/resp.json" >&2 || true; echo >&2; fail "PATCH /admin/v1/apps/$APP (providers.oidc) returned $code (expected 200)"; }
     UP_ARGS=(--upstream "$UP_BASE" --upstream-pid "$UP_PID")
   fi
+  # The admin token goes to bench_signin.py in its environment (not in its argv, which ps shows).
+  ROLES_ARGS=(); SIGNIN_ADMIN_TOKEN=""
+  if [[ "$ROLES_ON" == 1 ]]; then
+    ROLES_ARGS=(--roles "$ROLES_CSV"); SIGNIN_ADMIN_TOKEN="$ADMIN_TOKEN"
+  fi
   loads="browser sign-in and refresh_token grant"
-  if [[ "$UP_ON" == 1 ]]; then loads="browser sign-in, refresh_token grant and upstream sign-in"; fi
+  if [[ "$ROLES_ON" == 1 ]]; then loads="browser sign-in and refresh_token grant (without and with roles)"; fi
+  if [[ "$UP_ON" == 1 ]]; then loads="${loads/ and refresh_token/, refresh_token} and upstream sign-in"; fi
   echo
   echo "==== $loads (scripts/bench_signin.py: ${SIGNIN_CONNS} browsers, ${SIGNIN_DURATION}s each, pinned=$PIN)"
   echo "sign-in row: one sample = authorize + login page + POST /login (Argon2id verify) + code exchange"
@@ -478,12 +584,16 @@ if [[ "$SIGNIN" != 0 ]]; then
     echo "upstream row: one sample = authorize + /oauth/oidc/start + fake upstream /authorize + /oauth/oidc/callback"
     echo "              (code redeemed upstream, ID token checked against its JWKS) + code exchange"
   fi
-  printf '%-50s %12s %10s %10s %8s\n' "load" "per_s" p50_ms p99_ms errors
+  if [[ "$ROLES_ON" == 1 ]]; then
+    echo "refresh row ($ROLES_LABEL): the same chains, after the admin API granted $ROLES_CSV to every browser's user"
+  fi
+  printf '%-68s %12s %10s %10s %8s\n' "load" "per_s" p50_ms p99_ms errors
   signin_rc=0
-  timeout $(((2 + UP_ON) * SIGNIN_DURATION + 300)) "${GEN_PIN[@]}" python3 "$SIGNIN_SCRIPT" \
+  LATCHKEY_ADMIN_TOKEN="$SIGNIN_ADMIN_TOKEN" \
+  timeout $(((2 + UP_ON + ROLES_ON) * SIGNIN_DURATION + 300)) "${GEN_PIN[@]}" python3 "$SIGNIN_SCRIPT" \
     --base "$BASE" --app "$APP" --client-id "$SPA_CLIENT_ID" --redirect-uri "$SPA_REDIRECT" \
     --concurrency "$SIGNIN_CONNS" --duration "$SIGNIN_DURATION" --server-pid "$SRV_PID" \
-    --totals "$TMP/totals" "${UP_ARGS[@]}" || signin_rc=$?
+    --totals "$TMP/totals" "${UP_ARGS[@]}" "${ROLES_ARGS[@]}" || signin_rc=$?
   if [[ "$signin_rc" != 0 ]]; then
     warn "sign-in/refresh load failed (exit $signin_rc)"; LOAD_OK=0
   fi
@@ -496,17 +606,25 @@ if [[ "$SIGNIN" != 0 ]]; then
   fi
   kill -0 "$SRV_PID" 2>/dev/null || fail "latchkey died during the sign-in/refresh load"
   echo "server process after sign-in/refresh load: $(rss VmRSS) $(rss VmHWM) (peak since start)"
-  python3 - "$TMP/totals" <<'PY' || true
+  python3 - "$TMP/totals" "$ROLE_TARGET" <<'PY' || true
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-cc = next((float(r[3]) for r in rows if "client_credentials" in r[0]), None)
-rt = next((float(r[3]) for r in rows if "refresh_token" in r[0]), None)
+cc = next((float(r[3]) for r in rows if "client_credentials" in r[0] and " roles, " not in r[0]), None)
+rt = next((float(r[3]) for r in rows if "refresh_token" in r[0] and " roles, " not in r[0]), None)
 if cc and rt is not None:
     ratio = rt / cc
     verdict = "OK" if ratio > 0.5 else "BELOW TARGET"
     print(f"refresh_token / client_credentials: {rt:.1f} / {cc:.1f} req/s = {ratio:.2f} (target > 0.50: {verdict})")
     if ratio <= 0.5:
         print("WARNING: the refresh_token grant is at or below 50 % of the client_credentials figure", file=sys.stderr)
+rr = next((float(r[3]) for r in rows if "refresh_token" in r[0] and " roles, " in r[0]), None)
+target = float(sys.argv[2])
+if rt and rr is not None:
+    ratio = rr / rt
+    verdict = "OK" if ratio >= target else "BELOW TARGET"
+    print(f"refresh with roles / without: {rr:.1f} / {rt:.1f} req/s = {ratio:.2f} (target >= {target:.2f}: {verdict})")
+    if ratio < target:
+        print(f"WARNING: the refresh_token grant with roles is below {target * 100:.0f} % of the figure without", file=sys.stderr)
 pw = next((float(r[3]) for r in rows if r[0].startswith("sign-in flow")), None)
 up = next((float(r[3]) for r in rows if r[0].startswith("upstream sign-in")), None)
 if pw and up is not None:
@@ -550,6 +668,7 @@ if [[ "$PEER" != 0 ]]; then
       python3 - "$TMP/totals" "$TMP/peer.txt" <<'PY' || warn "could not build the side-by-side table"
 import re, sys
 ours = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+ours = [o for o in ours if " roles, " not in o[0]]  # the reference has no rows with roles
 row = re.compile(r"^(POST /token|GET /\.well-known/openid-configuration|GET /jwks)\b.*?\s([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)(?:\s|$)")
 peer = [m for m in map(row.match, open(sys.argv[2])) if m]
 print(f"{'endpoint':<50} {'latchkey':>10} {'reference':>10} {'ratio':>7} {'lk_p99':>8} {'ref_p99':>8}")

@@ -18,6 +18,18 @@ its own cookies, each sent only under its Path (RFC 6265 §5.1.4). Phases:
   refresh  for DURATION seconds, every worker loops POST /token grant_type=refresh_token with
            the refresh token of its previous response (rotation: each answer carries the next).
            One sample = one request.
+  refresh-roles
+           only with --roles R1,R2,... (issue 13: role resolution must not cost a store round
+           trip per permission), right after the refresh phase: through the admin API (Bearer
+           token from $LATCHKEY_ADMIN_TOKEN, never printed), each worker's user is found with
+             GET  /admin/v1/apps/APP/users?email=bench-<i>@example.com&limit=200
+           and given those roles with
+             PUT  /admin/v1/apps/APP/users/ID/roles {"roles": [R1, R2, ...]}
+           then every worker refreshes once and checks that the new access token (a JWT) carries
+           exactly those roles and their permissions (a setup step: neither timed nor counted);
+           then the refresh phase again with the same parameters, each worker continuing its
+           chain, as row "POST /apps/APP/token refresh_token (N roles, M permissions) c=C" with
+           N and M as the tokens carry them.
   upstream only with --upstream URL (the fake upstream, crates/latchkey/examples/fake_upstream.rs,
            set up as the app's `oidc` provider): for DURATION seconds, every worker repeats a
            complete sign-in through the upstream with a fresh cookie jar, as
@@ -42,7 +54,8 @@ each phase is reported.
 
 Prints one table row per phase ("name req/s p50_ms p99_ms errors"), the same layout as bench.sh,
 and with --totals appends "name<TAB>total<TAB>errors<TAB>req/s<TAB>p50<TAB>p99" to that file.
-Exit status 1 if setup fails or a phase completes nothing.
+Exit status 1 if setup (with --roles: the roles grant and its check) fails or a phase completes
+nothing.
 """
 
 import argparse
@@ -60,6 +73,7 @@ import urllib.parse
 
 CSRF_RE = re.compile(rb'name="csrf" value="([^"]+)"')
 UPSTREAM_KIND = "oidc"  # the app's provider entry that bench.sh points at the fake upstream
+ADMIN_TOKEN_ENV = "LATCHKEY_ADMIN_TOKEN"  # the admin API token, for --roles (never printed)
 
 
 class HttpError(Exception):
@@ -350,6 +364,58 @@ class Browser:
         if s != 200 or not tok.get("access_token") or not new or new == self.refresh_token:
             raise HttpError(f"refresh: {s} {body[:200]!r}")
         self.refresh_token = new
+        return tok
+
+
+def jwt_claims(token):
+    """The payload of a JWS compact token, unverified (only its claims matter here)."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise HttpError("the access token is not a JWT")
+    return json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+
+
+def grant_roles(args, admin_token, roles, browsers):
+    """Gives every browser's user exactly `roles` through the admin API, then refreshes each
+    chain once and checks the new access token carries them. Returns "N roles, M permissions"
+    as the tokens carry them. Error messages never contain the admin token."""
+    u = urllib.parse.urlsplit(args.base)
+    admin = Conn(u.hostname, u.port or 80, args.timeout)
+    headers = [("User-Agent", "latchkey-bench"), ("Accept", "application/json"),
+               ("Authorization", f"Bearer {admin_token}")]
+    app_path = f"/admin/v1/apps/{urllib.parse.quote(args.app, safe='')}"
+    body = json.dumps({"roles": roles}).encode()
+    try:
+        for b in browsers:
+            target = f"{app_path}/users?" + urllib.parse.urlencode({"email": b.email, "limit": 200})
+            s, _, data = admin.request("GET", target, headers)
+            if s != 200:
+                raise HttpError(f"GET {target}: {s} {data[:200]!r}")
+            ids = [i.get("id") for i in json.loads(data).get("items", [])
+                   if str(i.get("email", "")).lower() == b.email]
+            if len(ids) != 1:
+                raise HttpError(f"GET {target}: {len(ids)} users with the email {b.email}")
+            target = f"{app_path}/users/{ids[0]}/roles"
+            s, _, data = admin.request("PUT", target, headers + [("Content-Type", "application/json")], body)
+            if s != 200:
+                raise HttpError(f"PUT {target}: {s} {data[:200]!r}")
+    finally:
+        admin.close()
+    held = set()
+    for b in browsers:
+        claims = jwt_claims(b.refresh().get("access_token"))
+        got, perms = claims.get("roles"), claims.get("permissions")
+        if claims.get("permissions_omitted"):
+            raise HttpError(f"{b.email}: the access token leaves its permissions out (permissions_omitted)")
+        if not isinstance(got, list) or set(got) != set(roles) or not isinstance(perms, list) or not perms:
+            n = len(perms) if isinstance(perms, list) else perms
+            raise HttpError(f"{b.email}: the access token carries roles={got!r} and {n!r} permissions "
+                            f"(expected the roles {sorted(roles)} and their permissions)")
+        held.add((len(set(got)), len(set(perms))))
+    if len(held) != 1:
+        raise HttpError(f"the users' access tokens differ in (roles, permissions): {sorted(held)}")
+    n_roles, n_perms = held.pop()
+    return f"{n_roles} roles, {n_perms} permissions"
 
 
 class RssSampler(threading.Thread):
@@ -440,11 +506,16 @@ def main():
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--phases", default="signin,refresh",
-                    help="comma-separated; --upstream appends upstream")
+                    help="comma-separated; --upstream appends upstream, --roles inserts "
+                         "refresh-roles after refresh")
     ap.add_argument("--upstream", metavar="URL",
                     help="the fake upstream (http://127.0.0.1:PORT), the app's oidc provider: "
                          "adds the upstream phase")
     ap.add_argument("--upstream-pid", type=int, help="the fake upstream's pid, for its CPU share")
+    ap.add_argument("--roles", metavar="R1,R2,...",
+                    help="existing app roles: after the refresh phase, grant them to every worker's "
+                         f"user through the admin API (Bearer token from ${ADMIN_TOKEN_ENV}) and run "
+                         "the refresh phase again (refresh-roles)")
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--server-pid", type=int)
     ap.add_argument("--totals", help="append result rows to this file")
@@ -454,6 +525,21 @@ def main():
         phases.append("upstream")
     if "upstream" in phases and not a.upstream:
         ap.error("the upstream phase needs --upstream URL")
+    roles = [r.strip() for r in (a.roles or "").split(",") if r.strip()]
+    if a.roles is not None and not roles:
+        ap.error("--roles needs at least one role name")
+    if roles and "refresh-roles" not in phases:
+        if "refresh" not in phases:
+            ap.error("--roles needs the refresh phase")
+        phases.insert(phases.index("refresh") + 1, "refresh-roles")
+    if "refresh-roles" in phases and not roles:
+        ap.error("the refresh-roles phase needs --roles R1,R2,...")
+    admin_token = os.environ.get(ADMIN_TOKEN_ENV, "")
+    if roles and not admin_token:
+        ap.error(f"--roles needs the admin API token in ${ADMIN_TOKEN_ENV}")
+    unknown = [p for p in phases if p not in ("signin", "refresh", "refresh-roles", "upstream")]
+    if unknown:
+        ap.error(f"unknown phase(s): {', '.join(unknown)}")
 
     browsers = [Browser(a, i) for i in range(a.concurrency)]
     sampler = None
@@ -487,12 +573,25 @@ def main():
                    lambda b: b.sign_in("login")),
         "refresh": (f"POST /apps/{a.app}/token refresh_token c={a.concurrency}",
                     lambda b: b.refresh()),
+        "refresh-roles": (None, lambda b: b.refresh()),  # named once the tokens show the roles
         "upstream": (f"upstream sign-in (authorize->upstream->token) c={a.concurrency}",
                      lambda b: b.upstream_sign_in()),
     }
     rc = 0
     for phase in phases:
         name, step = steps[phase]
+        if phase == "refresh-roles":
+            t0 = time.perf_counter()
+            try:
+                held = grant_roles(a, admin_token, roles, browsers)
+            except Exception as e:  # noqa: BLE001
+                print(f"roles setup failed (admin API grant, then one refresh per user): "
+                      f"{type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+                rc = 1
+                continue
+            print(f"roles: {','.join(roles)} granted to {len(browsers)} users in "
+                  f"{time.perf_counter() - t0:.1f} s; their access tokens carry {held}", file=sys.stderr)
+            name = f"POST /apps/{a.app}/token refresh_token ({held}) c={a.concurrency}"
         if sampler:
             sampler.reset()
         cpu0 = time.process_time()
@@ -507,7 +606,7 @@ def main():
         p50, p99 = percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3
         peak = f"server peak VmRSS {sampler.peak} kB, " if sampler else ""
         fake = f", fake upstream {up_cpu:.0f} % on the same core" if up_cpu is not None else ""
-        print(f"{name:<50} {rate:>12.1f} {p50:>10.2f} {p99:>10.2f} {errs:>8}   "
+        print(f"{name:<68} {rate:>12.1f} {p50:>10.2f} {p99:>10.2f} {errs:>8}   "
               f"({peak}load generator {gen_cpu:.0f} % of a core{fake})", flush=True)
         if gen_cpu + (up_cpu or 0) > 85:
             who = "the load generator" + (" and the fake upstream" if up_cpu is not None else "")

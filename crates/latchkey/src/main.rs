@@ -55,6 +55,27 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::UserCmd,
     },
+    /// Manage an app's roles and who holds them.
+    Role {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        cmd: cli::RoleCmd,
+    },
+    /// Manage an app's organizations and their members.
+    Org {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        cmd: cli::OrgCmd,
+    },
+    /// Manage an app's API resources (token audiences).
+    Resource {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        cmd: cli::ResourceCmd,
+    },
 }
 
 fn init_logs(format: LogFormat) {
@@ -93,6 +114,9 @@ fn main() -> ExitCode {
             Command::Keys { remote, cmd } => cli::keys(&remote, cmd).await,
             Command::User { remote, cmd } => cli::user(&remote, cmd).await,
             Command::Token { remote, cmd } => cli::token(&remote, cmd).await,
+            Command::Role { remote, cmd } => cli::role(&remote, cmd).await,
+            Command::Org { remote, cmd } => cli::org(&remote, cmd).await,
+            Command::Resource { remote, cmd } => cli::resource(&remote, cmd).await,
         }
     });
     match result {

@@ -21,6 +21,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AdminJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            // Every body of this API is an object (serde would also read a struct from an array).
+            Ok(axum::Json(v)) if !v.is_object() => {
+                Err(ApiError::validation("the body must be a JSON object"))
+            }
             Ok(axum::Json(mut v)) => {
                 integral_numbers(&mut v);
                 serde_json::from_value(v).map(AdminJson).map_err(|e| ApiError::validation(e.to_string()))

@@ -25,7 +25,11 @@ pub struct NewOrganization {
     /// 1 to 63 of `a-z 0-9 -`, not `select`; unique in the app.
     #[schema(pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")]
     pub slug: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
 }
 
@@ -34,7 +38,11 @@ pub struct NewOrganization {
 pub struct OrganizationPatch {
     #[schema(pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")]
     pub slug: Option<String>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
 }
 
@@ -63,14 +71,14 @@ pub struct NewMember {
     pub email: Option<String>,
     /// The member's roles in the organization (roles of the app), at most 100.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, value_type = Vec<super::roles::RoleName>)]
     pub roles: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberPatch {
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, value_type = Vec<super::roles::RoleName>)]
     pub roles: Vec<String>,
 }
 
@@ -101,24 +109,33 @@ pub struct MemberInvited {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewResource {
-    /// An absolute URI (RFC 8707), unique in the app: what tokens for it have as `aud`.
-    #[schema(max_length = 512)]
+    /// An absolute URI (RFC 8707) without fragment, unique in the app: what tokens for it have
+    /// as `aud`.
+    #[schema(max_length = 512, pattern = r"^[A-Za-z][A-Za-z0-9+.-]*:[^#\s]+$")]
     pub identifier: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// The permissions this API knows (`resource:action`), at most 500.
-    #[schema(max_items = 500)]
+    #[schema(max_items = 500, value_type = Vec<super::roles::Permission>)]
     pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourcePatch {
-    #[schema(max_length = 512)]
+    #[schema(max_length = 512, pattern = r"^[A-Za-z][A-Za-z0-9+.-]*:[^#\s]+$")]
     pub identifier: Option<String>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
-    #[schema(max_items = 500)]
+    #[schema(max_items = 500, value_type = Option<Vec<super::roles::Permission>>)]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -158,11 +175,11 @@ fn name(n: &str) -> Result<String, ApiError> {
 }
 
 fn slug(s: &str) -> Result<&str, ApiError> {
-    if orgs::valid_slug(s) {
-        Ok(s)
-    } else {
-        Err(ApiError::validation("slug: 1 to 63 of a-z 0-9 -, not `select`"))
+    if s == "select" {
+        // Well-formed, but the chooser's keyword (`organization=select`).
+        return Err(ApiError::conflict("slug_reserved", "the slug `select` is reserved"));
     }
+    if orgs::valid_slug(s) { Ok(s) } else { Err(ApiError::validation("slug: 1 to 63 of a-z 0-9 -")) }
 }
 
 fn roles_error(e: RoleError, what: &'static str) -> ApiError {

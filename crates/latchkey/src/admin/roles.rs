@@ -17,25 +17,35 @@ use crate::state::AppState;
 use crate::tenant::Issuer;
 use crate::web::Tenant;
 
+/// A permission, `resource:action` (documentation of the strings in `permissions`).
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = r"^[a-z0-9_.-]+:[a-z0-9_.*-]+$", example = "invoices:read")]
+pub struct Permission(#[allow(dead_code)] String);
+
+/// A role name (documentation of the strings in `roles`).
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = r"^[a-z0-9_.-]{1,64}$", example = "billing")]
+pub struct RoleName(#[allow(dead_code)] String);
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
     /// 1 to 64 of `a-z 0-9 _ . -`; unique in the app.
     #[schema(pattern = r"^[a-z0-9_.-]{1,64}$")]
     pub name: String,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
     /// `resource:action` (action `*` for every action), at most 500.
-    #[schema(max_items = 500)]
+    #[schema(max_items = 500, value_type = Vec<Permission>)]
     pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolePatch {
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
-    #[schema(max_items = 500)]
+    #[schema(max_items = 500, value_type = Option<Vec<Permission>>)]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -76,7 +86,7 @@ pub struct RoleDeleted {
 #[serde(deny_unknown_fields)]
 pub struct RoleGrants {
     /// The holder's roles after the call (the complete list), at most 100.
-    #[schema(max_items = 100)]
+    #[schema(max_items = 100, value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
 }
 

@@ -7,7 +7,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+mod access;
 mod provider;
+pub use access::{OrgCmd, ResourceCmd, RoleCmd, org, resource, role};
 pub use provider::ProviderCmd;
 
 #[derive(Debug, Clone, Args)]
@@ -173,6 +175,12 @@ pub enum UserCmd {
         /// active, pending_approval or disabled.
         #[arg(long)]
         status: Option<String>,
+        /// Holds this app-wide role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Is a member of this organization (its id).
+        #[arg(long)]
+        organization: Option<String>,
     },
     /// Show one user (identities, sessions, second factor).
     Get { app: String, id: String },
@@ -203,14 +211,12 @@ pub async fn user(remote: &Remote, cmd: UserCmd) -> anyhow::Result<()> {
     let api = Api::new(remote)?;
     let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
     match cmd {
-        UserCmd::List { app, email, status } => {
-            let mut q = Vec::new();
-            if let Some(e) = email {
-                q.push(format!("email={}", enc(&e)));
-            }
-            if let Some(s) = status {
-                q.push(format!("status={}", enc(&s)));
-            }
+        UserCmd::List { app, email, status, role, organization } => {
+            let q: Vec<String> =
+                [("email", email), ("status", status), ("role", role), ("organization", organization)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(&v))))
+                    .collect();
             let path = if q.is_empty() {
                 format!("/apps/{app}/users")
             } else {

@@ -127,7 +127,7 @@ mod tests {
         for ok in ["https://api.example.com", "https://api.example.com/v1", "urn:example:api"] {
             assert!(valid_identifier(ok), "{ok}");
         }
-        for bad in ["api", "/v1", "https://api.example.com/#x", ""] {
+        for bad in ["api", "/v1", "https://api.example.com/#x", "", "https://a b.example"] {
             assert!(!valid_identifier(bad), "{bad}");
         }
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();

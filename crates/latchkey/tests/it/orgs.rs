@@ -52,7 +52,7 @@ async fn organizations_admin_api(backend: Backend) {
     let id = acme["id"].as_str().expect("id").to_string();
     for (bad, want) in [
         (json!({"slug": "acme", "name": "Again"}), StatusCode::CONFLICT),
-        (json!({"slug": "select", "name": "x"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"slug": "select", "name": "x"}), StatusCode::CONFLICT),
         (json!({"slug": "-x", "name": "x"}), StatusCode::UNPROCESSABLE_ENTITY),
         (json!({"slug": "ok", "name": ""}), StatusCode::UNPROCESSABLE_ENTITY),
         (json!({"slug": "ok"}), StatusCode::UNPROCESSABLE_ENTITY),

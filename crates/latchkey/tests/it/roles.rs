@@ -63,6 +63,7 @@ async fn roles_admin_api(backend: Backend) {
         json!({"name": "x", "permissions": [7]}),
         json!({"name": "x"}),
         json!({"name": "x", "permissions": [], "extra": 1}),
+        json!(["x", "The x role", ["a:b"]]),
         json!({"name": "x", "permissions": (0..501).map(|i| format!("r:{i}")).collect::<Vec<_>>()}),
     ] {
         let (s, v) = app.admin(Method::POST, "/apps/ra/roles", Some(bad.clone())).await;
