@@ -364,7 +364,7 @@ pub async fn add_member(
         .await;
     }
     membership_role_events(&state, &issuer, org.id, user.id, &changed).await;
-    record(&state, &issuer, "membership.set", &format!("{}/{}", org.id, user.id)).await;
+    record(&state, &issuer, "membership.set", &org.id.to_string()).await;
     let member = MemberResponse {
         user_id: user.id,
         email: user.email,
@@ -449,7 +449,7 @@ pub async fn update_member(
         .await
         .map_err(|e| roles_error(e, "member"))?;
     membership_role_events(&state, &issuer, org.id, user, &changed).await;
-    record(&state, &issuer, "membership.set", &format!("{}/{}", org.id, user)).await;
+    record(&state, &issuer, "membership.set", &org.id.to_string()).await;
     let member = orgs::members(&issuer.identity, org.id, Some(UserId(pred(user.0))), 1)
         .await
         .map_err(store)?
@@ -479,7 +479,7 @@ pub async fn remove_member(
     }
     event(&state, &issuer, "membership.removed", Some(user), serde_json::json!({"organization_id": org.id}))
         .await;
-    record(&state, &issuer, "membership.removed", &format!("{}/{}", org.id, user)).await;
+    record(&state, &issuer, "membership.removed", &org.id.to_string()).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -113,6 +113,13 @@ fn store(e: sqlx::Error) -> ApiError {
     ApiError::internal(&e)
 }
 
+/// The issuer caches role definitions and client grants: every replica reloads it.
+async fn reload(state: &AppState, issuer: &Issuer) -> Result<(), ApiError> {
+    crate::apps::service::identity_config_changed(&state.apps, &issuer.app)
+        .await
+        .map_err(|e| ApiError::internal(&e))
+}
+
 async fn record(state: &AppState, issuer: &Issuer, action: &'static str, target: &str) {
     operator::record(
         &state.control,
@@ -147,6 +154,7 @@ pub async fn create_role(
         }
         Err(e) => return Err(ApiError::internal(&e)),
     };
+    reload(&state, &issuer).await?;
     record(&state, &issuer, "role.created", &role.name).await;
     Ok((StatusCode::CREATED, axum::Json(RoleResponse::from(role))).into_response())
 }
@@ -197,6 +205,7 @@ pub async fn update_role(
             .await
             .map_err(store)?
             .ok_or_else(|| ApiError::not_found("role"))?;
+    reload(&state, &issuer).await?;
     record(&state, &issuer, "role.updated", &role.name).await;
     Ok(axum::Json(role.into()))
 }
@@ -215,6 +224,7 @@ pub async fn delete_role(
         .await
         .map_err(store)?
         .ok_or_else(|| ApiError::not_found("role"))?;
+    reload(&state, &issuer).await?;
     record(&state, &issuer, "role.deleted", &name).await;
     Ok(axum::Json(RoleDeleted {
         name,
@@ -241,6 +251,9 @@ async fn set(
         }
         Err(e) => return Err(ApiError::internal(&e)),
     };
+    if matches!(holder, Holder::Client(_)) {
+        reload(state, issuer).await?;
+    }
     let (user, client) = match holder {
         Holder::User(id) => (Some(id), None),
         Holder::Client(c) => (None, Some(c.to_string())),
@@ -255,11 +268,22 @@ async fn set(
             state.audit.record(event).await;
         }
     }
+    // The control plane names the client, never a user (end-user data stays in the app's store,
+    // where erasure reaches it).
     let target = match holder {
-        Holder::User(id) => id.to_string(),
-        Holder::Client(c) => c.to_string(),
+        Holder::User(_) => None,
+        Holder::Client(c) => Some(c.to_string()),
     };
-    record(state, issuer, "roles.set", &target).await;
+    let slug = issuer.app.slug.as_str();
+    operator::record(
+        &state.control,
+        state.now(),
+        "roles.set",
+        Some(slug),
+        target.as_deref(),
+        serde_json::json!({}),
+    )
+    .await;
     let roles = repo::roles_of(&issuer.identity, holder).await.map_err(store)?;
     Ok(axum::Json(RoleGrantsResponse { roles, granted: changed.granted, revoked: changed.revoked }))
 }

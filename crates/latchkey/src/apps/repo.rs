@@ -190,3 +190,9 @@ pub async fn delete(db: &ControlDb, id: Uuid) -> Result<bool, sqlx::Error> {
     let res = on_db!(db, p => sqlx::query("DELETE FROM apps WHERE id = $1").bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(res == 1)
 }
+
+/// Moves the app's configuration version (caches of every replica reload).
+pub async fn bump_version(db: &ControlDb, id: Uuid, now: Ts) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE apps SET config_version = config_version + 1, updated_at = $2 WHERE id = $1";
+    on_db!(db, p => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(|_| ()))
+}

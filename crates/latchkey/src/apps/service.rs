@@ -435,6 +435,14 @@ pub async fn update(apps: &Apps, slug: &str, patch: serde_json::Value, actor: &s
 }
 
 /// Starts (or resumes) provisioning a failed, disabled or stuck app.
+/// Something the issuer caches from the app's identity store changed (roles, client roles):
+/// moves the configuration version so every replica reloads the issuer, this one at once.
+pub async fn identity_config_changed(apps: &Apps, app: &App) -> Result<(), AppError> {
+    super::repo::bump_version(&apps.control, app.id, apps.now()).await?;
+    apps.changes.touch(app.slug.as_str());
+    Ok(())
+}
+
 pub async fn enable(apps: &Apps, slug: &str) -> Result<App, AppError> {
     let app = get(apps, slug).await?;
     let now = apps.now();

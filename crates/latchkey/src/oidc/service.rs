@@ -89,14 +89,25 @@ pub async fn holder_grants(
 ) -> Result<(crate::roles::Grants, Option<Vec<String>>), OAuthError> {
     use crate::roles::repo::Holder;
     let internal = |e: &sqlx::Error| OAuthError::internal(issuer.app.slug.as_str(), "roles", e);
-    let mut grants =
-        crate::roles::repo::grants_of(&issuer.identity, holder).await.map_err(|e| internal(&e))?;
+    // Role definitions and client grants come from the issuer's book; only a user's role names
+    // are read from the store (one query, one more for an organization).
+    let mut grants = match holder {
+        Holder::Client(c) => {
+            issuer.roles.grants(issuer.roles.clients.get(c).map(Vec::as_slice).unwrap_or_default())
+        }
+        Holder::User(_) => {
+            let names =
+                crate::roles::repo::roles_of(&issuer.identity, holder).await.map_err(|e| internal(&e))?;
+            issuer.roles.grants(&names)
+        }
+    };
     let mut org_roles = None;
     if let (Some(org), Holder::User(user)) = (authz.organization, holder) {
-        let there = crate::roles::orgs::member_grants(&issuer.identity, org, user)
+        let names = crate::roles::orgs::member_roles(&issuer.identity, org, user)
             .await
             .map_err(|e| internal(&e))?
             .ok_or_else(|| OAuthError::invalid_grant("no longer a member of the organization"))?;
+        let there = issuer.roles.grants(&names);
         grants.permissions.extend(there.permissions);
         grants.permissions.sort();
         grants.permissions.dedup();

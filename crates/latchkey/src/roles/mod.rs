@@ -59,6 +59,42 @@ pub struct Role {
     pub updated_at: crate::store::Ts,
 }
 
+/// The app's role definitions and client grants, loaded with its issuer (and reloaded when they
+/// change), so a token needs at most one query for its holder's role names and none for
+/// permissions or for a client.
+#[derive(Debug, Clone, Default)]
+pub struct RoleBook {
+    /// Role name → its permissions.
+    pub roles: std::collections::HashMap<String, Vec<String>>,
+    /// Client id → its role names.
+    pub clients: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl RoleBook {
+    /// Loads the book from the app's identity store (two queries, at issuer load).
+    pub async fn load(db: &crate::store::IdentityDb) -> Result<RoleBook, sqlx::Error> {
+        let roles: Vec<(String, sqlx::types::Json<Vec<String>>)> =
+            crate::on_db!(db, p => sqlx::query_as("SELECT name, permissions FROM roles").fetch_all(p).await)?;
+        let grants: Vec<(String, String)> = crate::on_db!(db, p => sqlx::query_as("SELECT client_id, role FROM client_roles").fetch_all(p).await)?;
+        let mut book =
+            RoleBook { roles: roles.into_iter().map(|(n, p)| (n, p.0)).collect(), ..RoleBook::default() };
+        for (client, role) in grants {
+            book.clients.entry(client).or_default().push(role);
+        }
+        Ok(book)
+    }
+
+    /// What these role names grant (names the book does not know, for a role created since it
+    /// was loaded, count without permissions until the reload).
+    pub fn grants(&self, names: &[String]) -> Grants {
+        let rows = names
+            .iter()
+            .map(|n| (n.clone(), sqlx::types::Json(self.roles.get(n).cloned().unwrap_or_default())))
+            .collect();
+        Grants::from_rows(rows)
+    }
+}
+
 /// What a holder's roles grant: role names and the union of their permissions, both sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {

@@ -231,6 +231,23 @@ pub async fn of_user(db: &IdentityDb, user: UserId) -> Result<Vec<Organization>,
     on_db!(db, p => sqlx::query_as(sql).bind(user).fetch_all(p).await)
 }
 
+/// `user`'s role names in the organization, in one query; `None` if not a member.
+pub async fn member_roles(
+    db: &IdentityDb,
+    org: Uuid,
+    user: UserId,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let sql = "SELECT mr.role FROM memberships m LEFT JOIN membership_roles mr \
+        ON mr.user_id = m.user_id AND mr.organization_id = m.organization_id \
+        WHERE m.user_id = $1 AND m.organization_id = $2";
+    let rows: Vec<Option<String>> =
+        on_db!(db, p => sqlx::query_scalar(sql).bind(user).bind(org).fetch_all(p).await)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(rows.into_iter().flatten().collect()))
+}
+
 /// A membership row joined with a role it may hold: `(role, permissions)`, both absent for a
 /// member without roles.
 type MaybeRole = (Option<String>, Option<Json<Vec<String>>>);

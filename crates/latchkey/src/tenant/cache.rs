@@ -37,6 +37,8 @@ pub struct Issuer {
     pub identity: IdentityDb,
     /// Origins of the clients' `http(s)` redirect URIs: the only CORS origins (`oidc::cors`).
     pub cors_origins: HashSet<String>,
+    /// Role definitions and client grants (SPEC §10).
+    pub roles: crate::roles::RoleBook,
 }
 
 pub enum Lookup {
@@ -202,6 +204,7 @@ async fn build(apps: &Apps, public_base: &str, app: App) -> Result<(Issuer, Opti
     let cors_origins = origins::allowed_origins(clients.values());
     let identity = apps::service::identity_store(apps, &app)?;
     apps.identity.ensure_migrated(app.id, &identity).await?;
+    let roles = crate::roles::RoleBook::load(&identity).await?;
     // Serialising a `serde_json::Value` cannot fail; should it, the issuer is not served.
     let to_bytes = |doc: &serde_json::Value| {
         serde_json::to_vec(doc).map(Bytes::from).map_err(|e| LoadError::Broken(format!("metadata: {e}")))
@@ -221,6 +224,7 @@ async fn build(apps: &Apps, public_base: &str, app: App) -> Result<(Issuer, Opti
             jwks,
             identity,
             cors_origins,
+            roles,
         },
         rebuild_at,
     ))

@@ -97,6 +97,13 @@ async fn organizations_admin_api(backend: Backend) {
         let (s, v) = app.admin(Method::POST, &members, Some(bad.clone())).await;
         assert_eq!(s, want, "{bad}: {v}");
     }
+    // Hostile paging and bodies.
+    for q in ["limit=10000", "limit=0", "cursor=nope", "limit=-1"] {
+        let (s, v) = app.admin(Method::GET, &format!("{members}?{q}"), None).await;
+        assert!(s == StatusCode::UNPROCESSABLE_ENTITY || s == StatusCode::BAD_REQUEST, "{q}: {s} {v}");
+    }
+    let huge = json!({"email": "x@example.com", "roles": ["r".repeat(70_000)]});
+    assert_eq!(app.admin(Method::POST, &members, Some(huge)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     // Paged by user id.
     let (_, page) = app.admin(Method::GET, &format!("{members}?limit=2"), None).await;
     let first: Vec<Value> = page["items"].as_array().expect("a").clone();

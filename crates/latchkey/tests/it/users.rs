@@ -287,7 +287,7 @@ async fn mentions(db: &latchkey::store::Db, id: uuid::Uuid, email: &str) -> Vec<
 }
 
 /// A person with everything a person leaves behind: sessions, tokens, a refresh family, a used
-/// code, mailed links and queued mail, an invitation, audit events.
+/// code, mailed links and queued mail, an invitation, audit events, roles and a membership.
 async fn busy_user(app: &TestApp, sink: &Sink, client: &str, email: &str) -> (String, Value) {
     let pw = "correct horse battery";
     crate::mail::sign_up(app, "gone", email, pw).await;
@@ -301,7 +301,25 @@ async fn busy_user(app: &TestApp, sink: &Sink, client: &str, email: &str) -> (St
         &[("email", email), ("password", "wrong password!")],
     )
     .await;
-    (user_id(app, "gone", email).await, tokens)
+    let id = user_id(app, "gone", email).await;
+    // Roles, app-wide and in an organization (both may exist already: a 409 then).
+    app.admin(
+        Method::POST,
+        "/apps/gone/roles",
+        Some(json!({"name": "member", "permissions": ["docs:read"]})),
+    )
+    .await;
+    let (s, v) = app
+        .admin(Method::PUT, &format!("/apps/gone/users/{id}/roles"), Some(json!({"roles": ["member"]})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.admin(Method::POST, "/apps/gone/organizations", Some(json!({"slug": "club", "name": "Club"}))).await;
+    let (_, orgs) = app.admin(Method::GET, "/apps/gone/organizations", None).await;
+    let org = orgs["items"][0]["id"].as_str().expect("org").to_string();
+    let members = format!("/apps/gone/organizations/{org}/members");
+    let (s, v) = app.admin(Method::POST, &members, Some(json!({"user_id": id, "roles": ["member"]}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (id, tokens)
 }
 
 async fn gdpr_erasure_leaves_no_trace(backend: Backend) {
