@@ -175,9 +175,13 @@ fn name(n: &str) -> Result<String, ApiError> {
 }
 
 fn slug(s: &str) -> Result<&str, ApiError> {
-    if s == "select" {
-        // Well-formed, but the chooser's keyword (`organization=select`).
-        return Err(ApiError::conflict("slug_reserved", "the slug `select` is reserved"));
+    if s == "select" || Uuid::parse_str(s).is_ok() {
+        // Well-formed, but the chooser's keyword (`organization=select`) or shaped like an id
+        // (ids are looked up before slugs).
+        return Err(ApiError::conflict(
+            "slug_reserved",
+            "this slug is reserved (`select`, or shaped like an id)",
+        ));
     }
     if orgs::valid_slug(s) { Ok(s) } else { Err(ApiError::validation("slug: 1 to 63 of a-z 0-9 -")) }
 }
@@ -484,6 +488,7 @@ pub async fn remove_member(
 }
 
 fn resource_fields(
+    issuer: &Issuer,
     identifier: Option<&str>,
     permissions: Option<&[String]>,
 ) -> Result<Option<Vec<String>>, ApiError> {
@@ -491,6 +496,10 @@ fn resource_fields(
         return Err(ApiError::validation(
             "identifier: an absolute URI without fragment, at most 512 characters",
         ));
+    }
+    // The issuer is the audience of tokens without a resource: no resource may be it.
+    if identifier.is_some_and(|i| i.trim_end_matches('/') == issuer.url) {
+        return Err(ApiError::validation("identifier: the issuer itself cannot be a resource"));
     }
     permissions
         .map(|p| {
@@ -507,7 +516,8 @@ pub async fn create_resource(
     Tenant { issuer, .. }: ActiveApp,
     AdminJson(body): AdminJson<NewResource>,
 ) -> Result<Response, ApiError> {
-    let permissions = resource_fields(Some(&body.identifier), Some(&body.permissions))?.unwrap_or_default();
+    let permissions =
+        resource_fields(&issuer, Some(&body.identifier), Some(&body.permissions))?.unwrap_or_default();
     let name = name(&body.name)?;
     let r = resources::create(&issuer.identity, &body.identifier, &name, &permissions, state.now())
         .await
@@ -537,7 +547,7 @@ pub async fn update_resource(
     AdminJson(body): AdminJson<ResourcePatch>,
 ) -> Result<axum::Json<ResourceResponse>, ApiError> {
     let id = Uuid::parse_str(&params.1).map_err(|_| ApiError::not_found("resource"))?;
-    let permissions = resource_fields(body.identifier.as_deref(), body.permissions.as_deref())?;
+    let permissions = resource_fields(&issuer, body.identifier.as_deref(), body.permissions.as_deref())?;
     let name = body.name.as_deref().map(name).transpose()?;
     let r = resources::update(
         &issuer.identity,

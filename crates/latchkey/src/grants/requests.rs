@@ -28,6 +28,9 @@ pub struct AuthRequest {
     pub organization: Option<String>,
     /// `resource` (RFC 8707): a registered resource identifier.
     pub resource: Option<String>,
+    /// The session the organization chooser was shown to (only it may answer).
+    #[sqlx(default)]
+    pub chooser_session: Option<String>,
 }
 
 /// Appends the response parameters to the redirect URI (keeping its own query).
@@ -57,6 +60,16 @@ pub async fn save(db: &IdentityDb, r: &AuthRequest, now: Ts) -> Result<(), Grant
         .execute(p).await.map(|_| ()))?)
 }
 
+/// The redirect that answers request `r` with an error (RFC 6749 §4.1.2.1, `iss` per RFC 9207).
+fn error_to_client(r: &AuthRequest, issuer_url: &str, error: &str, description: &str) -> String {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(s) = &r.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer_url));
+    redirect_with(&r.redirect_uri, &params)
+}
+
 /// Drops a pending request (answered).
 async fn forget(db: &IdentityDb, id: &str) -> Result<(), GrantError> {
     Ok(
@@ -76,7 +89,7 @@ pub async fn pending(db: &IdentityDb, id: &str, now: Ts) -> Result<Option<AuthRe
         return Ok(None);
     }
     let sql = "SELECT id, client_id, redirect_uri, scope, state, nonce, code_challenge, prompt, max_age, login_hint, \
-        organization, resource FROM auth_requests WHERE id = $1 AND expires_at > $2";
+        organization, resource, chooser_session FROM auth_requests WHERE id = $1 AND expires_at > $2";
     Ok(on_db!(db, p => sqlx::query_as(sql).bind(id).bind(now).fetch_optional(p).await)?)
 }
 
@@ -100,12 +113,20 @@ pub async fn issue_code(
                     match mine.as_slice() {
                         [only] => Some(only.id),
                         [] => None,
+                        // No page may be shown for `prompt=none` (OpenID Connect Core §3.1.2.1).
+                        _ if r.prompt.as_deref() == Some("none") => {
+                            forget(db, &r.id).await?;
+                            let why = "choose an organization";
+                            return Ok(error_to_client(r, issuer_url, "account_selection_required", why));
+                        }
                         _ => {
                             // The chooser answers a stored request (one answered at once by
-                            // `/authorize` was never stored).
+                            // `/authorize` was never stored), and only for this session.
                             if pending(db, &r.id, now).await?.is_none() {
                                 save(db, r, now).await?;
                             }
+                            let sql = "UPDATE auth_requests SET chooser_session = $2 WHERE id = $1";
+                            on_db!(db, p => sqlx::query(sql).bind(&r.id).bind(&session.id).execute(p).await.map(|_| ()))?;
                             return Ok(format!("{issuer_url}/organization?request={}", r.id));
                         }
                     }
@@ -119,15 +140,8 @@ pub async fn issue_code(
                 Some(id) => Some(id.to_string()),
                 None => {
                     forget(db, &r.id).await?;
-                    let mut params = vec![
-                        ("error", "access_denied"),
-                        ("error_description", "not a member of the organization"),
-                    ];
-                    if let Some(s) = &r.state {
-                        params.push(("state", s));
-                    }
-                    params.push(("iss", issuer_url));
-                    return Ok(redirect_with(&r.redirect_uri, &params));
+                    let why = "not a member of the organization";
+                    return Ok(error_to_client(r, issuer_url, "access_denied", why));
                 }
             }
         }

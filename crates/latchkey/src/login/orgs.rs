@@ -24,6 +24,13 @@ fn expired(state: &AppState, issuer: &Issuer) -> Response {
     )
 }
 
+/// Whether `p` waits on the chooser for this session: a request that asked for `select` and
+/// was sent here by the code issuance for this very session (so no other request, and no
+/// session that did not just sign in for it, can be answered from here).
+fn for_chooser(p: &authorize::AuthRequest, session: &crate::sessions::Session) -> bool {
+    p.organization.as_deref() == Some("select") && p.chooser_session.as_deref() == Some(session.id.as_str())
+}
+
 pub async fn get_chooser(
     State(state): State<AppState>,
     Visit { issuer, query, headers }: Visit,
@@ -41,7 +48,8 @@ async fn show(
     let Some(session) = current_session(state, issuer, headers).await.or_page(issuer)? else {
         return Ok(Redirect::to(&format!("{}/login?request={request}", base(state, slug))).into_response());
     };
-    if authorize::pending(&issuer.identity, request, state.now()).await.or_page(issuer)?.is_none() {
+    let pending = authorize::pending(&issuer.identity, request, state.now()).await.or_page(issuer)?;
+    if !pending.is_some_and(|p| for_chooser(&p, &session)) {
         return Ok(expired(state, issuer));
     }
     let user = crate::users::get(&issuer.identity, session.user_id).await.or_page(issuer)?;
@@ -68,7 +76,8 @@ pub async fn post_chooser(State(state): State<AppState>, me: SignedIn) -> Result
     let request = clean_request_id(form.get("request").unwrap_or(""));
     let chosen = form.get("organization").and_then(|o| uuid::Uuid::parse_str(o).ok());
     let now = state.now();
-    let Some(pending) = authorize::pending(&issuer.identity, &request, now).await.or_page(&issuer)? else {
+    let pending = authorize::pending(&issuer.identity, &request, now).await.or_page(&issuer)?;
+    let Some(pending) = pending.filter(|p| for_chooser(p, &session)) else {
         return Ok(expired(&state, &issuer));
     };
     let member = match chosen {

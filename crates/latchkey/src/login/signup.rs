@@ -268,6 +268,10 @@ pub async fn post_signup(
     attempt.succeeded(state.clock.now());
     let data = serde_json::json!({"invited": ticket.is_some(), "status": user.status});
     record_event(&state, &issuer, "signup", Some(user.id), &headers, addr, data).await;
+    if let Some(org) = ticket.as_ref().and_then(|t| t.organization_id) {
+        let data = serde_json::json!({"organization_id": org, "by": "invitation"});
+        record_event(&state, &issuer, "membership.added", Some(user.id), &headers, addr, data).await;
+    }
     // The confirmation link; failing to queue it must not fail the sign-up (the user can ask for
     // another).
     if let Err(e) = links::issue(&state.post(), &issuer, Kind::VerifyEmail, &user, None).await {

@@ -214,6 +214,7 @@ pub async fn authorize(
         login_hint: form.get("login_hint").map(|h| h.chars().take(254).collect()),
         organization: organization.map(str::to_string),
         resource: resource.map(str::to_string),
+        chooser_session: None,
     };
 
     // An existing session answers at once unless the client asks for a fresh sign-in.

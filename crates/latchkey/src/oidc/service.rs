@@ -375,11 +375,14 @@ async fn current_grants(
         grants.permissions.sort();
         grants.permissions.dedup();
     }
-    if claims.aud != issuer.url
-        && let Some(r) =
-            crate::roles::resources::by_identifier(&issuer.identity, &claims.aud).await.map_err(store)?
-    {
-        grants.permissions = crate::roles::resources::cut(&grants.permissions, &r.permissions.0);
+    if claims.aud != issuer.url {
+        // Fails closed: a token for a resource that is gone (or renamed) gets no permissions.
+        let defined =
+            crate::roles::resources::by_identifier(&issuer.identity, &claims.aud).await.map_err(store)?;
+        grants.permissions = match defined {
+            Some(r) => crate::roles::resources::cut(&grants.permissions, &r.permissions.0),
+            None => Vec::new(),
+        };
     }
     Ok(grants)
 }
@@ -429,12 +432,18 @@ pub async fn userinfo(
         m.extend(user.scoped_claims(&scopes));
     }
     if scopes.contains(&"roles") {
-        let grants =
-            crate::roles::repo::grants_of(&issuer.identity, crate::roles::repo::Holder::User(user.id))
-                .await
-                .map_err(crate::users::UserError::from)?;
+        // What the token stands for now: its organization's permissions merged, its resource's cut.
+        let grants = current_grants(issuer, &claims).await?;
         out["roles"] = serde_json::json!(grants.roles);
         out["permissions"] = serde_json::json!(grants.permissions);
+        let org = claims.org_id.as_deref().and_then(|o| uuid::Uuid::parse_str(o).ok());
+        if let Some(org) = org {
+            let there = crate::roles::orgs::member_roles(&issuer.identity, org, user.id)
+                .await
+                .map_err(crate::users::UserError::from)?;
+            out["org_id"] = serde_json::json!(org.to_string());
+            out["org_roles"] = serde_json::json!(there.unwrap_or_default());
+        }
     }
     Ok(Some(out))
 }

@@ -28,11 +28,12 @@ pub struct Member {
     pub created_at: Ts,
 }
 
-/// An organization slug: 1 to 63 of `a-z 0-9 -`, starting with a letter or digit, and not
-/// `select` (the chooser's keyword).
+/// An organization slug: 1 to 63 of `a-z 0-9 -`, starting with a letter or digit, not `select`
+/// (the chooser's keyword) and not shaped like an id (ids are looked up first).
 pub fn valid_slug(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s != "select"
+        && Uuid::parse_str(s).is_err()
         && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
@@ -172,7 +173,7 @@ pub async fn add_member(
     let mut wanted = roles.to_vec();
     wanted.sort();
     wanted.dedup();
-    let insert = "INSERT INTO memberships (user_id, organization_id, created_at) VALUES ($1, $2, $3)";
+    let insert = "INSERT INTO memberships (user_id, organization_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     let done: Result<(bool, Changed), RoleError> = on_db!(db, p => async {
         let mut tx = p.begin().await?;
         let unknown = unknown_roles!(tx, &wanted);
@@ -188,7 +189,7 @@ pub async fn add_member(
             .bind(user).bind(org).fetch_all(&mut *tx).await?;
         let mut changed = Changed::default();
         for r in wanted.iter().filter(|r| !current.contains(r)) {
-            sqlx::query("INSERT INTO membership_roles (user_id, organization_id, role) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO membership_roles (user_id, organization_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                 .bind(user).bind(org).bind(r).execute(&mut *tx).await?;
             changed.granted.push(r.clone());
         }

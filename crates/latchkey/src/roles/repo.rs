@@ -141,7 +141,10 @@ pub async fn set_roles(
 ) -> Result<Changed, RoleError> {
     let (table, column) = holder.table();
     let current_sql = format!("SELECT role FROM {table} WHERE {column} = $1");
-    let insert = format!("INSERT INTO {table} ({column}, role, granted_at) VALUES ($1, $2, $3)");
+    // A grant made at the same moment by another call is no error.
+    let insert = format!(
+        "INSERT INTO {table} ({column}, role, granted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+    );
     let remove = format!("DELETE FROM {table} WHERE {column} = $1 AND role = $2");
     let mut wanted = roles.to_vec();
     wanted.sort();

@@ -122,7 +122,8 @@ pub async fn create_user(
 ) -> Result<Created, super::UserError> {
     let find = "SELECT id, organization_id FROM invitations WHERE kind = 'invitation' AND email_normalized = $1 \
         AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 1";
-    let claim = "UPDATE invitations SET used_at = $2, token_sealed = NULL, user_id = $3 WHERE id = $1 AND used_at IS NULL";
+    let claim = "UPDATE invitations SET used_at = $2, token_sealed = NULL, user_id = $3 WHERE id = $1 AND used_at IS NULL \
+        AND revoked_at IS NULL AND expires_at > $2";
     let insert = "INSERT INTO users (id, email, email_normalized, email_verified, status, name, profile, password_hash, \
         password_changed_at, token_version, created_at, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, 0, $8, $8)";

@@ -237,14 +237,39 @@ async fn organization_tokens(backend: Backend) {
             [("csrf", csrf_of(&page)), ("request", request.clone()), ("organization", org.to_string())];
         flow.browser.post(format!("{}/organization", app.issuer("ot"))).form(&form).send()
     };
+    // Only the session the chooser was shown to, and only for that request: another browser
+    // signed in as someone else, or a request that did not ask for `select`, gets nothing.
+    let (_, mut other) = sign_up(&app, "ot", &client, "eve@example.com").await;
+    let stolen = other.browser.get(&chooser).send().await.expect("chooser");
+    assert_eq!(stolen.status(), StatusCode::BAD_REQUEST, "another session cannot use this chooser");
+    let plain = authorize(&app, "ot", &mut other, "&prompt=login").await;
+    let other_request = query_of(&plain)["request"].clone();
+    let page_other = other
+        .browser
+        .get(format!("{}/organization?request={other_request}", app.issuer("ot")))
+        .send()
+        .await
+        .expect("c");
+    assert_eq!(page_other.status(), StatusCode::BAD_REQUEST, "a request that did not ask for select");
     let foreign = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
     assert_eq!(choose(foreign).await.expect("post").status(), StatusCode::UNPROCESSABLE_ENTITY);
     let res = choose(globex["id"].as_str().expect("id")).await.expect("post");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let code = query_of(&location(&res))["code"].clone();
     let (_, tokens) = flow.exchange(&app, "ot", &code).await;
-    let c = claims(&app, "ot", tokens["access_token"].as_str().expect("at")).await;
+    let at = tokens["access_token"].as_str().expect("at");
+    let c = claims(&app, "ot", at).await;
     assert_eq!((c["org_id"].clone(), c["org_roles"].clone()), (globex["id"].clone(), json!(["reader"])));
+    let (s, info) = crate::mail::userinfo(&app, "ot", at).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (info["org_id"].clone(), info["org_roles"].clone()),
+        (globex["id"].clone(), json!(["reader"]))
+    );
+    assert_eq!(info["permissions"], json!(["docs:read"]), "userinfo says what the token stands for");
+    // prompt=none never shows the chooser.
+    let back = authorize(&app, "ot", &mut flow, "&organization=select&prompt=none").await;
+    assert_eq!(query_of(&back)["error"], "account_selection_required", "{back}");
     app.stop().await;
 }
 both!(organization_tokens);
@@ -293,6 +318,45 @@ async fn resources_cut_tokens(backend: Backend) {
     assert_eq!((s, v["error"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_target")));
     let plain = claims(&app, "rs", &app.service_token("rs", &id, &secret).await).await;
     assert_eq!(plain["aud"], app.issuer("rs"), "without resource the issuer is the audience");
+    let issuer_as_resource = json!({"identifier": app.issuer("rs"), "name": "x", "permissions": []});
+    let (s, _) = app.admin(Method::POST, "/apps/rs/resources", Some(issuer_as_resource)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "the issuer cannot be a resource");
+    // A token too big to carry its permissions: introspection cuts them, and fails closed once
+    // its resource is gone.
+    let many: Vec<String> = (0..150).map(|i| format!("bulk{i:03}:read")).collect();
+    post(&app, "/apps/rs/roles", json!({"name": "bulk", "permissions": many})).await;
+    let bulk = post(
+        &app,
+        "/apps/rs/resources",
+        json!({"identifier": "urn:example:bulk", "name": "Bulk", "permissions": many}),
+    )
+    .await;
+    app.admin(
+        Method::PUT,
+        &format!("/apps/rs/clients/{id}/roles"),
+        Some(json!({"roles": ["staff", "bulk"]})),
+    )
+    .await;
+    let (_, _, v) = app
+        .form(
+            "rs",
+            "token",
+            Some((&id, &secret)),
+            "grant_type=client_credentials&resource=urn%3Aexample%3Abulk",
+        )
+        .await;
+    let big = v["access_token"].as_str().expect("at").to_string();
+    assert_eq!(claims(&app, "rs", &big).await["permissions_omitted"], true);
+    assert_eq!(
+        app.introspect("rs", &id, &secret, &big).await["permissions"].as_array().map(Vec::len),
+        Some(150)
+    );
+    let bulk_id = bulk["id"].as_str().expect("id");
+    assert_eq!(
+        app.admin(Method::DELETE, &format!("/apps/rs/resources/{bulk_id}"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.introspect("rs", &id, &secret, &big).await["permissions"], json!([]), "fails closed");
     // The code flow: resource on /authorize, kept for the token; another one is refused.
     let client = public_client(&app, "rs").await;
     let (user, mut flow) = sign_up(&app, "rs", &client, "bo@example.com").await;
