@@ -113,11 +113,14 @@ fn store(e: sqlx::Error) -> ApiError {
     ApiError::internal(&e)
 }
 
-/// The issuer caches role definitions and client grants: every replica reloads it.
+/// The issuer caches role definitions and client grants: every replica reloads it. The change
+/// is committed already, so a failure here is logged, not answered: replicas then reload within
+/// a minute anyway (`tenant::cache`).
 async fn reload(state: &AppState, issuer: &Issuer) -> Result<(), ApiError> {
-    crate::apps::service::identity_config_changed(&state.apps, &issuer.app)
-        .await
-        .map_err(|e| ApiError::internal(&e))
+    if let Err(e) = crate::apps::service::identity_config_changed(&state.apps, &issuer.app).await {
+        tracing::error!(app.slug = %issuer.app.slug, error = %e, "role change saved; replicas reload it within a minute");
+    }
+    Ok(())
 }
 
 async fn record(state: &AppState, issuer: &Issuer, action: &'static str, target: &str) {

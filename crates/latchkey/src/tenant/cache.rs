@@ -24,6 +24,9 @@ use super::{discovery, origins};
 const REVALIDATE_MS: u64 = 1000;
 
 /// One active app's issuer.
+/// The longest a replica serves cached role definitions without reloading them.
+const ROLES_MAX_AGE_SECS: i64 = 60;
+
 pub struct Issuer {
     pub app: App,
     /// `{PUBLIC_URL}/apps/{slug}`.
@@ -205,6 +208,15 @@ async fn build(apps: &Apps, public_base: &str, app: App) -> Result<(Issuer, Opti
     let identity = apps::service::identity_store(apps, &app)?;
     apps.identity.ensure_migrated(app.id, &identity).await?;
     let roles = crate::roles::RoleBook::load(&identity).await?;
+    // An app with roles rebuilds at least every minute: should a change's version bump ever be
+    // lost, no replica keeps revoked grants longer than that.
+    let rebuild_at = match roles.roles.is_empty() {
+        true => rebuild_at,
+        false => {
+            let soon = Ts::new(now.0 + chrono::Duration::seconds(ROLES_MAX_AGE_SECS));
+            Some(rebuild_at.map_or(soon, |r| r.min(soon)))
+        }
+    };
     // Serialising a `serde_json::Value` cannot fail; should it, the issuer is not served.
     let to_bytes = |doc: &serde_json::Value| {
         serde_json::to_vec(doc).map(Bytes::from).map_err(|e| LoadError::Broken(format!("metadata: {e}")))
