@@ -224,11 +224,7 @@ async fn mint_user_access(
         token_type: "user".into(),
         sid: Some(sid.to_string()),
         tv: Some(user.token_version),
-        roles: Vec::new(),
-        permissions: None,
-        permissions_omitted: false,
-        org_id: None,
-        org_roles: None,
+        ..AccessClaims::default()
     }
     .with_grants(&grants)
     .for_authz(authz, org_roles.clone());

@@ -13,7 +13,7 @@ use crate::store::Ts;
 use crate::tenant::Issuer;
 
 /// RFC 9068 access-token claims (besides `iat` and `exp`, which the JWT layer carries).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
@@ -199,11 +199,7 @@ pub async fn client_credentials(
         token_type: "service".into(),
         sid: None,
         tv: None,
-        roles: Vec::new(),
-        permissions: None,
-        permissions_omitted: false,
-        org_id: None,
-        org_roles: None,
+        ..AccessClaims::default()
     }
     .with_grants(&grants)
     .for_authz(&authz, None);
