@@ -440,3 +440,56 @@ async fn organization_invitations(backend: Backend) {
     app.stop().await;
 }
 both!(organization_invitations);
+
+/// An organization with 10,000 members pages through in full: every member once, in order,
+/// at most 200 a page.
+async fn ten_thousand_members_page_through(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.active_app("big").await;
+    let org = post(&app, "/apps/big/organizations", json!({"slug": "huge", "name": "Huge"})).await;
+    let org_id: uuid::Uuid = org["id"].as_str().expect("id").parse().expect("uuid");
+    let store = crate::mail::identity_store(&app, "big").await;
+    let now = latchkey::store::Ts::new(chrono::Utc::now());
+    let ids: Vec<latchkey::users::UserId> =
+        (0..10_000).map(|_| latchkey::users::UserId::generate()).collect();
+    let users = "INSERT INTO users (id, email, email_normalized, email_verified, status, profile, token_version, created_at, updated_at) \
+        VALUES ($1, $2, $2, FALSE, 'active', '{}', 0, $3, $3)";
+    let members = "INSERT INTO memberships (user_id, organization_id, created_at) VALUES ($1, $2, $3)";
+    let inserted: Result<(), sqlx::Error> = latchkey::on_db!(&store, p => async {
+        let mut tx = p.begin().await?;
+        for (i, id) in ids.iter().enumerate() {
+            sqlx::query(users).bind(*id).bind(format!("m{i}@example.com")).bind(now).execute(&mut *tx).await?;
+            sqlx::query(members).bind(*id).bind(org_id).bind(now).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+    .await);
+    inserted.expect("10,000 members");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    let started = std::time::Instant::now();
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/apps/big/organizations/{org_id}/members?limit=200&cursor={c}"),
+            None => format!("/apps/big/organizations/{org_id}/members?limit=200"),
+        };
+        let (s, page) = app.admin(Method::GET, &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 200);
+        for m in items {
+            assert!(seen.insert(m["user_id"].as_str().expect("id").to_string()), "a member twice");
+        }
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 10_000);
+    assert!(pages <= 51, "{pages} pages");
+    eprintln!("10,000 members in {pages} pages in {:?}", started.elapsed());
+    app.stop().await;
+}
+both!(ten_thousand_members_page_through);
