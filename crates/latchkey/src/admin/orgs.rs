@@ -367,7 +367,8 @@ pub async fn add_member(
         )
         .await;
     }
-    membership_role_events(&state, &issuer, org.id, user.id, &changed).await;
+    let about = serde_json::json!({"organization_id": org.id});
+    super::roles::grant_events(&state, &issuer, Some(user.id), about, &changed).await;
     record(&state, &issuer, "membership.set", &org.id.to_string()).await;
     let member = MemberResponse {
         user_id: user.id,
@@ -383,21 +384,6 @@ fn roles_after(roles: &[String]) -> Vec<String> {
     r.sort();
     r.dedup();
     r
-}
-
-async fn membership_role_events(
-    state: &AppState,
-    issuer: &Issuer,
-    org: Uuid,
-    user: UserId,
-    changed: &crate::roles::repo::Changed,
-) {
-    for (kind, list) in [("role.granted", &changed.granted), ("role.revoked", &changed.revoked)] {
-        for role in list {
-            event(state, issuer, kind, Some(user), serde_json::json!({"role": role, "organization_id": org}))
-                .await;
-        }
-    }
 }
 
 async fn invite(
@@ -452,7 +438,8 @@ pub async fn update_member(
     let (_, changed) = orgs::add_member(&issuer.identity, org.id, user, &body.roles, state.now())
         .await
         .map_err(|e| roles_error(e, "member"))?;
-    membership_role_events(&state, &issuer, org.id, user, &changed).await;
+    let about = serde_json::json!({"organization_id": org.id});
+    super::roles::grant_events(&state, &issuer, Some(user), about, &changed).await;
     record(&state, &issuer, "membership.set", &org.id.to_string()).await;
     let member = orgs::members(&issuer.identity, org.id, Some(UserId(pred(user.0))), 1)
         .await

@@ -237,6 +237,28 @@ pub async fn delete_role(
     }))
 }
 
+/// Records `role.granted` / `role.revoked` in the app's audit trail for each role in `changed`,
+/// with `about` (the client, or the organization) beside the role.
+pub(super) async fn grant_events(
+    state: &AppState,
+    issuer: &Issuer,
+    user: Option<crate::users::UserId>,
+    about: serde_json::Value,
+    changed: &Changed,
+) {
+    for (kind, list) in [("role.granted", &changed.granted), ("role.revoked", &changed.revoked)] {
+        for role in list {
+            let mut data = about.clone();
+            data["role"] = serde_json::json!(role);
+            let event =
+                crate::audit::AuditEvent::new(issuer.app.id, issuer.identity.clone(), state.now(), kind)
+                    .user(user)
+                    .data(data);
+            state.audit.record(event).await;
+        }
+    }
+}
+
 /// Sets `holder`'s roles, audits each grant and revocation.
 async fn set(
     state: &AppState,
@@ -257,18 +279,10 @@ async fn set(
     if matches!(holder, Holder::Client(_)) {
         reload(state, issuer).await?;
     }
-    let (user, client) = match holder {
-        Holder::User(id) => (Some(id), None),
-        Holder::Client(c) => (None, Some(c.to_string())),
-    };
-    for (kind, list) in [("role.granted", &changed.granted), ("role.revoked", &changed.revoked)] {
-        for role in list {
-            let data = serde_json::json!({"role": role, "client_id": client});
-            let event =
-                crate::audit::AuditEvent::new(issuer.app.id, issuer.identity.clone(), state.now(), kind)
-                    .user(user)
-                    .data(data);
-            state.audit.record(event).await;
+    match holder {
+        Holder::User(id) => grant_events(state, issuer, Some(id), serde_json::json!({}), &changed).await,
+        Holder::Client(c) => {
+            grant_events(state, issuer, None, serde_json::json!({"client_id": c}), &changed).await
         }
     }
     // The control plane names the client, never a user (end-user data stays in the app's store,

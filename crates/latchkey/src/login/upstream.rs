@@ -46,6 +46,11 @@ fn offered(issuer: &Issuer, kind: Provider) -> Option<&ProviderSettings> {
     issuer.app.providers.get(&kind).filter(|_| issuer.app.policy.allows(kind))
 }
 
+/// The provider named in a path or form, if the app offers it now.
+fn offered_named<'a>(issuer: &'a Issuer, name: &str) -> Option<(Provider, &'a ProviderSettings)> {
+    kind_of(name).and_then(|k| offered(issuer, k).map(|s| (k, s)))
+}
+
 /// Whether the app offers any upstream provider now.
 pub(super) fn any_offered(issuer: &Issuer) -> bool {
     issuer.app.providers.keys().any(|k| issuer.app.policy.allows(*k))
@@ -141,7 +146,7 @@ pub async fn start(
     RawQuery(query): RawQuery,
     Post { issuer, addr, headers, .. }: Post,
 ) -> Response {
-    let Some((kind, settings)) = kind_of(&provider).and_then(|k| offered(&issuer, k).map(|s| (k, s))) else {
+    let Some((kind, settings)) = offered_named(&issuer, &provider) else {
         return not_offered(&state, &issuer);
     };
     let request = request_id(query.as_deref());
@@ -231,7 +236,7 @@ async fn answer(
     headers: &HeaderMap,
     addr: SocketAddr,
 ) -> Response {
-    let Some((kind, settings)) = kind_of(provider).and_then(|k| offered(issuer, k).map(|s| (k, s))) else {
+    let Some((kind, settings)) = offered_named(issuer, provider) else {
         return not_offered(state, issuer);
     };
     let name = providers::name(kind);
@@ -432,9 +437,7 @@ async fn finish_link(
 /// `POST /account/identities/link`: a fresh round trip while signed in.
 pub async fn post_link(State(state): State<AppState>, me: SignedIn) -> Result<Response, PageError> {
     let SignedIn { issuer, user, session, form, addr, headers, .. } = me;
-    let Some((kind, settings)) =
-        form.get("provider").and_then(kind_of).and_then(|k| offered(&issuer, k).map(|s| (k, s)))
-    else {
+    let Some((kind, settings)) = form.get("provider").and_then(|p| offered_named(&issuer, p)) else {
         return Ok(not_offered(&state, &issuer));
     };
     let from =
@@ -452,7 +455,7 @@ pub async fn post_unlink(State(state): State<AppState>, me: SignedIn) -> Result<
     );
     let who = Upstream { provider, issuer: iss, subject };
     let cx = signin::Context::of(&issuer, state.now());
-    let usable = |p: &str| kind_of(p).is_some_and(|k| offered(&issuer, k).is_some());
+    let usable = |p: &str| offered_named(&issuer, p).is_some();
     let notice = match federated::unlink(cx, &user, who, &usable).await.or_page(&issuer)? {
         Unlinked::Unlinked => {
             let data = serde_json::json!({"provider": provider, "subject": subject});

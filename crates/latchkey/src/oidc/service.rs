@@ -79,39 +79,50 @@ pub async fn token_resource(
         .ok_or_else(|| OAuthError::invalid_target("unknown resource"))
 }
 
-/// What a holder's token carries: its app-wide grants, with (for a user in an organization)
-/// the organization's merged in, cut to the resource's permissions; and the roles in the
-/// organization. `invalid_grant` for a user who is no longer a member.
-pub async fn holder_grants(
+/// What a holder is granted now: its app-wide roles (definitions and client grants from the
+/// issuer's role book; a user's role names from the store, one query), merged, for a user and
+/// `org`, with that organization's (one more query). The organization roles are `None` when the
+/// user is not a member.
+async fn resolve(
     issuer: &Issuer,
     holder: crate::roles::repo::Holder<'_>,
-    authz: &Authz,
-) -> Result<(crate::roles::Grants, Option<Vec<String>>), OAuthError> {
+    org: Option<uuid::Uuid>,
+) -> Result<(crate::roles::Grants, Option<Vec<String>>), sqlx::Error> {
     use crate::roles::repo::Holder;
-    let internal = |e: &sqlx::Error| OAuthError::internal(issuer.app.slug.as_str(), "roles", e);
-    // Role definitions and client grants come from the issuer's book; only a user's role names
-    // are read from the store (one query, one more for an organization).
     let mut grants = match holder {
         Holder::Client(c) => {
             issuer.roles.grants(issuer.roles.clients.get(c).map(Vec::as_slice).unwrap_or_default())
         }
         Holder::User(_) => {
-            let names =
-                crate::roles::repo::roles_of(&issuer.identity, holder).await.map_err(|e| internal(&e))?;
-            issuer.roles.grants(&names)
+            issuer.roles.grants(&crate::roles::repo::roles_of(&issuer.identity, holder).await?)
         }
     };
     let mut org_roles = None;
-    if let (Some(org), Holder::User(user)) = (authz.organization, holder) {
-        let names = crate::roles::orgs::member_roles(&issuer.identity, org, user)
-            .await
-            .map_err(|e| internal(&e))?
-            .ok_or_else(|| OAuthError::invalid_grant("no longer a member of the organization"))?;
+    if let (Some(org), Holder::User(user)) = (org, holder)
+        && let Some(names) = crate::roles::orgs::member_roles(&issuer.identity, org, user).await?
+    {
         let there = issuer.roles.grants(&names);
         grants.permissions.extend(there.permissions);
         grants.permissions.sort();
         grants.permissions.dedup();
         org_roles = Some(there.roles);
+    }
+    Ok((grants, org_roles))
+}
+
+/// What a holder's token carries: [`resolve`]d for the organization of `authz`, cut to the
+/// resource's permissions; and the roles in the organization. `invalid_grant` for a user who is
+/// no longer a member.
+pub async fn holder_grants(
+    issuer: &Issuer,
+    holder: crate::roles::repo::Holder<'_>,
+    authz: &Authz,
+) -> Result<(crate::roles::Grants, Option<Vec<String>>), OAuthError> {
+    let (mut grants, org_roles) = resolve(issuer, holder, authz.organization)
+        .await
+        .map_err(|e| OAuthError::internal(issuer.app.slug.as_str(), "roles", &e))?;
+    if authz.organization.is_some() && org_roles.is_none() {
+        return Err(OAuthError::invalid_grant("no longer a member of the organization"));
     }
     if let Some(r) = &authz.resource {
         grants.permissions = crate::roles::resources::cut(&grants.permissions, &r.permissions.0);
@@ -354,23 +365,15 @@ async fn current_grants(
     issuer: &Issuer,
     claims: &AccessClaims,
 ) -> Result<crate::roles::Grants, TokenCheckError> {
-    use crate::roles::repo::{Holder, grants_of};
+    use crate::roles::repo::Holder;
     let store = |e: sqlx::Error| TokenCheckError::User(crate::users::UserError::from(e));
     let user = claims.sub.parse::<crate::users::UserId>().ok().filter(|_| claims.token_type == "user");
     let holder = match user {
         Some(id) => Holder::User(id),
         None => Holder::Client(&claims.client_id),
     };
-    let mut grants = grants_of(&issuer.identity, holder).await.map_err(store)?;
     let org = claims.org_id.as_deref().and_then(|o| uuid::Uuid::parse_str(o).ok());
-    if let (Some(org), Some(user)) = (org, user)
-        && let Some(there) =
-            crate::roles::orgs::member_grants(&issuer.identity, org, user).await.map_err(store)?
-    {
-        grants.permissions.extend(there.permissions);
-        grants.permissions.sort();
-        grants.permissions.dedup();
-    }
+    let (mut grants, _) = resolve(issuer, holder, org).await.map_err(store)?;
     if claims.aud != issuer.url {
         // Fails closed: a token for a resource that is gone (or renamed) gets no permissions.
         let defined =

@@ -1,7 +1,26 @@
 //! Roles and permissions (SPEC §10): a permission is `resource:action` (action `*`: every
 //! action on the resource), a role a named set of them, held app-wide by users and by OAuth
-//! clients. What a holder may do is the union of its roles' permissions, resolved in one query
-//! when a token is issued ([`repo::grants_of_user`], [`repo::grants_of_client`]).
+//! clients. What a holder may do is the union of its roles' permissions: role definitions and
+//! client grants are cached with the app's issuer ([`RoleBook`]), so a token reads at most a
+//! user's role names (`repo::roles_of`, `orgs::member_roles`).
+
+/// The names among `$roles` that are no role of the app, read through `$conn` (a transaction),
+/// for the calls that grant roles (`repo::set_roles`, `orgs::add_member`).
+macro_rules! unknown_roles {
+    ($conn:expr, $roles:expr) => {{
+        let mut unknown = Vec::new();
+        for r in $roles {
+            let found: Option<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = $1")
+                .bind(r)
+                .fetch_optional(&mut *$conn)
+                .await?;
+            if found.is_none() {
+                unknown.push(r.clone());
+            }
+        }
+        unknown
+    }};
+}
 
 pub mod orgs;
 pub mod repo;

@@ -2,10 +2,8 @@
 //! and each member's roles there. A token for an organization carries `org_id`, `org_roles`
 //! and the permissions of those roles too.
 
-use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::Grants;
 use super::repo::{Changed, RoleError};
 use crate::on_db;
 use crate::store::{IdentityDb, Ts, is_unique_violation};
@@ -144,23 +142,6 @@ pub async fn members(
     Ok(out)
 }
 
-/// Checks that every role exists (inside `tx`'s connection).
-macro_rules! unknown_roles {
-    ($conn:expr, $roles:expr) => {{
-        let mut unknown = Vec::new();
-        for r in $roles {
-            let found: Option<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = $1")
-                .bind(r)
-                .fetch_optional(&mut *$conn)
-                .await?;
-            if found.is_none() {
-                unknown.push(r.clone());
-            }
-        }
-        unknown
-    }};
-}
-
 /// Adds `user` to the organization with `roles` (or, if a member already, sets the roles); says
 /// whether the membership is new and what changed.
 pub async fn add_member(
@@ -247,21 +228,4 @@ pub async fn member_roles(
         return Ok(None);
     }
     Ok(Some(rows.into_iter().flatten().collect()))
-}
-
-/// A membership row joined with a role it may hold: `(role, permissions)`, both absent for a
-/// member without roles.
-type MaybeRole = (Option<String>, Option<Json<Vec<String>>>);
-
-/// What `user`'s roles in the organization grant, in one query; `None` if not a member.
-pub async fn member_grants(db: &IdentityDb, org: Uuid, user: UserId) -> Result<Option<Grants>, sqlx::Error> {
-    let sql = "SELECT r.name, r.permissions FROM memberships m \
-        LEFT JOIN membership_roles mr ON mr.user_id = m.user_id AND mr.organization_id = m.organization_id \
-        LEFT JOIN roles r ON r.name = mr.role WHERE m.user_id = $1 AND m.organization_id = $2";
-    let rows: Vec<MaybeRole> = on_db!(db, p => sqlx::query_as(sql).bind(user).bind(org).fetch_all(p).await)?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let rows = rows.into_iter().filter_map(|(r, p)| Some((r?, p?))).collect();
-    Ok(Some(Grants::from_rows(rows)))
 }

@@ -2,7 +2,7 @@
 
 use sqlx::types::Json;
 
-use super::{Grants, Role};
+use super::Role;
 use crate::on_db;
 use crate::store::{IdentityDb, Ts, is_unique_violation};
 use crate::users::UserId;
@@ -151,13 +151,7 @@ pub async fn set_roles(
     wanted.dedup();
     let changed: Result<Changed, RoleError> = on_db!(db, p => async {
         let mut tx = p.begin().await?;
-        let mut unknown = Vec::new();
-        for r in &wanted {
-            let found: Option<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = $1").bind(r).fetch_optional(&mut *tx).await?;
-            if found.is_none() {
-                unknown.push(r.clone());
-            }
-        }
+        let unknown = unknown_roles!(tx, &wanted);
         if !unknown.is_empty() {
             return Err(RoleError::Unknown(unknown));
         }
@@ -177,15 +171,4 @@ pub async fn set_roles(
     }
     .await);
     changed
-}
-
-/// What the holder's roles grant, in one query.
-pub async fn grants_of(db: &IdentityDb, holder: Holder<'_>) -> Result<Grants, sqlx::Error> {
-    let (table, column) = holder.table();
-    let sql = format!(
-        "SELECT r.name, r.permissions FROM {table} g JOIN roles r ON r.name = g.role WHERE g.{column} = $1"
-    );
-    let rows: Vec<(String, Json<Vec<String>>)> =
-        on_db!(db, p => bind_holder!(sqlx::query_as(&sql), holder).fetch_all(p).await)?;
-    Ok(Grants::from_rows(rows))
 }
