@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::repo::{Changed, RoleError};
 use crate::on_db;
-use crate::store::{IdentityDb, Ts, is_unique_violation};
+use crate::store::{BeginWrite, IdentityDb, Ts, is_unique_violation};
 use crate::users::UserId;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -156,7 +156,7 @@ pub async fn add_member(
     wanted.dedup();
     let insert = "INSERT INTO memberships (user_id, organization_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     let done: Result<(bool, Changed), RoleError> = on_db!(db, p => async {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         let unknown = unknown_roles!(tx, &wanted);
         if !unknown.is_empty() {
             return Err(RoleError::Unknown(unknown));

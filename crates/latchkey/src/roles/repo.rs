@@ -4,7 +4,7 @@ use sqlx::types::Json;
 
 use super::Role;
 use crate::on_db;
-use crate::store::{IdentityDb, Ts, is_unique_violation};
+use crate::store::{BeginWrite, IdentityDb, Ts, is_unique_violation};
 use crate::users::UserId;
 
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +150,7 @@ pub async fn set_roles(
     wanted.sort();
     wanted.dedup();
     let changed: Result<Changed, RoleError> = on_db!(db, p => async {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         let unknown = unknown_roles!(tx, &wanted);
         if !unknown.is_empty() {
             return Err(RoleError::Unknown(unknown));

@@ -157,6 +157,37 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|e| e.is_unique_violation())
 }
 
+/// A transaction that will write. On SQLite it takes the write lock when it begins
+/// (`BEGIN IMMEDIATE`), so one that reads before it writes waits for other writers (busy
+/// timeout) instead of failing with `SQLITE_BUSY` when its read snapshot turns into a write;
+/// PostgreSQL begins as usual.
+pub trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
+    {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send
+    {
+        self.begin()
+    }
+}
+
 /// Whether a failure means a store is out of reach or cannot take writes now (down, timed
 /// out, disk full, read-only, dropped), rather than a fault in Latchkey: such a failure is a
 /// 503 in every surface (SPEC §5, §12), not a 500. Looks through the whole `source()` chain.

@@ -131,7 +131,7 @@ pub async fn create_user(
         VALUES ($1, $2, $3, $4, $5, $6)";
     let id = UserId::generate();
     let outcome: Result<(), sqlx::Error> = on_db!(db, p => {
-        let mut tx = p.begin().await?;
+        let mut tx = crate::store::BeginWrite::begin_write(p).await?;
         let mut status = new.status;
         let ticket: Option<(uuid::Uuid, Option<uuid::Uuid>)> = match invited {
             Invited::No => None,
